@@ -1,0 +1,229 @@
+"""Rule sets: every threshold and window of a guideline, loaded from `mappings/rulesets/*.yaml`.
+
+Code reads `ruleset.relapse.consecutive_days`, never a bare number. A rule set is immutable once
+loaded; `RuleSet.ref` ("id|version") labels every result it produces.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from fhir_ns.errors import ConfigError
+
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
+
+# Units a 24-h protein threshold may be stated in (per body size needs weight or BSA).
+Protein24hUnit = Literal["mg/d", "mg/m2/d", "mg/kg/d"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Threshold(_Frozen):
+    """A value in a unit and the comparison that meets it, e.g. `>= 200 mg/mmol`."""
+
+    unit: str
+    op: Literal["<", "<=", ">", ">="]
+    value: float
+
+    def met_by(self, x: float) -> bool:
+        return _OPS[self.op](x, self.value)
+
+    def __str__(self) -> str:
+        return f"{self.op} {self.value:g} {self.unit}"
+
+
+class GradeThreshold(_Frozen):
+    """A dipstick grade comparison, e.g. `>= 3+`."""
+
+    op: Literal["<", "<=", ">", ">="]
+    grade: str
+
+    def __str__(self) -> str:
+        return f"dipstick {self.op} {self.grade}"
+
+
+class ProteinuriaCriteria(_Frozen):
+    """Proteinuria thresholds; a measurement meets the criteria if it meets the one of its kind."""
+
+    upcr: list[Threshold] = Field(default_factory=list)
+    protein_24h: list[Threshold] = Field(default_factory=list)
+    dipstick: GradeThreshold | None = None
+
+    @model_validator(mode="after")
+    def _units(self) -> ProteinuriaCriteria:
+        for t in self.upcr:
+            if t.unit not in ("mg/mmol", "mg/mg"):
+                raise ValueError(f"UPCR threshold unit must be mg/mmol or mg/mg, not {t.unit}")
+        for t in self.protein_24h:
+            if t.unit not in ("mg/d", "mg/m2/d", "mg/kg/d"):
+                raise ValueError(f"24-h protein threshold unit must be mg/d, mg/m2/d or mg/kg/d, not {t.unit}")
+        return self
+
+
+class CompleteRemission(ProteinuriaCriteria):
+    dipstick_consecutive_days: int = 3
+    albumin: Threshold | None = None
+    stable_kidney_function_max_rise: float | None = None
+
+
+class PartialRemission(_Frozen):
+    """Proteinuria below nephrotic range but not in CR, plus the optional conditions below."""
+
+    albumin: Threshold | None = None
+    min_fall_from_presenting: float | None = None
+
+
+class Relapse(_Frozen):
+    proteinuria: ProteinuriaCriteria | None = None  # None: the nephrotic-range criteria
+    consecutive_days: int = 3
+    treated_relapse_counts: bool = True
+    treated_relapse_window_days: int = 7
+
+
+class BodyDose(_Frozen):
+    """A dose stated per body size, capped: min(per_m2 x BSA, max) or min(per_kg x weight, max)."""
+
+    mg_per_m2: float | None = None
+    mg_per_kg: float | None = None
+    max_mg: float | None = None
+
+
+class SteroidTrial(_Frozen):
+    assessment_day: int
+    assessment_window: tuple[int, int]
+    response: Literal["complete", "any"]
+    confirmation_until_day: int | None = None
+    start_lookback_days: int = 14
+
+
+class Steroid(_Frozen):
+    standard_daily: BodyDose
+    standard_alternate_day: BodyDose
+    adequate_fraction: float
+    trial: SteroidTrial
+    dependence_days_after_stop: int
+    high_dose_fraction: float
+
+
+class FrequentRelapseCriterion(_Frozen):
+    count: int
+    window_days: int
+    anchor: Literal["first-remission", "any"]
+
+
+class LevelRange(_Frozen):
+    low: float
+    high: float
+    unit: str = "ng/mL"
+
+
+class Nephrotoxicity(_Frozen):
+    rise_fraction: float
+    min_days_apart: int
+    baseline_lookback_days: int
+
+
+class Cni(_Frozen):
+    response_window_days: int
+    min_dose: dict[str, BodyDose] = Field(default_factory=dict)
+    target_levels: dict[str, LevelRange] = Field(default_factory=dict)
+    levels_in_range_fraction: float
+    stopped_early_days: int
+    nephrotoxicity: Nephrotoxicity
+
+
+class DoseRange(_Frozen):
+    drug: str
+    unit: Literal["mg/m2/d", "mg/kg/d", "mg/d"]
+    low: float
+    high: float
+    source: str = ""
+
+
+class MultidrugResistance(_Frozen):
+    window_days: int
+    min_classes: int
+    min_dose: dict[str, BodyDose] = Field(default_factory=dict)
+
+
+class Cyclophosphamide(_Frozen):
+    moderate_mg_per_kg: float
+    high_mg_per_kg: float
+
+
+class Ckd(_Frozen):
+    egfr_below: float
+    fall_fraction: float
+    persistence_days: int
+
+
+class Intolerance(_Frozen):
+    contraindications: list[str]
+
+
+class Population(_Frozen):
+    onset_age_min_years: float = 0
+    onset_age_max_years: float | None = None
+
+
+class RuleSet(_Frozen):
+    """One guideline's definitions as data."""
+
+    id: str
+    version: str
+    title: str
+    population: Population
+    default_for: Literal["child", "adult"] | None = None
+    sources: list[str]
+    notes: list[str] = Field(default_factory=list)
+    anthropometry_max_age_days: int
+    nephrotic: ProteinuriaCriteria
+    hypoalbuminaemia: Threshold
+    complete_remission: CompleteRemission
+    partial_remission: PartialRemission
+    relapse: Relapse
+    steroid: Steroid
+    frequent_relapse: list[FrequentRelapseCriterion]
+    cni: Cni
+    dose_ranges: list[DoseRange] = Field(default_factory=list)
+    multidrug: MultidrugResistance
+    cyclophosphamide: Cyclophosphamide
+    raas_persistent_proteinuria_days: int
+    ckd: Ckd
+    intolerance: Intolerance
+    monogenic_gene_concepts: list[str]
+    careplans: dict[str, list[str]]
+
+    @property
+    def ref(self) -> str:
+        """`id|version`, the label every result carries."""
+        return f"{self.id}|{self.version}"
+
+
+def load_rulesets(extra_dirs: tuple[Path, ...] = ()) -> dict[str, RuleSet]:
+    """All rule sets: the shipped ones, then `rulesets/*.yaml` of each site directory (same id replaces)."""
+    from fhir_ns.terminology import builtin_mappings_dir, load_yaml
+
+    out: dict[str, RuleSet] = {}
+    for directory in (builtin_mappings_dir(), *extra_dirs):
+        for path in sorted((directory / "rulesets").glob("*.yaml")):
+            try:
+                ruleset = RuleSet.model_validate(load_yaml(path))
+            except ValidationError as exc:
+                raise ConfigError(f"rule set {path.name} is invalid:\n{exc}") from exc
+            out[ruleset.id] = ruleset
+    if not out:
+        raise ConfigError("no rule sets found")
+    return out

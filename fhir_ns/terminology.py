@@ -1,0 +1,236 @@
+"""Code tables and units from `mappings/`: which codes mean which concept or drug, and how to convert.
+
+The built-in tables ship with the package; a site adds its own codes by putting files of the same
+shape in a directory passed as `--mappings DIR` (or FHIR_NS_MAPPINGS). Everything is data: this
+module only loads, checks and indexes it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fhir_ns.errors import ConfigError
+
+
+def builtin_mappings_dir() -> Path:
+    """The shipped `mappings/` directory (inside the wheel, or beside the package in a checkout)."""
+    packaged = Path(str(resources.files("fhir_ns"))) / "mappings"
+    if packaged.is_dir():
+        return packaged
+    checkout = Path(__file__).resolve().parent.parent / "mappings"
+    if checkout.is_dir():
+        return checkout
+    raise ConfigError("the built-in mappings directory is missing from this installation")
+
+
+def load_yaml(path: Path) -> Any:
+    try:
+        with path.open(encoding="utf-8") as fh:
+            return yaml.safe_load(fh)
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path.name}: cannot read mapping file: {exc}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class UnitRule:
+    family: str
+    factor: float
+
+
+@dataclass(frozen=True, slots=True)
+class Concept:
+    name: str
+    label: str
+    units: dict[str, UnitRule]
+    family_conversions: dict[tuple[str, str], float]
+    plausible: dict[str, tuple[float, float]]
+    ordinal: bool = False
+    genetic: bool = False
+
+    def unit_rule(self, unit: str | None) -> UnitRule | None:
+        if unit is None:
+            return None
+        return self.units.get(unit) or self.units.get(unit.replace(" ", ""))
+
+
+@dataclass(frozen=True, slots=True)
+class Drug:
+    name: str
+    drug_class: str
+    names: tuple[str, ...]
+    prednisone_equivalent: float | None
+
+
+@dataclass(slots=True)
+class Terminology:
+    """All code tables, indexed for lookup by (system, code)."""
+
+    concepts: dict[str, Concept]
+    drugs: dict[str, Drug]
+    steroid_sparing_classes: frozenset[str]
+    observation_codes: dict[tuple[str, str], str] = field(default_factory=dict)
+    condition_codes: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict)
+    medication_codes: dict[tuple[str, str], str] = field(default_factory=dict)
+    atc_prefixes: list[tuple[str, str]] = field(default_factory=list)
+    gene_codes: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
+    dipstick_grades: list[str] = field(default_factory=list)
+    dipstick_synonyms: dict[str, int] = field(default_factory=dict)
+    dipstick_codes: dict[tuple[str, str], int] = field(default_factory=dict)
+    dipstick_mg_dl_bounds: list[tuple[float, int]] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+
+    # -- lookups -------------------------------------------------------------------------------
+    def grade_index(self, name: str) -> int:
+        try:
+            return self.dipstick_grades.index(name)
+        except ValueError as exc:
+            raise ConfigError(f"unknown dipstick grade {name!r}; known: {', '.join(self.dipstick_grades)}") from exc
+
+    def grade_from_text(self, text: str) -> int | None:
+        return self.dipstick_synonyms.get(_norm(text))
+
+    def grade_from_mg_dl(self, value: float) -> int:
+        grade = 0
+        for bound, index in self.dipstick_mg_dl_bounds:
+            if value >= bound:
+                grade = index
+        return grade
+
+    def drug_for_code(self, system: str, code: str) -> str | None:
+        drug = self.medication_codes.get((system, code))
+        if drug is None and system == ATC:
+            for prefix, name in self.atc_prefixes:
+                if code.startswith(prefix):
+                    return name
+        return drug
+
+    def drug_for_text(self, text: str) -> str | None:
+        lowered = text.lower()
+        best: tuple[int, str] | None = None
+        for drug in self.drugs.values():
+            for name in drug.names:
+                if name in lowered and (best is None or len(name) > best[0]):
+                    best = (len(name), drug.name)
+        return best[1] if best else None
+
+    # -- loading ---------------------------------------------------------------------------------
+    def _add_code_file(self, path: Path) -> None:
+        data = load_yaml(path) or {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path.name}: a code table must be a mapping with observations/conditions/medications/genes")
+        known = {"observations", "conditions", "medications", "atc_prefixes", "genes"}
+        unknown = set(data) - known
+        if unknown:
+            raise ConfigError(f"{path.name}: unknown section(s) {sorted(unknown)}; expected some of {sorted(known)}")
+        for row in data.get("observations") or []:
+            concept = _field(row, "concept", path)
+            if concept not in self.concepts:
+                raise ConfigError(f"{path.name}: code {row.get('code')} maps to unknown concept {concept!r}")
+            self.observation_codes[(_field(row, "system", path), str(_field(row, "code", path)))] = concept
+        for row in data.get("conditions") or []:
+            self.condition_codes[(_field(row, "system", path), str(_field(row, "code", path)))] = frozenset(
+                _field(row, "concepts", path)
+            )
+        for row in data.get("medications") or []:
+            drug = _field(row, "drug", path)
+            if drug not in self.drugs:
+                raise ConfigError(f"{path.name}: code {row.get('code')} maps to unknown drug {drug!r}")
+            self.medication_codes[(_field(row, "system", path), str(_field(row, "code", path)))] = drug
+        for row in data.get("atc_prefixes") or []:
+            self.atc_prefixes.append((str(_field(row, "prefix", path)), _field(row, "drug", path)))
+        for row in data.get("genes") or []:
+            key = (_field(row, "system", path), str(_field(row, "code", path)))
+            self.gene_codes[key] = (_field(row, "concept", path), str(row.get("display", key[1])))
+        self.sources.append(path.name)
+
+
+ATC = "http://www.whocc.no/atc"
+
+
+def _norm(text: str) -> str:
+    return "".join(text.lower().split())
+
+
+def _field(row: Any, name: str, path: Path) -> Any:
+    if not isinstance(row, dict) or name not in row:
+        raise ConfigError(f"{path.name}: every row needs {name!r}: {row!r}")
+    return row[name]
+
+
+def _load_concepts(path: Path) -> dict[str, Concept]:
+    out: dict[str, Concept] = {}
+    for name, spec in (load_yaml(path) or {}).get("concepts", {}).items():
+        conversions = {
+            (c["from"], c["to"]): float(c["factor"]) for c in spec.get("family_conversions", []) or []
+        }
+        out[name] = Concept(
+            name=name,
+            label=spec.get("label", name),
+            units={u: UnitRule(r["family"], float(r["factor"])) for u, r in (spec.get("units") or {}).items()},
+            family_conversions=conversions,
+            plausible={f: (float(lo), float(hi)) for f, (lo, hi) in (spec.get("plausible") or {}).items()},
+            ordinal=bool(spec.get("ordinal", False)),
+            genetic=bool(spec.get("genetic", False)),
+        )
+    return out
+
+
+def _load_drugs(path: Path) -> tuple[dict[str, Drug], frozenset[str]]:
+    data = load_yaml(path) or {}
+    drugs = {
+        name: Drug(
+            name=name,
+            drug_class=spec["class"],
+            names=tuple(n.lower() for n in spec.get("names", [])),
+            prednisone_equivalent=spec.get("prednisone_equivalent"),
+        )
+        for name, spec in data.get("drugs", {}).items()
+    }
+    return drugs, frozenset(data.get("steroid_sparing_classes", []))
+
+
+def extra_mapping_dirs(explicit: tuple[str, ...] = ()) -> tuple[Path, ...]:
+    """Site mapping directories: those named on the command line, then FHIR_NS_MAPPINGS (os.pathsep list)."""
+    env = os.environ.get("FHIR_NS_MAPPINGS", "")
+    names = list(explicit) + [p for p in env.split(os.pathsep) if p]
+    dirs = []
+    for name in names:
+        path = Path(name)
+        if not path.is_dir():
+            raise ConfigError(f"mapping directory {name} does not exist")
+        dirs.append(path)
+    return tuple(dirs)
+
+
+@cache
+def load_terminology(extra_dirs: tuple[Path, ...] = ()) -> Terminology:
+    """Load the built-in tables, then each site directory's `*.yaml` code tables on top."""
+    base = builtin_mappings_dir()
+    concepts = _load_concepts(base / "concepts.yaml")
+    drugs, sparing = _load_drugs(base / "drugs.yaml")
+    term = Terminology(concepts=concepts, drugs=drugs, steroid_sparing_classes=sparing)
+    dip = load_yaml(base / "dipstick.yaml")
+    for index, grade in enumerate(dip["grades"]):
+        term.dipstick_grades.append(grade["name"])
+        for synonym in [grade["name"], *grade.get("synonyms", [])]:
+            term.dipstick_synonyms[_norm(str(synonym))] = index
+        for coded in grade.get("codes", []) or []:
+            system, _, code = str(coded).rpartition("|")
+            term.dipstick_codes[(system, code)] = index
+    term.dipstick_mg_dl_bounds = sorted(
+        (float(bound), term.grade_index(name)) for name, bound in dip["mg_per_dl_lower_bounds"].items()
+    )
+    for path in sorted((base / "codes").glob("*.yaml")):
+        term._add_code_file(path)
+    for directory in extra_dirs:
+        files = sorted(directory.glob("*.yaml")) + sorted((directory / "codes").glob("*.yaml"))
+        for path in files:
+            term._add_code_file(path)
+    return term
