@@ -80,6 +80,7 @@ class Terminology:
     medication_codes: dict[tuple[str, str], str] = field(default_factory=dict)
     atc_prefixes: list[tuple[str, str]] = field(default_factory=list)
     gene_codes: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
+    pathogenic_answers: set[tuple[str, str]] = field(default_factory=set)
     dipstick_grades: list[str] = field(default_factory=list)
     dipstick_synonyms: dict[str, int] = field(default_factory=dict)
     dipstick_codes: dict[tuple[str, str], int] = field(default_factory=dict)
@@ -125,7 +126,7 @@ class Terminology:
         data = load_yaml(path) or {}
         if not isinstance(data, dict):
             raise ConfigError(f"{path.name}: a code table must be a mapping with observations/conditions/medications/genes")
-        known = {"observations", "conditions", "medications", "atc_prefixes", "genes"}
+        known = {"observations", "conditions", "medications", "atc_prefixes", "genes", "pathogenic_answers"}
         unknown = set(data) - known
         if unknown:
             raise ConfigError(f"{path.name}: unknown section(s) {sorted(unknown)}; expected some of {sorted(known)}")
@@ -148,6 +149,8 @@ class Terminology:
         for row in data.get("genes") or []:
             key = (_field(row, "system", path), str(_field(row, "code", path)))
             self.gene_codes[key] = (_field(row, "concept", path), str(row.get("display", key[1])))
+        for row in data.get("pathogenic_answers") or []:
+            self.pathogenic_answers.add((_field(row, "system", path), str(_field(row, "code", path))))
         self.sources.append(path.name)
 
 
