@@ -1,0 +1,53 @@
+"""The project's own code systems (ns-classification, ns-finding), read from mappings/codesystems/."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import orjson
+
+from fhir_ns.errors import ConfigError
+from fhir_ns.terminology import builtin_mappings_dir
+
+DEFAULT_CANONICAL_BASE = "https://fhir-ns.example.org/fhir"
+
+
+@dataclass(frozen=True, slots=True)
+class CodeInfo:
+    system_id: str  # ns-classification | ns-finding
+    code: str
+    display: str
+    definition: str
+    severity: str
+    category: str
+
+
+@cache
+def code_systems() -> dict[str, dict[str, Any]]:
+    """The CodeSystem resources as shipped, by id."""
+    out = {}
+    for path in sorted((builtin_mappings_dir() / "codesystems").glob("*.json")):
+        resource = orjson.loads(path.read_bytes())
+        out[resource["id"]] = resource
+    return out
+
+
+@cache
+def catalogue() -> dict[str, CodeInfo]:
+    """Every ns-classification and ns-finding code with its display, default severity and v3 category."""
+    out: dict[str, CodeInfo] = {}
+    for system_id, resource in code_systems().items():
+        for concept in resource.get("concept", []):
+            props = {p["code"]: p.get("valueCode") for p in concept.get("property", [])}
+            out[concept["code"]] = CodeInfo(system_id, concept["code"], concept["display"], concept.get("definition", ""),
+                                            props.get("severity") or "moderate", props.get("category") or "OBSA")
+    return out
+
+
+def info(code: str) -> CodeInfo:
+    try:
+        return catalogue()[code]
+    except KeyError as exc:
+        raise ConfigError(f"code {code!r} is in neither ns-classification nor ns-finding") from exc

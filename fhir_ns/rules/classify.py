@@ -1,0 +1,382 @@
+"""Classification of a patient's course (RULES.md §3): a history of categories, each with its date and evidence."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from fhir_ns.rules.result import Classification, PatientResult
+from fhir_ns.ruleset import BodyDose
+from fhir_ns.rules.steroid import Response, TrialOutcome, evaluate_trial
+from fhir_ns.timeline.timeline import DrugExposure, Episode, Level, Relapse, Timeline
+
+REFRACTORY = ("srns-initial", "srns-secondary", "cni-resistant", "mdr-srns", "sdns", "frns")
+HISTOLOGY = {"histology-fsgs": "FSGS", "histology-membranous": "membranous nephropathy", "histology-c1q": "C1q nephropathy",
+             "histology-mpgn": "MPGN"}
+PSEUDO_TRIGGERS = {"infection": "an active infection", "non-adherence": "documented non-adherence"}
+CNI_COURSE_GAP_DAYS = 30
+
+
+def classify(tl: Timeline, result: PatientResult) -> dict[str, TrialOutcome]:
+    """Add every category the timeline meets to `result`; returns the steroid trial outcomes by episode start."""
+    add = _Adder(result)
+    outcomes: dict[str, TrialOutcome] = {}
+    if not tl.episodes:
+        add.insufficient(tl.as_of, "no nephrotic-range proteinuria and no nephrotic syndrome Condition on record "
+                                   f"up to {tl.as_of}", ())
+        _steroid_intolerance(tl, add)
+        return outcomes
+    initial = tl.episodes[0]
+    outcome = evaluate_trial(tl, initial, initial=True)
+    outcomes[str(initial.start)] = outcome
+    _initial_category(outcome, add)
+    sensitive = outcome.response in (Response.SENSITIVE, Response.LATE)
+    if sensitive:
+        _relapses(tl, outcomes, add)
+    _cni_response(tl, add)
+    _multidrug(tl, add)
+    _steroid_intolerance(tl, add)
+    _refractory_notes(tl, result)
+    result.classifications.sort(key=lambda c: (c.since, c.code))
+    return outcomes
+
+
+class _Adder:
+    def __init__(self, result: PatientResult) -> None:
+        self.result = result
+
+    def __call__(self, code: str, since: date, reason: str, evidence: Sequence[str]) -> None:
+        if code != "insufficient-data" and self.result.has(code):
+            return
+        self.result.classifications.append(Classification(code, since, reason, tuple(dict.fromkeys(evidence))))
+
+    def insufficient(self, since: date, reason: str, evidence: Sequence[str]) -> None:
+        self("insufficient-data", since, reason, evidence)
+
+
+INITIAL_CODES = {
+    Response.SENSITIVE: "ssns",
+    Response.LATE: "ssns-late-responder",
+    Response.PENDING_CONFIRMATION: "srns-pending-confirmation",
+    Response.RESISTANT: "srns-initial",
+}
+
+
+def _initial_category(outcome: TrialOutcome, add: _Adder) -> None:
+    code = INITIAL_CODES.get(outcome.response)
+    since = outcome.since or add.result.as_of
+    if code is not None:
+        add(code, since, outcome.reason, outcome.evidence)
+    elif outcome.response is Response.INADEQUATE:
+        add.insufficient(since, f"steroid response cannot be judged: the trial was under-dosed ({outcome.reason})",
+                         outcome.evidence)
+    else:
+        add.insufficient(since, f"steroid response cannot be judged: {outcome.reason}", outcome.evidence)
+
+
+def _relapses(tl: Timeline, outcomes: dict[str, TrialOutcome], add: _Adder) -> None:
+    rs = tl.ruleset
+    relapses: list[Relapse] = [e.relapse for e in tl.episodes[1:] if e.relapse is not None]
+    for episode in tl.episodes[1:]:
+        outcome = evaluate_trial(tl, episode, initial=False)
+        outcomes[str(episode.start)] = outcome
+        if outcome.response is Response.RESISTANT:
+            add("srns-secondary", outcome.since or episode.start,
+                f"earlier steroid-sensitive; relapse on {episode.start}: {outcome.reason}", outcome.evidence)
+    if not relapses:
+        return
+    first_remission = tl.episodes[0].remission
+    assert first_remission is not None
+    frequent = _frequent(tl, relapses, first_remission.on)
+    if frequent is not None:
+        add("frns", *frequent)
+    else:
+        add("infrequent-relapse", relapses[0].on,
+            f"{len(relapses)} relapse(s) since the first remission on {first_remission.on}, fewer than "
+            + " or ".join(f"{c.count} in {_span(c.window_days)}" for c in rs.frequent_relapse)
+            + f": {_relapse_list(relapses)}",
+            [s for r in relapses for s in r.sources])
+    dependent = _dependent(tl, relapses)
+    if dependent is not None:
+        add("sdns", *dependent)
+
+
+def _frequent(tl: Timeline, relapses: list[Relapse], first_remission: date) -> tuple[date, str, list[str]] | None:
+    best: tuple[date, str, list[str]] | None = None
+    for criterion in tl.ruleset.frequent_relapse:
+        window = timedelta(days=criterion.window_days)
+        if criterion.anchor == "first-remission":
+            inside = [r for r in relapses if first_remission < r.on <= first_remission + window]
+            hit = inside[: criterion.count] if len(inside) >= criterion.count else None
+            where = f"within {_span(criterion.window_days)} of the first remission ({first_remission})"
+        else:
+            hit = None
+            for i in range(len(relapses) - criterion.count + 1):
+                group = relapses[i : i + criterion.count]
+                if group[-1].on - group[0].on <= window:
+                    hit = group
+                    break
+            where = f"within {_span(criterion.window_days)}"
+        if hit and (best is None or hit[-1].on < best[0]):
+            best = (hit[-1].on, f"{len(hit)} relapses {where}: {_relapse_list(hit)}",
+                    [s for r in hit for s in r.sources])
+    return best
+
+
+def _dependent(tl: Timeline, relapses: list[Relapse]) -> tuple[date, str, list[str]] | None:
+    grace = tl.ruleset.steroid.dependence_days_after_stop
+    previous: tuple[Relapse, str, str] | None = None
+    for relapse in relapses:
+        on_steroid = _steroid_at(tl, relapse.on, grace)
+        if on_steroid is None:
+            previous = None
+            continue
+        words, source = on_steroid
+        if previous is not None:
+            first, first_words, first_source = previous
+            return (relapse.on,
+                    f"two consecutive relapses on steroid or within {grace} days of stopping: {first.on} ({first_words}) "
+                    f"and {relapse.on} ({words})",
+                    [*first.sources, first_source, *relapse.sources, source])
+        previous = (relapse, words, source)
+    return None
+
+
+def _steroid_at(tl: Timeline, day: date, grace: int) -> tuple[str, str] | None:
+    best: tuple[str, str] | None = None
+    for e in tl.glucocorticoids():
+        if e.start < day and (e.end is None or e.end >= day):
+            return f"while taking {e.drug} started {e.start}", e.source
+        if e.end is not None and e.end < day and (day - e.end).days <= grace:
+            best = (f"{(day - e.end).days} days after stopping {e.drug} on {e.end}", e.source)
+    return best
+
+
+@dataclass(slots=True)
+class CniCourse:
+    start: date
+    end: date | None
+    exposures: list[DrugExposure]
+
+    @property
+    def drugs(self) -> list[str]:
+        return sorted({e.drug for e in self.exposures})
+
+
+def cni_courses(tl: Timeline) -> list[CniCourse]:
+    """Calcineurin-inhibitor exposures joined into courses (gaps up to 30 days, switching CNI included)."""
+    courses: list[CniCourse] = []
+    for e in sorted(tl.of_class("calcineurin-inhibitor"), key=lambda x: x.start):
+        last = courses[-1] if courses else None
+        if last is not None and (last.end is None or e.start <= last.end + timedelta(days=CNI_COURSE_GAP_DAYS)):
+            last.exposures.append(e)
+            last.end = None if last.end is None or e.end is None else max(last.end, e.end)
+        else:
+            courses.append(CniCourse(e.start, e.end, [e]))
+    return courses
+
+
+def cni_adequacy(tl: Timeline, exposures: list[DrugExposure], start: date, days: int,
+                 min_dose: dict[str, BodyDose] | None = None) -> tuple[bool | None, str, tuple[str, ...]]:
+    """Adequate CNI exposure over a window: the dose at the rule set's minimum, or troughs mostly in range."""
+    rs = tl.ruleset.cni
+    minimum = min_dose if min_dose is not None else rs.min_dose
+    words: list[str] = []
+    sources: list[str] = []
+    dose_known = False
+    for drug in sorted({e.drug for e in exposures}):
+        spec = minimum.get(drug)
+        if spec is None:
+            continue
+        mine = [e for e in exposures if e.drug == drug]
+        mean, mean_sources = tl.mean_daily_dose(mine, max(start, mine[0].start),
+                                                max(1, (min(mine[-1].end or tl.as_of, start + timedelta(days=days - 1))
+                                                        - max(start, mine[0].start)).days + 1))
+        need = tl.body_dose(spec.mg_per_m2, spec.mg_per_kg, None, max(start, mine[0].start))
+        if mean is None or need is None:
+            continue
+        dose_known = True
+        per = need.unit.split("(")[1].rstrip(")")
+        ok = mean >= need.value
+        words.append(f"{drug} mean {mean:.0f} mg/day vs minimum {need.value:.0f} mg/day ({per})")
+        sources += [*mean_sources, *need.sources]
+        if ok:
+            return True, words[-1], tuple(sources)
+    levels_in, levels_all, level_sources = 0, 0, []
+    end = start + timedelta(days=days)
+    for drug in sorted({e.drug for e in exposures}):
+        target = rs.target_levels.get(drug)
+        if target is None:
+            continue
+        for m in tl.measurements.get(f"{drug}-level", []):
+            if start <= m.on <= end:
+                levels_all += 1
+                levels_in += int(target.low <= m.value <= target.high)
+                level_sources.append(m.source)
+    if levels_all:
+        share = levels_in / levels_all
+        words.append(f"{levels_in} of {levels_all} trough levels within target")
+        sources += level_sources
+        if share >= rs.levels_in_range_fraction:
+            return True, "; ".join(words), tuple(sources)
+    if not dose_known and not levels_all:
+        return None, "neither the dose per body size nor trough levels are recorded", tuple(e.source for e in exposures)
+    return False, "; ".join(words), tuple(sources)
+
+
+def _cni_response(tl: Timeline, add: _Adder) -> None:
+    window = tl.ruleset.cni.response_window_days
+    for course in cni_courses(tl):
+        if tl.in_remission_on(course.start):
+            add.result.notes.append(f"CNI course from {course.start} started in remission (steroid-sparing use); "
+                                    "CNI response not judged")
+            continue
+        evidence = [e.source for e in course.exposures]
+        episode = next((e for e in reversed(tl.episodes) if e.start <= course.start), None)
+        end = course.start + timedelta(days=window)
+        response = _first_response(tl, course.start, min(end, tl.as_of), episode)
+        if response is not None:
+            day, words, sources = response
+            add("cni-responsive", day,
+                f"{' and '.join(course.drugs)} from {course.start}: {words} on {day}, day {(day - course.start).days} "
+                f"(within {_span(window)})", [*evidence, *sources])
+            continue
+        if tl.as_of < end:
+            add.result.notes.append(f"CNI course from {course.start}: no remission yet; response is judged at "
+                                    f"{_span(window)} ({end})")
+            continue
+        adequate, words, sources = cni_adequacy(tl, course.exposures, course.start, window)
+        late = tl.readings_between(course.start + timedelta(days=window // 2), end)
+        if adequate is None:
+            add.insufficient(end, f"CNI response cannot be judged for the course from {course.start}: {words}",
+                             [*evidence, *sources])
+        elif not adequate:
+            add.insufficient(end, f"CNI course from {course.start} was not at adequate dose or level ({words}); "
+                                  "resistance cannot be concluded", [*evidence, *sources])
+        elif not late:
+            add.insufficient(end, f"no proteinuria value in the second half of the CNI course's first "
+                                  f"{_span(window)} ({course.start + timedelta(days=window // 2)} to {end})", evidence)
+        else:
+            add("cni-resistant", end,
+                f"no partial or complete remission after {_span(window)} of {' and '.join(course.drugs)} from "
+                f"{course.start} at adequate exposure ({words}); latest {late[-1].text} on {late[-1].on}",
+                [*evidence, *sources, *late[-1].sources])
+
+
+def _first_response(tl: Timeline, start: date, end: date, episode: Episode | None) -> tuple[date, str, tuple[str, ...]] | None:
+    """First CR or PR in (start, end]."""
+    for reading in tl.readings_between(start + timedelta(days=1), end):
+        if reading.level is Level.REMISSION:
+            return reading.on, f"remission-range {reading.text}", reading.sources
+        partial, words, sources = tl.partial_remission(reading, episode)
+        if partial:
+            return reading.on, f"partial remission ({words})", sources
+    return None
+
+
+def _multidrug(tl: Timeline, add: _Adder) -> None:
+    resistant = [c for c in add.result.classifications if c.code in ("srns-initial", "srns-secondary")]
+    if not resistant:
+        return
+    rs = tl.ruleset.multidrug
+    sparing = [e for e in tl.exposures if e.drug_class in tl.terminology.steroid_sparing_classes
+               and e.start >= tl.episodes[0].start]
+    if not sparing:
+        return
+    s0 = min(e.start for e in sparing)
+    end = s0 + timedelta(days=rs.window_days)
+    in_window = [e for e in sparing if e.start <= end]
+    if tl.as_of < end:
+        return
+    classes: dict[str, list[str]] = {}
+    unknown: list[str] = []
+    evidence: list[str] = []
+    for drug_class in sorted({e.drug_class for e in in_window}):
+        mine = [e for e in in_window if e.drug_class == drug_class]
+        if drug_class == "calcineurin-inhibitor":
+            ok, words, sources = cni_adequacy(tl, mine, s0, rs.window_days, dict(rs.min_dose))
+        else:
+            ok, words, sources = _standard_dose(tl, mine, rs.min_dose)
+        if ok:
+            classes[drug_class] = [words]
+            evidence += sources
+        elif ok is None:
+            unknown.append(f"{drug_class} ({words})")
+    if len(classes) < rs.min_classes:
+        if unknown and len(classes) + len(unknown) >= rs.min_classes:
+            add.insufficient(end, "multidrug resistance cannot be judged: " + "; ".join(unknown),
+                             [e.source for e in in_window])
+        return
+    remission = next((r for r in tl.readings_between(s0, end) if r.level is Level.REMISSION), None)
+    late = tl.readings_between(end - timedelta(days=90), end)
+    if remission is not None:
+        return
+    if not late:
+        add.insufficient(end, f"no proteinuria value in the last 90 days of the {_span(rs.window_days)} of "
+                              f"steroid-sparing treatment from {s0}", evidence)
+        return
+    add("mdr-srns", end,
+        f"no complete remission after {_span(rs.window_days)} of {len(classes)} mechanistically different "
+        f"steroid-sparing agents from {s0} ({'; '.join(w for ws in classes.values() for w in ws)}); latest "
+        f"{late[-1].text} on {late[-1].on}", [*evidence, *late[-1].sources])
+
+
+def _standard_dose(tl: Timeline, exposures: list[DrugExposure], min_dose: dict[str, BodyDose]) -> tuple[bool | None, str, tuple[str, ...]]:
+    drug = exposures[0].drug
+    spec = min_dose.get(drug)
+    if spec is None:
+        return True, f"{drug} given ({len(exposures)} record(s); no minimum dose in the rule set)", \
+            tuple(e.source for e in exposures)
+    first = exposures[0]
+    dose = tl.daily_dose(first, first.start, "mg/d")
+    need = tl.body_dose(spec.mg_per_m2, spec.mg_per_kg, None, first.start)
+    if dose is None or need is None:
+        return None, f"{drug} dose per body size unknown", (first.source,)
+    ok = dose.value >= need.value
+    return ok, f"{drug} {dose.value:.0f} mg/day vs standard {need.value:.0f} mg/day", (*dose.sources, *need.sources)
+
+
+def _steroid_intolerance(tl: Timeline, add: _Adder) -> None:
+    contraindications = set(tl.ruleset.intolerance.contraindications)
+    onset = tl.episodes[0].start if tl.episodes else None
+    if onset is None:
+        return
+    for condition in tl.conditions:
+        hits = condition.concepts & contraindications
+        if not hits:
+            continue
+        day = max(onset, condition.onset or onset)
+        if not condition.active_on(day):
+            continue
+        names = ", ".join(sorted(hits)).replace("-", " ")
+        add("steroid-intolerant", day,
+            f"{names} active from {condition.onset or 'an unrecorded date'} ({condition.source}) contraindicates "
+            f"high-dose steroid; nephrotic syndrome since {onset}", [condition.source, *tl.episodes[0].start_sources])
+
+
+def _refractory_notes(tl: Timeline, result: PatientResult) -> None:
+    refractory = [c for c in result.classifications if c.code in REFRACTORY]
+    if not refractory:
+        return
+    for concept, name in HISTOLOGY.items():
+        for condition in tl.conditions:
+            if concept in condition.concepts:
+                result.notes.append(f"true refractory: {name} on histology ({condition.source})")
+    for concept, words in PSEUDO_TRIGGERS.items():
+        for condition in tl.conditions:
+            if concept in condition.concepts and any(condition.active_on(c.since) for c in refractory):
+                result.notes.append(f"possible pseudo-refractory: {words} ({condition.source}); remove the trigger "
+                                    "and re-evaluate")
+
+
+def _span(days: int) -> str:
+    if days in (182, 183):
+        return "6 months"
+    if days == 365:
+        return "12 months"
+    return f"{days} days"
+
+
+def _relapse_list(relapses: Sequence[Relapse]) -> str:
+    return ", ".join(f"{r.on}{' (treated)' if r.treated else ''}" for r in relapses)

@@ -1,0 +1,219 @@
+"""Safety and monitoring findings (RULES.md §4), each with its evidence and one sentence with the numbers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, timedelta
+
+from fhir_ns.catalogue import info
+from fhir_ns.rules.classify import cni_courses
+from fhir_ns.rules.result import Finding, PatientResult
+from fhir_ns.rules.steroid import Response, TrialOutcome
+from fhir_ns.timeline.formulas import gfr_category
+from fhir_ns.timeline.timeline import Level, Timeline
+
+
+def find(tl: Timeline, result: PatientResult, trials: dict[str, TrialOutcome]) -> None:
+    """Add every finding the timeline shows to `result`."""
+    for check in (_inadequate_trials, _cni_levels, _cni_nephrotoxicity, _cni_stopped_early, _cyclophosphamide,
+                  _dose_ranges, _raas, _ckd, _monogenic, _steroid_intolerance):
+        check(tl, result, trials)
+    result.findings.sort(key=lambda f: (f.since, f.code))
+
+
+def _add(result: PatientResult, code: str, since: date, reason: str, evidence: Sequence[str],
+         severity: str | None = None, category: str | None = None, implicated: Sequence[str] = ()) -> None:
+    meta = info(code)
+    result.findings.append(Finding(code, severity or meta.severity, category or meta.category, since, reason,
+                                   tuple(dict.fromkeys(evidence)), tuple(dict.fromkeys(implicated))))
+
+
+def _inadequate_trials(tl: Timeline, result: PatientResult, trials: dict[str, TrialOutcome]) -> None:
+    for outcome in trials.values():
+        if outcome.response is Response.INADEQUATE and outcome.since is not None and outcome.course is not None:
+            category = "DOSELINDW" if outcome.dose_basis == "per kg" else "DOSELINDSA"
+            _add(result, "inadequate-steroid-trial", outcome.since,
+                 f"{outcome.course.drug} course started {outcome.course.start}: {outcome.reason}; steroid resistance "
+                 "cannot be concluded from it", outcome.evidence, category=category,
+                 implicated=[outcome.course.source])
+
+
+def _cni_levels(tl: Timeline, result: PatientResult, _: object) -> None:
+    for drug, target in sorted(tl.ruleset.cni.target_levels.items()):
+        on_drug = [e for e in tl.exposures if e.drug == drug]
+        levels = [m for m in tl.measurements.get(f"{drug}-level", []) if any(e.covers(m.on) for e in on_drug)]
+        outside = [m for m in levels if not target.low <= m.value <= target.high]
+        if not outside:
+            continue
+        latest = outside[-1]
+        direction = "high" if latest.value > target.high else "low"
+        _add(result, "cni-level-out-of-range", outside[0].on,
+             f"{len(outside)} of {len(levels)} {drug} levels taken on treatment were outside the target "
+             f"{target.low:g}-{target.high:g} {target.unit} (latest {latest.value:g} {target.unit} on {latest.on}, {direction})",
+             [m.source for m in outside], implicated=[e.source for e in on_drug])
+
+
+def _cni_nephrotoxicity(tl: Timeline, result: PatientResult, _: object) -> None:
+    spec = tl.ruleset.cni.nephrotoxicity
+    for course in cni_courses(tl):
+        baseline = tl.latest_before("creatinine", course.start, spec.baseline_lookback_days)
+        if baseline is None:
+            continue
+        limit = baseline.value * (1 + spec.rise_fraction)
+        during = [m for m in tl.measurements.get("creatinine", [])
+                  if course.start < m.on and (course.end is None or m.on <= course.end)]
+        high = [m for m in during if m.value > limit]
+        for i, first in enumerate(high):
+            later = next((m for m in high[i + 1:] if (m.on - first.on).days >= spec.min_days_apart
+                          and m.value >= first.value), None)
+            if later is None:
+                continue
+            rise = later.value / baseline.value - 1
+            _add(result, "cni-nephrotoxicity", later.on,
+                 f"creatinine {first.value:.0f} umol/L on {first.on} and {later.value:.0f} umol/L on {later.on} "
+                 f"({(later.on - first.on).days} days apart, not falling), {rise:.0%} above the pre-CNI baseline "
+                 f"{baseline.value:.0f} umol/L of {baseline.on} (limit {spec.rise_fraction:.0%})",
+                 [baseline.source, first.source, later.source], implicated=[e.source for e in course.exposures])
+            break
+
+
+def _cni_stopped_early(tl: Timeline, result: PatientResult, _: object) -> None:
+    minimum = tl.ruleset.cni.stopped_early_days
+    for course in cni_courses(tl):
+        if course.end is None or course.end >= tl.as_of:
+            continue
+        days = (course.end - course.start).days + 1
+        if days >= minimum:
+            continue
+        responded = next((r for r in tl.readings_between(course.start, course.end) if r.level is Level.REMISSION), None)
+        if responded is None:
+            partial = [r for r in tl.readings_between(course.start, course.end) if tl.partial_remission(r, None)[0]]
+            responded = partial[0] if partial else None
+        if responded is None:
+            continue
+        _add(result, "cni-stopped-early", course.end,
+             f"{' and '.join(course.drugs)} stopped on {course.end} after {days} days (less than {minimum} days) although "
+             f"the patient responded ({responded.text} on {responded.on})",
+             [*(e.source for e in course.exposures), *responded.sources], implicated=[e.source for e in course.exposures])
+
+
+def _cyclophosphamide(tl: Timeline, result: PatientResult, _: object) -> None:
+    spec = tl.ruleset.cyclophosphamide
+    exposures = [e for e in tl.exposures if e.drug == "cyclophosphamide"]
+    if not exposures:
+        return
+    total = 0.0
+    sources: list[str] = []
+    crossed: dict[str, date] = {}
+    for e in exposures:
+        days = 1 if e.single_administration else ((e.end or tl.as_of) - e.start).days + 1
+        dose = tl.daily_dose(e, e.start, "mg/kg/d")
+        if dose is None:
+            result.notes.append(f"cumulative cyclophosphamide not computed: no dose or no weight for {e.source}")
+            return
+        total += dose.value * days
+        sources += dose.sources
+        for level, limit in (("moderate", spec.moderate_mg_per_kg), ("high", spec.high_mg_per_kg)):
+            if total > limit and level not in crossed:
+                crossed[level] = e.end or e.start
+    if not crossed:
+        return
+    severity = "high" if "high" in crossed else "moderate"
+    limit = spec.high_mg_per_kg if severity == "high" else spec.moderate_mg_per_kg
+    _add(result, "cyclophosphamide-cumulative-dose", crossed["moderate"],
+         f"cumulative cyclophosphamide {total:.0f} mg/kg over {len(exposures)} record(s) exceeds {limit:g} mg/kg "
+         f"({severity}; limits {spec.moderate_mg_per_kg:g} and {spec.high_mg_per_kg:g} mg/kg)",
+         sources, severity=severity, implicated=[e.source for e in exposures])
+
+
+def _dose_ranges(tl: Timeline, result: PatientResult, _: object) -> None:
+    for spec in tl.ruleset.dose_ranges:
+        for e in (x for x in tl.exposures if x.drug == spec.drug and not x.single_administration):
+            dose = tl.daily_dose(e, e.start, spec.unit)
+            if dose is None or spec.low <= dose.value <= spec.high:
+                continue
+            low = dose.value < spec.low
+            per_size = "SA" if spec.unit == "mg/m2/d" else "W"
+            category = f"DOSE{'L' if low else 'H'}IND{per_size}"
+            _add(result, "dose-out-of-range", e.start,
+                 f"{e.drug} {dose.value:.0f} {spec.unit} from {e.start} is {'below' if low else 'above'} the range "
+                 f"{spec.low:g}-{spec.high:g} {spec.unit} ({spec.source})",
+                 dose.sources, category=category, implicated=[e.source])
+
+
+def _raas(tl: Timeline, result: PatientResult, _: object) -> None:
+    days = tl.ruleset.raas_persistent_proteinuria_days
+    assessable = [r for r in tl.readings if r.level is not Level.UNKNOWN]
+    if not assessable or assessable[-1].level is Level.REMISSION:
+        return
+    start = len(assessable) - 1
+    while start > 0 and assessable[start - 1].level is not Level.REMISSION:
+        start -= 1
+    first, last = assessable[start], assessable[-1]
+    if (last.on - first.on).days < days:
+        return
+    blockers = [e for e in tl.of_class("raas-blocker") if e.start <= last.on and (e.end is None or e.end >= first.on)]
+    if blockers:
+        return
+    _add(result, "no-raas-blockade", first.on + timedelta(days=days),
+         f"proteinuria outside remission for {(last.on - first.on).days} days ({first.text} on {first.on} to "
+         f"{last.text} on {last.on}) with no ACE inhibitor or ARB recorded (threshold {days} days)",
+         [*first.sources, *last.sources])
+
+
+def _ckd(tl: Timeline, result: PatientResult, _: object) -> None:
+    spec = tl.ruleset.ckd
+    series = tl.egfr_series()
+    if len(series) < 2:
+        return
+    baseline = series[0]
+    for i, (day, value, sources, how) in enumerate(series):
+        low_now = value < spec.egfr_below
+        fallen = value <= baseline[1] * (1 - spec.fall_fraction)
+        if not (low_now or fallen):
+            continue
+        for later_day, later, later_sources, later_how in series[i + 1:]:
+            if (later_day - day).days < spec.persistence_days:
+                continue
+            still_low = later < spec.egfr_below if low_now else later <= baseline[1] * (1 - spec.fall_fraction)
+            if not still_low:
+                break
+            why = (f"below {spec.egfr_below:g}" if low_now else
+                   f"{1 - later / baseline[1]:.0%} below the baseline {baseline[1]:.0f} of {baseline[0]}")
+            _add(result, "ckd-progression", later_day,
+                 f"eGFR {value:.0f} ({how}) on {day} and {later:.0f} ({later_how}, {gfr_category(later)}) on "
+                 f"{later_day}, {why}, for at least {spec.persistence_days} days",
+                 [*baseline[2], *sources, *later_sources])
+            return
+
+
+def _monogenic(tl: Timeline, result: PatientResult, _: object) -> None:
+    wanted = set(tl.ruleset.monogenic_gene_concepts)
+    for g in tl.facts.genetics:
+        if g.on <= tl.as_of and g.pathogenic and g.gene_concepts & wanted:
+            _add(result, "monogenic-disease", g.on,
+                 f"pathogenic variant in {', '.join(g.genes)} (podocyte gene) reported on {g.on}: immunosuppression "
+                 "is unlikely to help", [g.source])
+            return
+
+
+def _steroid_intolerance(tl: Timeline, result: PatientResult, _: object) -> None:
+    contraindications = set(tl.ruleset.intolerance.contraindications)
+    fraction = tl.ruleset.steroid.high_dose_fraction
+    for condition in tl.conditions:
+        hits = condition.concepts & contraindications
+        if not hits:
+            continue
+        for e in tl.glucocorticoids():
+            day = max(e.start, condition.onset or e.start)
+            if not (e.covers(day) and condition.active_on(day)):
+                continue
+            dose = tl.daily_dose(e, day, "mg/d", prednisone_equivalent=True)
+            standard = tl.standard_steroid_dose(day)
+            if dose is None or standard is None or dose.value < fraction * standard.value:
+                continue
+            _add(result, "steroid-intolerance", day,
+                 f"{e.drug} {dose.value:.0f} mg/day (at least {fraction:.0%} of the standard {standard.value:.0f} mg/day) "
+                 f"given on {day} while {', '.join(sorted(hits)).replace('-', ' ')} was active ({condition.source})",
+                 [condition.source, *dose.sources, *standard.sources], implicated=[e.source])
+            return

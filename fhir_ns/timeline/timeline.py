@@ -1,0 +1,475 @@
+"""A patient's timeline under one rule set, as of one date: readings, body size, doses and episodes.
+
+Everything here is derived from `PatientFacts` with the rule set's parameters; each derived fact keeps
+the sources it rests on. Nothing after `as_of` is seen.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, timedelta
+from enum import Enum
+
+from fhir_ns.ruleset import GradeThreshold, ProteinuriaCriteria, RuleSet, Threshold
+from fhir_ns.terminology import Terminology
+from fhir_ns.timeline.formulas import bsa_mosteller, ckd_epi_2021, schwartz_bedside
+from fhir_ns.timeline.model import ConditionFact, DrugExposure, Measurement, PatientFacts
+
+PROTEINURIA = ("upcr", "protein-24h", "dipstick")
+_FAMILY_LABEL = {"upcr": "UPCR", "protein-24h": "24-h protein", "dipstick": "dipstick"}
+
+
+class Level(Enum):
+    """Where a proteinuria reading stands against the rule set."""
+
+    NEPHROTIC = "nephrotic-range"
+    REMISSION = "remission-range"
+    INTERMEDIATE = "between remission and nephrotic range"
+    UNKNOWN = "not assessable"
+
+
+@dataclass(frozen=True, slots=True)
+class BodySize:
+    weight_kg: float | None
+    height_cm: float | None
+    sources: tuple[str, ...]
+
+    @property
+    def bsa_m2(self) -> float | None:
+        if self.weight_kg is None or self.height_cm is None:
+            return None
+        return bsa_mosteller(self.height_cm, self.weight_kg)
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """A proteinuria measurement judged against the rule set: its level and the words for it."""
+
+    measurement: Measurement
+    level: Level
+    text: str  # "UPCR 250 mg/mmol (nephrotic-range: >= 200 mg/mmol)"
+    sources: tuple[str, ...]
+
+    @property
+    def on(self) -> date:
+        return self.measurement.on
+
+
+@dataclass(frozen=True, slots=True)
+class Remission:
+    on: date
+    complete: bool
+    text: str
+    sources: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Relapse:
+    on: date
+    treated: bool
+    text: str
+    sources: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class Episode:
+    """Active disease from onset or a relapse until complete remission (if any)."""
+
+    start: date
+    start_text: str
+    start_sources: tuple[str, ...]
+    presenting: Reading | None
+    relapse: Relapse | None = None
+    remission: Remission | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Dose:
+    """A daily dose in one basis, with the sources (exposure, weight, height) it rests on."""
+
+    value: float
+    unit: str  # "mg/d", "mg/kg/d", "mg/m2/d"
+    sources: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return f"{self.value:.0f} {self.unit}" if self.value >= 10 else f"{self.value:.2g} {self.unit}"
+
+
+@dataclass(slots=True)
+class Timeline:
+    facts: PatientFacts
+    ruleset: RuleSet
+    terminology: Terminology
+    as_of: date
+    measurements: dict[str, list[Measurement]] = field(default_factory=dict)
+    exposures: list[DrugExposure] = field(default_factory=list)
+    conditions: list[ConditionFact] = field(default_factory=list)
+    readings: list[Reading] = field(default_factory=list)
+    episodes: list[Episode] = field(default_factory=list)
+    onset_note: str = ""
+
+    @classmethod
+    def build(cls, facts: PatientFacts, ruleset: RuleSet, terminology: Terminology, as_of: date) -> Timeline:
+        tl = cls(facts, ruleset, terminology, as_of)
+        for m in facts.measurements:
+            if m.on <= as_of:
+                tl.measurements.setdefault(m.concept, []).append(m)
+        for e in facts.exposures:
+            if e.start <= as_of:
+                tl.exposures.append(e if e.end is None or e.end <= as_of else replace(e, end=as_of))
+        tl.conditions = [c for c in facts.conditions if c.onset is None or c.onset <= as_of]
+        tl.readings = [tl.judge(m) for c in PROTEINURIA for m in tl.measurements.get(c, [])]
+        tl.readings.sort(key=lambda r: (r.on, r.measurement.source))
+        tl.episodes = tl._episodes()
+        return tl
+
+    # -- people ----------------------------------------------------------------------------------
+    def age_years(self, day: date) -> float | None:
+        if self.facts.birth_date is None:
+            return None
+        return (day - self.facts.birth_date).days / 365.25
+
+    def body_size(self, day: date) -> BodySize:
+        """Weight and height nearest before `day` within the rule set's window (None when too old)."""
+        window = timedelta(days=self.ruleset.anthropometry_max_age_days)
+        found: dict[str, Measurement] = {}
+        for concept in ("weight", "height"):
+            series = self.measurements.get(concept, [])
+            index = bisect_right([m.on for m in series], day)
+            if index and day - series[index - 1].on <= window:
+                found[concept] = series[index - 1]
+        w, h = found.get("weight"), found.get("height")
+        return BodySize(w.value if w else None, h.value if h else None, tuple(m.source for m in found.values()))
+
+    # -- proteinuria -----------------------------------------------------------------------------
+    def judge(self, m: Measurement, criteria: ProteinuriaCriteria | None = None) -> Reading:
+        """Judge a proteinuria reading: nephrotic, remission range, in between, or not assessable."""
+        rs = self.ruleset
+        label = _FAMILY_LABEL[m.concept]
+        shown = self.show(m)
+        if criteria is not None:
+            met, why, extra = self._meets(m, criteria)
+            level = Level.NEPHROTIC if met else (Level.UNKNOWN if met is None else Level.INTERMEDIATE)
+            return Reading(m, level, f"{label} {shown} ({why})", (m.source, *extra))
+        nephrotic, why_n, extra_n = self._meets(m, rs.nephrotic)
+        if nephrotic:
+            return Reading(m, Level.NEPHROTIC, f"{label} {shown} (nephrotic range: {why_n})", (m.source, *extra_n))
+        remission, why_r, extra_r = self._meets(m, rs.complete_remission)
+        if remission:
+            return Reading(m, Level.REMISSION, f"{label} {shown} (remission range: {why_r})", (m.source, *extra_r))
+        if nephrotic is None or remission is None:
+            why = why_n if nephrotic is None else why_r
+            return Reading(m, Level.UNKNOWN, f"{label} {shown} (not assessable: {why})", (m.source,))
+        return Reading(m, Level.INTERMEDIATE, f"{label} {shown} (below nephrotic range, above remission)",
+                       (m.source, *extra_n, *extra_r))
+
+    def show(self, m: Measurement) -> str:
+        if m.unit == "grade":
+            return self.terminology.dipstick_grades[int(m.value)]
+        return f"{m.value:.3g} {m.unit}" if m.value < 1000 else f"{m.value:.0f} {m.unit}"
+
+    def _meets(self, m: Measurement, criteria: ProteinuriaCriteria) -> tuple[bool | None, str, tuple[str, ...]]:
+        """(met?, the threshold used in words, extra sources such as weight/height). None: cannot say."""
+        if m.concept == "dipstick":
+            return self._meets_grade(m, criteria.dipstick)
+        thresholds = criteria.upcr if m.concept == "upcr" else criteria.protein_24h
+        if not thresholds:
+            return None, f"the rule set has no {_FAMILY_LABEL[m.concept]} threshold", ()
+        if m.concept == "upcr":
+            return self._meets_upcr(m, thresholds)
+        return self._meets_24h(m, thresholds)
+
+    def _meets_grade(self, m: Measurement, threshold: GradeThreshold | None) -> tuple[bool | None, str, tuple[str, ...]]:
+        if threshold is None:
+            return None, "the rule set has no dipstick threshold", ()
+        limit = Threshold(unit="grade", op=threshold.op, value=self.terminology.grade_index(threshold.grade))
+        return limit.met_by(m.value), str(threshold), ()
+
+    def _meets_upcr(self, m: Measurement, thresholds: Sequence[Threshold]) -> tuple[bool | None, str, tuple[str, ...]]:
+        for t in thresholds:
+            if t.unit == m.unit:
+                return t.met_by(m.value), str(t), ()
+        concept = self.terminology.concepts["upcr"]
+        for t in thresholds:
+            factor = concept.family_conversions.get((m.unit, t.unit))
+            if factor is not None:
+                value = m.value * factor
+                return t.met_by(value), f"{t}, comparing {value:.3g} {t.unit} converted from {m.unit}", ()
+        return None, f"no UPCR threshold in {m.unit} and no conversion", ()
+
+    def _meets_24h(self, m: Measurement, thresholds: Sequence[Threshold]) -> tuple[bool | None, str, tuple[str, ...]]:
+        size = self.body_size(m.on)
+        missing = []
+        for t in thresholds:
+            if t.unit == "mg/d":
+                return t.met_by(m.value), str(t), ()
+            divisor = size.bsa_m2 if t.unit == "mg/m2/d" else size.weight_kg
+            if divisor is None:
+                missing.append("height and weight" if t.unit == "mg/m2/d" else "weight")
+                continue
+            value = m.value / divisor
+            return t.met_by(value), f"{value:.0f} {t.unit} {t.op} {t.value:g}", size.sources
+        days = self.ruleset.anthropometry_max_age_days
+        return None, f"no {' or '.join(missing)} within {days} days before {m.on} to express it per body size", ()
+
+    def readings_between(self, start: date, end: date) -> list[Reading]:
+        """Assessable readings with start <= day <= end."""
+        return [r for r in self.readings if start <= r.on <= end and r.level is not Level.UNKNOWN]
+
+    def nearest(self, concept: str, day: date, max_days: int) -> Measurement | None:
+        best: Measurement | None = None
+        for m in self.measurements.get(concept, []):
+            gap = abs((m.on - day).days)
+            if gap <= max_days and (best is None or gap < abs((best.on - day).days)):
+                best = m
+        return best
+
+    def latest_before(self, concept: str, day: date, max_days: int) -> Measurement | None:
+        series = [m for m in self.measurements.get(concept, []) if day - timedelta(days=max_days) <= m.on <= day]
+        return series[-1] if series else None
+
+    # -- remission, relapse, episodes -------------------------------------------------------------
+    def complete_remission_after(self, after: date, episode: Episode | None = None) -> Remission | None:
+        """The first complete remission strictly after `after` (dipstick: N consecutive days in range)."""
+        rs = self.ruleset.complete_remission
+        run: list[Reading] = []
+        for r in self.readings:
+            if r.on <= after:
+                continue
+            if r.measurement.concept == "dipstick":
+                if r.level is Level.REMISSION:
+                    if run and (r.on - run[-1].on).days > 1:
+                        run = []
+                    if not run or r.on != run[-1].on:
+                        run.append(r)
+                    if len(run) >= rs.dipstick_consecutive_days:
+                        ok, extra, why = self._remission_extras(run[0].on, episode)
+                        if ok:
+                            texts = ", ".join(f"{x.on}" for x in run)
+                            return Remission(run[0].on, True,
+                                             f"dipstick {self.show(run[0].measurement)} or less on "
+                                             f"{len(run)} consecutive days ({texts}){why}",
+                                             tuple(s for x in run for s in x.sources) + extra)
+                elif r.level is not Level.UNKNOWN:
+                    run = []
+                continue
+            if r.level is Level.REMISSION:
+                ok, extra, why = self._remission_extras(r.on, episode)
+                if ok:
+                    return Remission(r.on, True, f"{r.text}{why}", r.sources + extra)
+        return None
+
+    def _remission_extras(self, day: date, episode: Episode | None) -> tuple[bool, tuple[str, ...], str]:
+        """Adult CR also needs normal albumin and stable kidney function, when the rule set asks."""
+        rs = self.ruleset.complete_remission
+        sources: list[str] = []
+        words: list[str] = []
+        if rs.albumin is not None:
+            albumin = self.nearest("albumin", day, 14)
+            if albumin is None or not rs.albumin.met_by(albumin.value):
+                return False, (), ""
+            sources.append(albumin.source)
+            words.append(f"albumin {albumin.value:.0f} g/L")
+        if rs.stable_kidney_function_max_rise is not None and episode is not None:
+            baseline = self.latest_before("creatinine", episode.start, 90)
+            now = self.nearest("creatinine", day, 30)
+            if baseline and now:
+                if now.value > baseline.value * (1 + rs.stable_kidney_function_max_rise):
+                    return False, (), ""
+                sources += [baseline.source, now.source]
+                words.append(f"creatinine {now.value:.0f} vs {baseline.value:.0f} umol/L before")
+            else:
+                words.append("kidney function stability not assessable (no creatinine pair)")
+        return True, tuple(sources), (" with " + ", ".join(words)) if words else ""
+
+    def partial_remission(self, reading: Reading, episode: Episode | None) -> tuple[bool | None, str, tuple[str, ...]]:
+        """Is this in-between reading a partial remission? None when a needed datum is missing."""
+        rs = self.ruleset.partial_remission
+        if reading.level is not Level.INTERMEDIATE:
+            return False, "", ()
+        sources: list[str] = []
+        words: list[str] = []
+        if rs.albumin is not None:
+            albumin = self.nearest("albumin", reading.on, 7)
+            if albumin is None:
+                return None, f"no albumin within 7 days of {reading.on} to judge partial remission", ()
+            if not rs.albumin.met_by(albumin.value):
+                return False, f"albumin {albumin.value:.0f} g/L (partial remission needs {rs.albumin})", (albumin.source,)
+            sources.append(albumin.source)
+            words.append(f"albumin {albumin.value:.0f} g/L {rs.albumin.op} {rs.albumin.value:g}")
+        if rs.min_fall_from_presenting is not None:
+            presenting = episode.presenting if episode else None
+            if presenting is None or presenting.measurement.concept != reading.measurement.concept \
+                    or presenting.measurement.unit != reading.measurement.unit or presenting.measurement.value <= 0:
+                return None, "no presenting value of the same kind to measure the fall from", ()
+            fall = 1 - reading.measurement.value / presenting.measurement.value
+            if fall < rs.min_fall_from_presenting:
+                return False, f"fall of {fall:.0%} from {self.show(presenting.measurement)} (needs {rs.min_fall_from_presenting:.0%})", ()
+            sources.append(presenting.measurement.source)
+            words.append(f"{fall:.0%} below the presenting {self.show(presenting.measurement)}")
+        return True, f"{reading.text} with {', '.join(words)}" if words else reading.text, (*reading.sources, *sources)
+
+    def _relapse_after(self, after: date) -> Relapse | None:
+        rs = self.ruleset.relapse
+        run: list[Reading] = []
+        for r in self.readings:
+            if r.on <= after:
+                continue
+            meets = self.judge(r.measurement, rs.proteinuria).level is Level.NEPHROTIC if rs.proteinuria else \
+                r.level is Level.NEPHROTIC
+            if not meets:
+                if r.level is not Level.UNKNOWN:
+                    run = []
+                continue
+            if run and (r.on - run[-1].on).days > 1:
+                run = []
+            if not run or r.on != run[-1].on:
+                run.append(r)
+            if len(run) >= rs.consecutive_days:
+                days = ", ".join(str(x.on) for x in run)
+                return Relapse(run[0].on, False,
+                               f"{r.text.split(' (')[0]} and nephrotic-range proteinuria on {len(run)} consecutive day(s) ({days})",
+                               tuple(s for x in run for s in x.sources))
+            if rs.treated_relapse_counts and len(run) == 1:
+                escalation = self._steroid_escalation(r.on, rs.treated_relapse_window_days)
+                if escalation is not None:
+                    return Relapse(r.on, True,
+                                   f"treated relapse: {r.text} followed on {escalation[0].start} by "
+                                   f"{escalation[0].drug} {escalation[1]}",
+                                   (*r.sources, escalation[0].source, *escalation[1].sources))
+        return None
+
+    def _steroid_escalation(self, day: date, window: int) -> tuple[DrugExposure, Dose] | None:
+        """A glucocorticoid course started within `window` days after `day` at a full daily dose."""
+        for e in self.glucocorticoids():
+            if day <= e.start <= day + timedelta(days=window) and not e.alternate_day:
+                dose = self.daily_dose(e, e.start, "mg/d", prednisone_equivalent=True)
+                standard = self.standard_steroid_dose(e.start)
+                if dose and standard and dose.value >= self.ruleset.steroid.adequate_fraction * standard.value:
+                    return e, dose
+        return None
+
+    def _episodes(self) -> list[Episode]:
+        first = next((r for r in self.readings if r.level is Level.NEPHROTIC), None)
+        ns_conditions = [c for c in self.conditions if "nephrotic-syndrome" in c.concepts and c.onset is not None]
+        condition = min(ns_conditions, key=lambda c: c.onset or date.max, default=None)
+        if first is None and condition is None:
+            return []
+        if first is not None and (condition is None or condition.onset is None or first.on <= condition.onset):
+            episode = Episode(first.on, f"first nephrotic-range proteinuria: {first.text}", first.sources, first)
+        else:
+            assert condition is not None and condition.onset is not None
+            presenting = next((r for r in self.readings if r.on >= condition.onset and r.level is Level.NEPHROTIC), None)
+            episode = Episode(condition.onset, f"nephrotic syndrome recorded with onset {condition.onset}",
+                              (condition.source,), presenting)
+        episodes = [episode]
+        while True:
+            remission = self.complete_remission_after(episode.start, episode)
+            if remission is None:
+                break
+            episode.remission = remission
+            relapse = self._relapse_after(remission.on)
+            if relapse is None:
+                break
+            presenting = next((r for r in self.readings if r.on >= relapse.on and r.level is Level.NEPHROTIC), None)
+            episode = Episode(relapse.on, relapse.text, relapse.sources, presenting, relapse=relapse)
+            episodes.append(episode)
+        return episodes
+
+    def in_remission_on(self, day: date) -> bool:
+        for episode in reversed(self.episodes):
+            if episode.start <= day:
+                return episode.remission is not None and episode.remission.on <= day
+        return False
+
+    # -- drugs -----------------------------------------------------------------------------------
+    def of_class(self, drug_class: str) -> list[DrugExposure]:
+        return [e for e in self.exposures if e.drug_class == drug_class]
+
+    def glucocorticoids(self) -> list[DrugExposure]:
+        return self.of_class("glucocorticoid")
+
+    def standard_steroid_dose(self, day: date, alternate_day: bool = False) -> Dose | None:
+        """The rule set's standard prednis(ol)one dose for this patient on `day` (mg/day), or None."""
+        spec = self.ruleset.steroid.standard_alternate_day if alternate_day else self.ruleset.steroid.standard_daily
+        return self.body_dose(spec.mg_per_m2, spec.mg_per_kg, spec.max_mg, day)
+
+    def body_dose(self, per_m2: float | None, per_kg: float | None, cap: float | None, day: date) -> Dose | None:
+        size = self.body_size(day)
+        if per_m2 is not None and size.bsa_m2 is not None:
+            value = per_m2 * size.bsa_m2
+            words = f"{per_m2:g} mg/m2 x {size.bsa_m2:.2f} m2"
+        elif per_kg is not None and size.weight_kg is not None:
+            value = per_kg * size.weight_kg
+            words = f"{per_kg:g} mg/kg x {size.weight_kg:.1f} kg"
+        else:
+            return None
+        if cap is not None and value > cap:
+            value = cap
+            words += f", capped at {cap:g} mg"
+        return Dose(value, f"mg/d ({words})", size.sources)
+
+    def daily_dose(self, e: DrugExposure, day: date, unit: str, prednisone_equivalent: bool = False) -> Dose | None:
+        """The exposure's daily dose on `day` in mg/d, mg/kg/d or mg/m2/d (None if it cannot be computed)."""
+        if e.daily_dose is None:
+            return None
+        size = self.body_size(day)
+        mg = e.daily_dose
+        sources = [e.source]
+        if e.dose_basis in ("mg/kg", "mg/m2"):
+            divisor = size.weight_kg if e.dose_basis == "mg/kg" else size.bsa_m2
+            if divisor is None:
+                return None
+            mg = e.daily_dose * divisor
+            sources += size.sources
+        if prednisone_equivalent:
+            mg *= self.terminology.drugs[e.drug].prednisone_equivalent or 1.0
+        if unit == "mg/d":
+            return Dose(mg, unit, tuple(sources))
+        divisor = size.weight_kg if unit == "mg/kg/d" else size.bsa_m2
+        if divisor is None:
+            return None
+        return Dose(mg / divisor, unit, tuple(dict.fromkeys([*sources, *size.sources])))
+
+    def mean_daily_dose(self, exposures: Iterable[DrugExposure], start: date, days: int,
+                        prednisone_equivalent: bool = False) -> tuple[float | None, tuple[str, ...]]:
+        """Mean mg/day over [start, start + days), days without the drug counting zero; None if a dose is unknown."""
+        total = 0.0
+        sources: list[str] = []
+        end = start + timedelta(days=days - 1)
+        for e in exposures:
+            first = max(e.start, start)
+            last = min(e.end or self.as_of, end)
+            if last < first:
+                continue
+            dose = self.daily_dose(e, first, "mg/d", prednisone_equivalent)
+            if dose is None:
+                return None, (e.source,)
+            covered = 1 if e.single_administration else (last - first).days + 1
+            total += dose.value * covered
+            sources += dose.sources
+        return total / days, tuple(dict.fromkeys(sources))
+
+    # -- kidney function -------------------------------------------------------------------------
+    def egfr_series(self) -> list[tuple[date, float, tuple[str, ...], str]]:
+        """(day, eGFR, sources, how) from reported eGFR and from creatinine by the age-fitting formula."""
+        out = [(m.on, m.value, (m.source,), "reported") for m in self.measurements.get("egfr", [])]
+        reported_days = {d for d, *_ in out}
+        for m in self.measurements.get("creatinine", []):
+            if m.on in reported_days:
+                continue
+            age = self.age_years(m.on)
+            if age is None:
+                continue
+            if age < 18:
+                size = self.body_size(m.on)
+                if size.height_cm is None:
+                    continue
+                out.append((m.on, schwartz_bedside(size.height_cm, m.value), (m.source, *size.sources),
+                            "bedside Schwartz"))
+            elif self.facts.sex in ("male", "female"):
+                out.append((m.on, ckd_epi_2021(m.value, age, self.facts.sex == "female"), (m.source,), "CKD-EPI 2021"))
+        out.sort(key=lambda x: x[0])
+        return out

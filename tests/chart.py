@@ -1,0 +1,101 @@
+"""Build a patient's chart from plain values, in days from the start of the story, and classify it.
+
+    chart = Chart(born_years_before=6)
+    chart.upcr(0, 600).albumin(0, 18).prednisolone(0, 42, mg=40)
+    chart.upcr(14, 10)
+    result = chart.evaluate(as_of_day=60)
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from fhir_ns.rules import PatientResult, evaluate
+from fhir_ns.ruleset import load_rulesets
+from fhir_ns.terminology import load_terminology
+from fhir_ns.timeline.model import ConditionFact, DrugExposure, GeneticResult, Measurement, PatientFacts
+
+START = date(2023, 1, 2)
+TERMINOLOGY = load_terminology()
+RULESETS = load_rulesets()
+CLASSES = {d.name: d.drug_class for d in TERMINOLOGY.drugs.values()}
+
+
+def day(n: int) -> date:
+    return START + timedelta(days=n)
+
+
+class Chart:
+    def __init__(self, born_years_before: float | None = 6, sex: str = "female", weight: float | None = 20,
+                 height: float | None = 115) -> None:
+        born = None if born_years_before is None else START - timedelta(days=round(born_years_before * 365.25))
+        self.facts = PatientFacts("p1", "Patient/p1", birth_date=born, sex=sex)
+        self._n = 0
+        if weight is not None:
+            self.measure("weight", -1, weight, "kg")
+        if height is not None:
+            self.measure("height", -1, height, "cm")
+
+    def _source(self, rtype: str) -> str:
+        self._n += 1
+        return f"{rtype}/{rtype[:3].lower()}{self._n}"
+
+    def measure(self, concept: str, on: int, value: float, unit: str) -> Chart:
+        self.facts.measurements.append(Measurement(concept, day(on), value, unit, self._source("Observation")))
+        return self
+
+    def upcr(self, on: int, mg_mmol: float) -> Chart:
+        return self.measure("upcr", on, mg_mmol, "mg/mmol")
+
+    def upcr_mg_mg(self, on: int, value: float) -> Chart:
+        return self.measure("upcr", on, value, "mg/mg")
+
+    def protein_24h(self, on: int, mg_day: float) -> Chart:
+        return self.measure("protein-24h", on, mg_day, "mg/d")
+
+    def dipstick(self, on: int, grade: str) -> Chart:
+        return self.measure("dipstick", on, TERMINOLOGY.grade_index(grade), "grade")
+
+    def albumin(self, on: int, g_l: float) -> Chart:
+        return self.measure("albumin", on, g_l, "g/L")
+
+    def creatinine(self, on: int, umol_l: float) -> Chart:
+        return self.measure("creatinine", on, umol_l, "umol/L")
+
+    def level(self, drug: str, on: int, ng_ml: float) -> Chart:
+        return self.measure(f"{drug}-level", on, ng_ml, "ng/mL")
+
+    def weight(self, on: int, kg: float) -> Chart:
+        return self.measure("weight", on, kg, "kg")
+
+    def drug(self, name: str, start: int, end: int | None, mg: float | None, basis: str = "mg",
+             alternate_day: bool = False, single: bool = False, route: str | None = None) -> Chart:
+        self.facts.exposures.append(DrugExposure(
+            name, CLASSES[name], day(start), None if end is None else day(end), mg, basis,
+            self._source("MedicationAdministration" if single else "MedicationStatement"), alternate_day, route, single))
+        return self
+
+    def prednisolone(self, start: int, end: int | None, mg: float, alternate_day: bool = False) -> Chart:
+        """`mg` is the mean daily dose (an alternate-day 40 mg is 20 mg/day)."""
+        return self.drug("prednisolone", start, end, mg, alternate_day=alternate_day)
+
+    def condition(self, concepts: set[str], onset: int | None, abated: int | None = None) -> Chart:
+        self.facts.conditions.append(ConditionFact(frozenset(concepts), None if onset is None else day(onset),
+                                                   None if abated is None else day(abated), True, self._source("Condition")))
+        return self
+
+    def genetic(self, on: int, genes: set[str], pathogenic: bool) -> Chart:
+        self.facts.genetics.append(GeneticResult(frozenset(genes), ("NPHS2",), pathogenic, day(on), self._source("Observation")))
+        return self
+
+    def evaluate(self, as_of_day: int, ruleset: str | None = None) -> PatientResult:
+        self.facts.sort()
+        return evaluate(self.facts, RULESETS, TERMINOLOGY, day(as_of_day), ruleset)
+
+
+def codes(result: PatientResult) -> list[str]:
+    return [c.code for c in result.classifications]
+
+
+def finding_codes(result: PatientResult) -> list[str]:
+    return [f.code for f in result.findings]
