@@ -51,3 +51,32 @@ def info(code: str) -> CodeInfo:
         return catalogue()[code]
     except KeyError as exc:
         raise ConfigError(f"code {code!r} is in neither ns-classification nor ns-finding") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class Activity:
+    text: str
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class CarePlanTemplate:
+    id: str
+    title: str
+    intent: str
+    activities: tuple[Activity, ...]
+
+
+@cache
+def careplan_templates() -> dict[str, CarePlanTemplate]:
+    """The care plan proposals of mappings/careplans.yaml, by id."""
+    from fhir_ns.terminology import load_yaml
+
+    data = load_yaml(builtin_mappings_dir() / "careplans.yaml") or {}
+    out = {}
+    for template_id, spec in (data.get("templates") or {}).items():
+        out[template_id] = CarePlanTemplate(
+            template_id, spec["title"], spec.get("intent", "proposal"),
+            tuple(Activity(a["text"], a["source"]) for a in spec.get("activities", [])),
+        )
+    return out

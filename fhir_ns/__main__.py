@@ -1,0 +1,3 @@
+from fhir_ns.cli import main
+
+main()

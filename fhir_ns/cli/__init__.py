@@ -1,0 +1,52 @@
+"""The `fhir-ns` command line: one module per subcommand, errors as messages with stable exit codes."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+import click
+
+from fhir_ns import __version__
+from fhir_ns.cli.classify import classify
+from fhir_ns.cli.convert import convert
+from fhir_ns.cli.rulesets import rulesets
+from fhir_ns.errors import FhirNsError
+
+INTERNAL_ERROR = 70
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="fhir-ns")
+def cli() -> None:
+    """Nephrotic syndrome decision support from FHIR data: classify steroid/CNI response, find safety issues,
+    and write DetectedIssue/CarePlan proposals."""
+
+
+cli.add_command(convert)
+cli.add_command(classify)
+cli.add_command(rulesets)
+
+
+def main() -> None:
+    """Entry point: user errors print a message and exit with their code; no tracebacks unless FHIR_NS_DEBUG=1."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except FhirNsError as exc:
+        click.echo(f"fhir-ns: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except BrokenPipeError:
+        sys.exit(0)
+    except Exception as exc:  # a bug, not a user error: say so briefly
+        if os.environ.get("FHIR_NS_DEBUG"):
+            traceback.print_exc()
+        click.echo(f"fhir-ns: internal error ({type(exc).__name__}: {exc}); set FHIR_NS_DEBUG=1 for details and "
+                   "please report it", err=True)
+        sys.exit(INTERNAL_ERROR)

@@ -1,0 +1,225 @@
+"""Results to FHIR R4: DetectedIssue, CarePlan and Provenance per patient, in an idempotent transaction Bundle.
+
+Every DetectedIssue and CarePlan carries a deterministic identifier (patient, code, rule set version,
+start of its evidence window) and is written by conditional update on it, so writing the same
+results twice changes nothing. Provenance (no identifier in R4) is written by PUT to an id derived
+from its targets. Nothing here depends on the clock: the same input gives byte-identical output.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from fhir_ns import __version__
+from fhir_ns.catalogue import DEFAULT_CANONICAL_BASE, careplan_templates, info
+from fhir_ns.rules.result import Classification, Finding, PatientResult
+
+V3_ACTCODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+V3_DISPLAY = {
+    "OBSA": "Observation Alert", "COND": "Condition Alert", "LAB": "Lab Alert", "GEN": "Genetic Alert",
+    "INT": "Intolerance Alert", "PREVINEF": "previously ineffective",
+    "DOSELINDSA": "Low Dose for Height/Surface Area Alert", "DOSEHINDSA": "High Dose for Height/Surface Area Alert",
+    "DOSELINDW": "Low Dose for Weight Alert", "DOSEHINDW": "High Dose for Weight Alert",
+    "DOSEDURL": "Dose-Duration Low Alert", "DOSEDURH": "Dose-Duration High Alert",
+}
+SNOMED = "http://snomed.info/sct"
+CARE_PLAN_CATEGORY = {"system": SNOMED, "code": "734163000", "display": "Care plan"}
+RELATIVE_REFERENCE = re.compile(r"^[A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64}$")
+DECISION_SUPPORT = ("Decision support computed by fhir-ns from the patient's record; a proposal for the treating "
+                    "clinician to review, not an order.")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    canonical_base: str = DEFAULT_CANONICAL_BASE
+
+    def ruleset_canonical(self, result: PatientResult) -> str:
+        return f"{self.canonical_base}/ruleset/{result.ruleset.id}|{result.ruleset.version}"
+
+    def code_system(self, system_id: str) -> str:
+        return f"{self.canonical_base}/CodeSystem/{system_id}"
+
+    def identifier_system(self, rtype: str) -> str:
+        return f"{self.canonical_base}/identifier/{rtype}"
+
+
+def reference(source: str) -> dict[str, str]:
+    """A Reference to an input resource: relative or absolute when it has one, else only a display."""
+    if RELATIVE_REFERENCE.match(source) or source.startswith(("http://", "https://")):
+        return {"reference": source}
+    return {"display": source}
+
+
+def _uuid(*parts: str) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, "|".join(parts)))
+
+
+def _identifier_value(*parts: str) -> str:
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:40]
+
+
+def _conditional(rtype: str, identifier: dict[str, str]) -> dict[str, str]:
+    token = quote(f"{identifier['system']}|{identifier['value']}", safe=":/")
+    return {"method": "PUT", "url": f"{rtype}?identifier={token}"}
+
+
+def _narrative(title: str, lines: list[str]) -> dict[str, str]:
+    items = "".join(f"<li>{html.escape(line)}</li>" for line in lines)
+    return {"status": "generated",
+            "div": f'<div xmlns="http://www.w3.org/1999/xhtml"><p><b>{html.escape(title)}</b></p><ul>{items}</ul></div>'}
+
+
+def device_entry(settings: Settings) -> dict[str, Any]:
+    identifier = {"system": settings.identifier_system("Device"), "value": "fhir-ns"}
+    device = {
+        "resourceType": "Device",
+        "identifier": [identifier],
+        "status": "active",
+        "manufacturer": "fhir-ns project",
+        "deviceName": [{"name": "fhir-ns", "type": "user-friendly-name"}],
+        "version": [{"value": __version__}],
+    }
+    return {"fullUrl": f"urn:uuid:{_uuid('device', identifier['system'], identifier['value'])}", "resource": device,
+            "request": _conditional("Device", identifier)}
+
+
+def patient_entries(result: PatientResult, settings: Settings, device_url: str) -> list[dict[str, Any]]:
+    """The entries that write one patient's results: DetectedIssues, CarePlans, then one Provenance."""
+    issues: list[tuple[str, dict[str, Any], str]] = []  # (code, entry, fullUrl)
+    for item in [*result.classifications, *result.findings]:
+        entry = _detected_issue(result, item, settings)
+        issues.append((item.code, entry, entry["fullUrl"]))
+    plans = _care_plans(result, settings, {code: url for code, _, url in issues})
+    entries = [e for _, e, _ in issues] + plans
+    if entries:
+        entries.append(_provenance(result, settings, entries, device_url))
+    return entries
+
+
+def _detected_issue(result: PatientResult, item: Classification | Finding, settings: Settings) -> dict[str, Any]:
+    meta = info(item.code)
+    severity = item.severity if isinstance(item, Finding) else meta.severity
+    category = item.category if isinstance(item, Finding) else meta.category
+    identifier = {
+        "system": settings.identifier_system("DetectedIssue"),
+        "value": _identifier_value(result.patient_reference, item.code, result.ruleset.ref, item.since.isoformat()),
+    }
+    resource: dict[str, Any] = {
+        "resourceType": "DetectedIssue",
+        "identifier": [identifier],
+        "status": "preliminary",
+        "code": {
+            "coding": [
+                {"system": V3_ACTCODE, "code": category, "display": V3_DISPLAY.get(category, category)},
+                {"system": settings.code_system(meta.system_id), "code": item.code, "display": meta.display},
+            ],
+            "text": meta.display,
+        },
+        "severity": severity,
+        "patient": {"reference": result.patient_reference},
+        "identifiedDateTime": result.as_of.isoformat(),
+        "author": {"display": f"fhir-ns {__version__}"},
+        "detail": (f"{meta.display} since {item.since}: {item.reason}. Rule set {result.ruleset.ref}. "
+                   f"{DECISION_SUPPORT}"),
+        "reference": settings.ruleset_canonical(result),
+    }
+    implicated = [reference(s) for s in getattr(item, "implicated", ())]
+    if implicated:
+        resource["implicated"] = implicated
+    if item.evidence:
+        resource["evidence"] = [{"detail": [reference(s) for s in item.evidence]}]
+    resource["text"] = _narrative(f"{meta.display} (decision support)",
+                                  [f"Since {item.since}: {item.reason}", f"Rule set: {result.ruleset.ref}"])
+    return {"fullUrl": f"urn:uuid:{_uuid(identifier['system'], identifier['value'])}", "resource": resource,
+            "request": _conditional("DetectedIssue", identifier)}
+
+
+def _care_plans(result: PatientResult, settings: Settings, issue_urls: dict[str, str]) -> list[dict[str, Any]]:
+    templates = careplan_templates()
+    triggered: list[tuple[str, Classification | None]] = []
+    for classification in result.classifications:
+        for template_id in result.ruleset.careplans.get(classification.code, []):
+            if template_id not in (t for t, _ in triggered):
+                triggered.append((template_id, classification))
+    if result.conditions or any(c.code != "insufficient-data" for c in result.classifications):
+        triggered.append(("supportive-care", None))
+    entries = []
+    for template_id, trigger in triggered:
+        template = templates[template_id]
+        since = trigger.since.isoformat() if trigger else ""
+        identifier = {
+            "system": settings.identifier_system("CarePlan"),
+            "value": _identifier_value(result.patient_reference, template_id, result.ruleset.ref, since),
+        }
+        why = (f"Proposed because of {info(trigger.code).display.lower()} since {trigger.since} "
+               f"({result.ruleset.ref}): {trigger.reason}." if trigger else
+               f"Supportive care for nephrotic syndrome ({result.ruleset.ref}).")
+        resource: dict[str, Any] = {
+            "resourceType": "CarePlan",
+            "identifier": [identifier],
+            "instantiatesCanonical": [settings.ruleset_canonical(result)],
+            "status": "draft",
+            "intent": template.intent,
+            "category": [{"coding": [CARE_PLAN_CATEGORY]}],
+            "title": template.title,
+            "description": f"{why} {DECISION_SUPPORT}",
+            "subject": {"reference": result.patient_reference},
+            "created": result.as_of.isoformat(),
+            "activity": [
+                {"detail": {"status": "not-started", "description": f"{a.text} (source: {a.source})"}}
+                for a in template.activities
+            ],
+            "note": [{"text": DECISION_SUPPORT}],
+        }
+        addresses = [reference(c) for c in result.conditions if "reference" in reference(c)]
+        if addresses:
+            resource["addresses"] = addresses
+        supporting = [issue_urls[trigger.code]] if trigger else [
+            issue_urls[c.code] for c in result.classifications if c.code in issue_urls]
+        if supporting:
+            resource["supportingInfo"] = [{"reference": url} for url in dict.fromkeys(supporting)]
+        resource["text"] = _narrative(f"{template.title} (proposal, decision support)",
+                                      [why, *(f"{a.text} ({a.source})" for a in template.activities)])
+        entries.append({"fullUrl": f"urn:uuid:{_uuid(identifier['system'], identifier['value'])}",
+                         "resource": resource, "request": _conditional("CarePlan", identifier)})
+    return entries
+
+
+def _provenance(result: PatientResult, settings: Settings, entries: list[dict[str, Any]], device_url: str) -> dict[str, Any]:
+    targets = [e["fullUrl"] for e in entries]
+    sources: dict[str, None] = {}
+    for item in [*result.classifications, *result.findings]:
+        for s in item.evidence:
+            sources[s] = None
+    pid = _uuid("provenance", result.patient_reference, result.ruleset.ref, *sorted(targets))
+    resource: dict[str, Any] = {
+        "resourceType": "Provenance",
+        "id": pid,
+        "target": [{"reference": t} for t in targets],
+        "recorded": f"{result.as_of.isoformat()}T00:00:00Z",
+        "policy": [settings.ruleset_canonical(result)],
+        "agent": [{
+            "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
+                                 "code": "assembler", "display": "Assembler"}]},
+            "who": {"reference": device_url},
+        }],
+        "entity": [{"role": "source", "what": reference(s)} for s in sources],
+    }
+    if not resource["entity"]:
+        del resource["entity"]
+    return {"fullUrl": f"urn:uuid:{pid}", "resource": resource, "request": {"method": "PUT", "url": f"Provenance/{pid}"}}
+
+
+def transaction(results: list[PatientResult], settings: Settings) -> dict[str, Any]:
+    """One R4 transaction Bundle writing every patient's results (the Device first)."""
+    device = device_entry(settings)
+    entries = [device]
+    for result in results:
+        entries.extend(patient_entries(result, settings, device["fullUrl"]))
+    return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
