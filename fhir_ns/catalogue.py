@@ -41,8 +41,14 @@ def catalogue() -> dict[str, CodeInfo]:
     for system_id, resource in code_systems().items():
         for concept in resource.get("concept", []):
             props = {p["code"]: p.get("valueCode") for p in concept.get("property", [])}
-            out[concept["code"]] = CodeInfo(system_id, concept["code"], concept["display"], concept.get("definition", ""),
-                                            props.get("severity") or "moderate", props.get("category") or "OBSA")
+            out[concept["code"]] = CodeInfo(
+                system_id,
+                concept["code"],
+                concept["display"],
+                concept.get("definition", ""),
+                props.get("severity") or "moderate",
+                props.get("category") or "OBSA",
+            )
     return out
 
 
@@ -76,7 +82,9 @@ def careplan_templates() -> dict[str, CarePlanTemplate]:
     out = {}
     for template_id, spec in (data.get("templates") or {}).items():
         out[template_id] = CarePlanTemplate(
-            template_id, spec["title"], spec.get("intent", "proposal"),
+            template_id,
+            spec["title"],
+            spec.get("intent", "proposal"),
             tuple(Activity(a["text"], a["source"]) for a in spec.get("activities", [])),
         )
     return out

@@ -125,7 +125,9 @@ class Terminology:
     def _add_code_file(self, path: Path) -> None:
         data = load_yaml(path) or {}
         if not isinstance(data, dict):
-            raise ConfigError(f"{path.name}: a code table must be a mapping with observations/conditions/medications/genes")
+            raise ConfigError(
+                f"{path.name}: a code table must be a mapping with observations/conditions/medications/genes"
+            )
         known = {"observations", "conditions", "medications", "atc_prefixes", "genes", "pathogenic_answers"}
         unknown = set(data) - known
         if unknown:
@@ -170,9 +172,7 @@ def _field(row: Any, name: str, path: Path) -> Any:
 def _load_concepts(path: Path) -> dict[str, Concept]:
     out: dict[str, Concept] = {}
     for name, spec in (load_yaml(path) or {}).get("concepts", {}).items():
-        conversions = {
-            (c["from"], c["to"]): float(c["factor"]) for c in spec.get("family_conversions", []) or []
-        }
+        conversions = {(c["from"], c["to"]): float(c["factor"]) for c in spec.get("family_conversions", []) or []}
         out[name] = Concept(
             name=name,
             label=spec.get("label", name),

@@ -24,10 +24,22 @@ def patient(pid: str = "p1", born: str = "2016-05-01") -> dict[str, Any]:
     return {"resourceType": "Patient", "id": pid, "birthDate": born, "gender": "female"}
 
 
-def obs(oid: str, code: str, value: Any, unit: str | None = None, subject: str = "Patient/p1",
-        when: str | None = "2023-01-02T09:00:00+01:00", **extra: Any) -> dict[str, Any]:
-    res: dict[str, Any] = {"resourceType": "Observation", "id": oid, "status": "final",
-                           "code": {"coding": [{"system": LOINC, "code": code}]}, "subject": {"reference": subject}}
+def obs(
+    oid: str,
+    code: str,
+    value: Any,
+    unit: str | None = None,
+    subject: str = "Patient/p1",
+    when: str | None = "2023-01-02T09:00:00+01:00",
+    **extra: Any,
+) -> dict[str, Any]:
+    res: dict[str, Any] = {
+        "resourceType": "Observation",
+        "id": oid,
+        "status": "final",
+        "code": {"coding": [{"system": LOINC, "code": code}]},
+        "subject": {"reference": subject},
+    }
     if when is not None:
         res["effectiveDateTime"] = when
     if isinstance(value, (int, float)):
@@ -86,7 +98,12 @@ def test_albumin_in_mg_per_mg_is_refused_with_the_accepted_units_named(tmp_path:
 
 
 def test_dipstick_grades_from_string_snomed_coding_and_mg_per_dl(tmp_path: Path) -> None:
-    coded = obs("d2", "20454-5", None, valueCodeableConcept={"coding": [{"system": "http://snomed.info/sct", "code": "167277001"}]})
+    coded = obs(
+        "d2",
+        "20454-5",
+        None,
+        valueCodeableConcept={"coding": [{"system": "http://snomed.info/sct", "code": "167277001"}]},
+    )
     patients, _ = read(tmp_path, bundle(patient(), obs("d1", "20454-5", "++"), coded, obs("d3", "5804-0", 30, "mg/dL")))
     term = load_terminology()
     grades = {m.source: term.dipstick_grades[int(m.value)] for m in patients[0].facts.measurements}
@@ -100,8 +117,12 @@ def test_unknown_dipstick_text_is_an_error_naming_the_value(tmp_path: Path) -> N
 
 
 def test_observation_without_a_date_refuses_its_patient_only(tmp_path: Path) -> None:
-    doc = bundle(patient("p1"), patient("p2"), obs("o1", "2890-2", 3, "mg/mg", when=None),
-                 obs("o2", "2890-2", 3, "mg/mg", subject="Patient/p2"))
+    doc = bundle(
+        patient("p1"),
+        patient("p2"),
+        obs("o1", "2890-2", 3, "mg/mg", when=None),
+        obs("o2", "2890-2", 3, "mg/mg", subject="Patient/p2"),
+    )
     patients, _ = read(tmp_path, doc)
     by_id = {p.facts.patient_id: p for p in patients}
     assert by_id["p1"].refused and not by_id["p2"].refused
@@ -146,27 +167,53 @@ def test_duplicates_keep_the_later_version_and_say_so(tmp_path: Path) -> None:
 def test_medication_reference_is_resolved_within_the_input(tmp_path: Path) -> None:
     med = {"resourceType": "Medication", "id": "m1", "code": {"coding": [{"system": RXNORM, "code": "8638"}]}}
     request = {
-        "resourceType": "MedicationRequest", "id": "r1", "status": "active", "intent": "order",
-        "subject": {"reference": "Patient/p1"}, "medicationReference": {"reference": "Medication/m1"},
+        "resourceType": "MedicationRequest",
+        "id": "r1",
+        "status": "active",
+        "intent": "order",
+        "subject": {"reference": "Patient/p1"},
+        "medicationReference": {"reference": "Medication/m1"},
         "authoredOn": "2023-01-02",
-        "dosageInstruction": [{
-            "timing": {"repeat": {"boundsPeriod": {"start": "2023-01-02", "end": "2023-02-12"},
-                                  "frequency": 2, "period": 1, "periodUnit": "d"}},
-            "doseAndRate": [{"doseQuantity": {"value": 20, "unit": "mg", "system": UCUM, "code": "mg"}}]}],
+        "dosageInstruction": [
+            {
+                "timing": {
+                    "repeat": {
+                        "boundsPeriod": {"start": "2023-01-02", "end": "2023-02-12"},
+                        "frequency": 2,
+                        "period": 1,
+                        "periodUnit": "d",
+                    }
+                },
+                "doseAndRate": [{"doseQuantity": {"value": 20, "unit": "mg", "system": UCUM, "code": "mg"}}],
+            }
+        ],
     }
     patients, _ = read(tmp_path, bundle(patient(), request, med))
     [e] = patients[0].facts.exposures
     assert (e.drug, e.drug_class, e.daily_dose, e.start, e.end, e.source) == (
-        "prednisolone", "glucocorticoid", 40.0, date(2023, 1, 2), date(2023, 2, 12), "MedicationRequest/r1")
+        "prednisolone",
+        "glucocorticoid",
+        40.0,
+        date(2023, 1, 2),
+        date(2023, 2, 12),
+        "MedicationRequest/r1",
+    )
 
 
 def test_alternate_day_dosing_from_timing_repeat(tmp_path: Path) -> None:
     statement = {
-        "resourceType": "MedicationStatement", "id": "s1", "status": "active", "subject": {"reference": "Patient/p1"},
+        "resourceType": "MedicationStatement",
+        "id": "s1",
+        "status": "active",
+        "subject": {"reference": "Patient/p1"},
         "medicationCodeableConcept": {"coding": [{"system": RXNORM, "code": "8640"}]},
         "effectivePeriod": {"start": "2023-02-01"},
-        "dosage": [{"timing": {"repeat": {"frequency": 1, "period": 2, "periodUnit": "d"}},
-                    "doseAndRate": [{"doseQuantity": {"value": 40, "unit": "mg", "system": UCUM, "code": "mg"}}]}],
+        "dosage": [
+            {
+                "timing": {"repeat": {"frequency": 1, "period": 2, "periodUnit": "d"}},
+                "doseAndRate": [{"doseQuantity": {"value": 40, "unit": "mg", "system": UCUM, "code": "mg"}}],
+            }
+        ],
     }
     patients, _ = read(tmp_path, bundle(patient(), statement))
     [e] = patients[0].facts.exposures
@@ -175,11 +222,18 @@ def test_alternate_day_dosing_from_timing_repeat(tmp_path: Path) -> None:
 
 def test_r5_medication_statement_codeable_reference_is_understood(tmp_path: Path) -> None:
     statement = {
-        "resourceType": "MedicationStatement", "id": "s1", "status": "recorded", "subject": {"reference": "Patient/p1"},
+        "resourceType": "MedicationStatement",
+        "id": "s1",
+        "status": "recorded",
+        "subject": {"reference": "Patient/p1"},
         "medication": {"concept": {"coding": [{"system": RXNORM, "code": "3008"}]}},
         "effectivePeriod": {"start": "2023-02-01", "end": "2023-08-01"},
-        "dosage": [{"timing": {"repeat": {"frequency": 2, "period": 1, "periodUnit": "d"}},
-                    "doseAndRate": [{"doseQuantity": {"value": 75, "unit": "mg", "system": UCUM, "code": "mg"}}]}],
+        "dosage": [
+            {
+                "timing": {"repeat": {"frequency": 2, "period": 1, "periodUnit": "d"}},
+                "doseAndRate": [{"doseQuantity": {"value": 75, "unit": "mg", "system": UCUM, "code": "mg"}}],
+            }
+        ],
     }
     patients, _ = read(tmp_path, bundle(patient(), statement))
     [e] = patients[0].facts.exposures
@@ -188,7 +242,9 @@ def test_r5_medication_statement_codeable_reference_is_understood(tmp_path: Path
 
 def test_iv_pulse_administration_is_a_single_dose(tmp_path: Path) -> None:
     admin = {
-        "resourceType": "MedicationAdministration", "id": "a1", "status": "completed",
+        "resourceType": "MedicationAdministration",
+        "id": "a1",
+        "status": "completed",
         "subject": {"reference": "Patient/p1"},
         "medicationCodeableConcept": {"coding": [{"system": RXNORM, "code": "3002"}]},
         "effectiveDateTime": "2023-03-01T10:00:00Z",
@@ -200,7 +256,7 @@ def test_iv_pulse_administration_is_a_single_dose(tmp_path: Path) -> None:
 
 
 def test_ndjson_reports_the_bad_line_and_reads_the_others(tmp_path: Path) -> None:
-    raw = (orjson.dumps(patient()) + b"\n{not json\n" + orjson.dumps(obs("o1", "2890-2", 3, "mg/mg")) + b"\n")
+    raw = orjson.dumps(patient()) + b"\n{not json\n" + orjson.dumps(obs("o1", "2890-2", 3, "mg/mg")) + b"\n"
     patients, problems = read(tmp_path, name="Observation.ndjson", raw=raw)
     assert len(patients[0].facts.measurements) == 1
     [bad] = problems
@@ -213,15 +269,18 @@ def test_gzipped_ndjson_is_read(tmp_path: Path) -> None:
     assert not problems and len(patients[0].facts.measurements) == 1
 
 
-@pytest.mark.parametrize(("raw", "words"), [
-    (b"", "empty file"),
-    (b"   \n", "empty file"),
-    (b'{"resourceType": "Bundle", "entry": [', "malformed JSON at line 1"),
-    (b"\xff\xfe{}", "malformed JSON"),
-    (b"[1, 2]", "expected a JSON object"),
-    (b'{"id": "x"}', "no resourceType"),
-    (b"[" * 100000 + b"]" * 100000, "malformed JSON"),
-])
+@pytest.mark.parametrize(
+    ("raw", "words"),
+    [
+        (b"", "empty file"),
+        (b"   \n", "empty file"),
+        (b'{"resourceType": "Bundle", "entry": [', "malformed JSON at line 1"),
+        (b"\xff\xfe{}", "malformed JSON"),
+        (b"[1, 2]", "expected a JSON object"),
+        (b'{"id": "x"}', "no resourceType"),
+        (b"[" * 100000 + b"]" * 100000, "malformed JSON"),
+    ],
+)
 def test_unreadable_files_are_reported_not_raised(tmp_path: Path, raw: bytes, words: str) -> None:
     patients, problems = read(tmp_path, raw=raw)
     assert not patients
@@ -240,7 +299,8 @@ def test_site_mapping_file_adds_a_local_lab_code(tmp_path: Path) -> None:
     site = tmp_path / "site"
     site.mkdir()
     (site / "local-lab.yaml").write_text(
-        "observations:\n  - {system: 'urn:oid:1.2.3.4', code: 'UPCR-LOCAL', concept: upcr}\n")
+        "observations:\n  - {system: 'urn:oid:1.2.3.4', code: 'UPCR-LOCAL', concept: upcr}\n"
+    )
     terminology = load_terminology((site,))
     local = obs("o1", "x", 250, "mg/mmol")
     local["code"] = {"coding": [{"system": "urn:oid:1.2.3.4", "code": "UPCR-LOCAL"}]}

@@ -56,8 +56,11 @@ def test_detected_issue_names_rule_set_cites_evidence_and_reads_as_one_sentence(
     bundle = transaction([result], Settings())
     issues = {i["code"]["coding"][1]["code"]: i for i in resources(bundle, "DetectedIssue")}
     srns = issues["srns-initial"]
-    assert srns["code"]["coding"][0] == {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
-                                         "code": "PREVINEF", "display": "previously ineffective"}
+    assert srns["code"]["coding"][0] == {
+        "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+        "code": "PREVINEF",
+        "display": "previously ineffective",
+    }
     assert srns["severity"] == "high" and srns["status"] == "preliminary"
     assert srns["patient"] == {"reference": "Patient/p1"}
     assert srns["reference"].endswith("/ruleset/ipna-2022-child|1.0.0")
@@ -107,9 +110,29 @@ def test_project_code_systems_are_valid_and_cover_every_code_the_rules_emit() ->
     for resource in systems.values():
         CodeSystem.model_validate(resource)
     codes = {c["code"] for r in systems.values() for c in r["concept"]}
-    expected = {"ssns", "ssns-late-responder", "srns-pending-confirmation", "srns-initial", "srns-secondary",
-                "infrequent-relapse", "frns", "sdns", "cni-responsive", "cni-resistant", "mdr-srns",
-                "steroid-intolerant", "insufficient-data", "cni-nephrotoxicity", "cni-level-out-of-range",
-                "cni-stopped-early", "cyclophosphamide-cumulative-dose", "inadequate-steroid-trial",
-                "dose-out-of-range", "no-raas-blockade", "ckd-progression", "monogenic-disease", "steroid-intolerance"}
+    expected = {
+        "ssns",
+        "ssns-late-responder",
+        "srns-pending-confirmation",
+        "srns-initial",
+        "srns-secondary",
+        "infrequent-relapse",
+        "frns",
+        "sdns",
+        "cni-responsive",
+        "cni-resistant",
+        "mdr-srns",
+        "steroid-intolerant",
+        "insufficient-data",
+        "cni-nephrotoxicity",
+        "cni-level-out-of-range",
+        "cni-stopped-early",
+        "cyclophosphamide-cumulative-dose",
+        "inadequate-steroid-trial",
+        "dose-out-of-range",
+        "no-raas-blockade",
+        "ckd-progression",
+        "monogenic-disease",
+        "steroid-intolerance",
+    }
     assert codes == expected

@@ -47,6 +47,9 @@ def main() -> None:
     except Exception as exc:  # a bug, not a user error: say so briefly
         if os.environ.get("FHIR_NS_DEBUG"):
             traceback.print_exc()
-        click.echo(f"fhir-ns: internal error ({type(exc).__name__}: {exc}); set FHIR_NS_DEBUG=1 for details and "
-                   "please report it", err=True)
+        click.echo(
+            f"fhir-ns: internal error ({type(exc).__name__}: {exc}); set FHIR_NS_DEBUG=1 for details and "
+            "please report it",
+            err=True,
+        )
         sys.exit(INTERNAL_ERROR)

@@ -16,8 +16,15 @@ from fhir_ns.rules.result import PatientResult
 @click.command()
 @common_options
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def classify(inputs: tuple[str, ...], ruleset_id: str | None, as_of: date | None, mapping_dirs: tuple[str, ...],
-             outcome_path: str | None, verbose: bool, fmt: str) -> None:
+def classify(
+    inputs: tuple[str, ...],
+    ruleset_id: str | None,
+    as_of: date | None,
+    mapping_dirs: tuple[str, ...],
+    outcome_path: str | None,
+    verbose: bool,
+    fmt: str,
+) -> None:
     """Classify the patients in INPUT and print what was found, with reasons and evidence."""
     config = load_config(mapping_dirs)
     outcome = run(inputs, config, as_of or date.today(), ruleset_id)
@@ -33,7 +40,9 @@ def classify(inputs: tuple[str, ...], ruleset_id: str | None, as_of: date | None
 def render(result: PatientResult) -> str:
     """A clinician-readable summary of one patient."""
     wrap = textwrap.TextWrapper(width=100, initial_indent="      ", subsequent_indent="      ")
-    lines = [f"Patient {result.patient_id}  (rule set {result.ruleset.ref}, {result.ruleset_choice}; as of {result.as_of})"]
+    lines = [
+        f"Patient {result.patient_id}  (rule set {result.ruleset.ref}, {result.ruleset_choice}; as of {result.as_of})"
+    ]
     lines.append("  Classification:")
     for c in result.classifications:
         lines.append(f"    {c.code}  since {c.since}")

@@ -16,10 +16,23 @@ from fhir_ns.pipeline import run
 @click.command()
 @common_options
 @click.option("-o", "--output", default="-", metavar="FILE", help="Write the Bundle here (default: stdout).")
-@click.option("--canonical-base", default=DEFAULT_CANONICAL_BASE, show_default=True, metavar="URL",
-              help="Base URL of the project's canonical resources (CodeSystems, rule sets, identifiers).")
-def convert(inputs: tuple[str, ...], ruleset_id: str | None, as_of: date | None, mapping_dirs: tuple[str, ...],
-            outcome_path: str | None, verbose: bool, output: str, canonical_base: str) -> None:
+@click.option(
+    "--canonical-base",
+    default=DEFAULT_CANONICAL_BASE,
+    show_default=True,
+    metavar="URL",
+    help="Base URL of the project's canonical resources (CodeSystems, rule sets, identifiers).",
+)
+def convert(
+    inputs: tuple[str, ...],
+    ruleset_id: str | None,
+    as_of: date | None,
+    mapping_dirs: tuple[str, ...],
+    outcome_path: str | None,
+    verbose: bool,
+    output: str,
+    canonical_base: str,
+) -> None:
     """Classify the patients in INPUT (Bundles, NDJSON, directories, '-' for stdin) and write the results."""
     config = load_config(mapping_dirs)
     outcome = run(inputs, config, as_of or date.today(), ruleset_id)

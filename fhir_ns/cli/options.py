@@ -38,14 +38,33 @@ def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """INPUT..., --ruleset, --as-of, --mappings, --outcome, --verbose."""
     decorators = [
         click.argument("inputs", nargs=-1, required=True, metavar="INPUT..."),
-        click.option("--ruleset", "ruleset_id", metavar="ID",
-                     help="Rule set to apply (default: chosen per patient by age at onset). See `fhir-ns rulesets`."),
-        click.option("--as-of", "as_of", type=DateParam(), default=None,
-                     help="Evaluate as of this date; later data is ignored (default: today)."),
-        click.option("--mappings", "mapping_dirs", multiple=True, metavar="DIR",
-                     help="Site mapping directory with extra code tables (*.yaml) or rule sets (rulesets/*.yaml)."),
-        click.option("--outcome", "outcome_path", type=click.Path(dir_okay=False), metavar="FILE",
-                     help="Also write the input problems as a FHIR OperationOutcome to FILE."),
+        click.option(
+            "--ruleset",
+            "ruleset_id",
+            metavar="ID",
+            help="Rule set to apply (default: chosen per patient by age at onset). See `fhir-ns rulesets`.",
+        ),
+        click.option(
+            "--as-of",
+            "as_of",
+            type=DateParam(),
+            default=None,
+            help="Evaluate as of this date; later data is ignored (default: today).",
+        ),
+        click.option(
+            "--mappings",
+            "mapping_dirs",
+            multiple=True,
+            metavar="DIR",
+            help="Site mapping directory with extra code tables (*.yaml) or rule sets (rulesets/*.yaml).",
+        ),
+        click.option(
+            "--outcome",
+            "outcome_path",
+            type=click.Path(dir_okay=False),
+            metavar="FILE",
+            help="Also write the input problems as a FHIR OperationOutcome to FILE.",
+        ),
         click.option("-v", "--verbose", is_flag=True, help="List informational problems one by one."),
     ]
     for decorator in reversed(decorators):

@@ -12,8 +12,11 @@ from fhir_ns.cli.options import load_config
 def rulesets(mapping_dirs: tuple[str, ...]) -> None:
     """List the rule sets."""
     for ruleset in load_config(mapping_dirs).rulesets.values():
-        default = f" (default for {ruleset.default_for}ren)" if ruleset.default_for == "child" else (
-            f" (default for {ruleset.default_for}s)" if ruleset.default_for else "")
+        default = (
+            f" (default for {ruleset.default_for}ren)"
+            if ruleset.default_for == "child"
+            else (f" (default for {ruleset.default_for}s)" if ruleset.default_for else "")
+        )
         click.echo(f"{ruleset.ref}{default}\n  {ruleset.title}")
         for source in ruleset.sources:
             click.echo(f"  - {source}")

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import replace
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -24,7 +23,15 @@ from fhir_ns.timeline.model import ConditionFact, DrugExposure, GeneticResult, M
 
 UCUM = "http://unitsofmeasure.org"
 READ_TYPES = frozenset(
-    {"Patient", "Observation", "Condition", "MedicationStatement", "MedicationRequest", "MedicationAdministration", "Medication"}
+    {
+        "Patient",
+        "Observation",
+        "Condition",
+        "MedicationStatement",
+        "MedicationRequest",
+        "MedicationAdministration",
+        "Medication",
+    }
 )
 OBSERVATION_SKIP = {"cancelled", "entered-in-error", "registered"}
 STATEMENT_SKIP = {"entered-in-error", "not-taken", "intended", "draft"}
@@ -35,10 +42,29 @@ ONGOING_STATUSES = {"active", "on-hold", "in-progress", "unknown", "recorded"}
 ACTIVE_CONDITION = {"active", "recurrence", "relapse"}
 CONDITION_SKIP_VERIFICATION = {"refuted", "entered-in-error"}
 # Dosage.timing.code (v3 GTSAbbreviation): administrations per day
-TIMING_CODES = {"QD": 1.0, "BID": 2.0, "TID": 3.0, "QID": 4.0, "AM": 1.0, "PM": 1.0, "QOD": 0.5, "Q4H": 6.0, "Q6H": 4.0, "Q8H": 3.0, "Q12H": 2.0}
+TIMING_CODES = {
+    "QD": 1.0,
+    "BID": 2.0,
+    "TID": 3.0,
+    "QID": 4.0,
+    "AM": 1.0,
+    "PM": 1.0,
+    "QOD": 0.5,
+    "Q4H": 6.0,
+    "Q6H": 4.0,
+    "Q8H": 3.0,
+    "Q12H": 2.0,
+}
 PERIOD_DAYS = {"s": 1 / 86400, "min": 1 / 1440, "h": 1 / 24, "d": 1.0, "wk": 7.0, "mo": 30.4375, "a": 365.25}
-DOSE_UNITS = {"mg": ("mg", 1.0), "g": ("mg", 1000.0), "ug": ("mg", 0.001), "mcg": ("mg", 0.001),
-              "mg/kg": ("mg/kg", 1.0), "mg/m2": ("mg/m2", 1.0), "mg/m.2": ("mg/m2", 1.0)}
+DOSE_UNITS = {
+    "mg": ("mg", 1.0),
+    "g": ("mg", 1000.0),
+    "ug": ("mg", 0.001),
+    "mcg": ("mg", 0.001),
+    "mg/kg": ("mg/kg", 1.0),
+    "mg/m2": ("mg/m2", 1.0),
+    "mg/m.2": ("mg/m2", 1.0),
+}
 
 
 class _Refused(Exception):
@@ -140,7 +166,11 @@ class FactCollector:
             self._note(old, "information", "duplicate", f"identical copy at {record.location} ignored")
             return
         keep, drop = (record, old) if record.last_updated > old.last_updated else (old, record)
-        reason = "later meta.lastUpdated" if record.last_updated != old.last_updated else "first seen; no later meta.lastUpdated"
+        reason = (
+            "later meta.lastUpdated"
+            if record.last_updated != old.last_updated
+            else "first seen; no later meta.lastUpdated"
+        )
         self._records[key] = keep
         self._note(keep, "warning", "duplicate", f"another version at {drop.location} was ignored ({reason})")
 
@@ -151,7 +181,13 @@ class FactCollector:
     def _add_patient(self, resource: dict[str, Any], rid: str | None, entry: Entry) -> None:
         if rid is None:
             self.problems.append(
-                Problem("error", "required", "Patient has no id; its resources cannot be matched to it", entry.location, "id")
+                Problem(
+                    "error",
+                    "required",
+                    "Patient has no id; its resources cannot be matched to it",
+                    entry.location,
+                    "id",
+                )
             )
             return
         info: dict[str, Any] = {"problems": [], "location": entry.location}
@@ -160,17 +196,31 @@ class FactCollector:
                 info["birth_date"], exact = parse_birth_date(resource["birthDate"])
                 if not exact:
                     info["problems"].append(
-                        Problem("warning", "value", f"birthDate {resource['birthDate']} is partial; placed mid-period",
-                                entry.location, "birthDate", f"Patient/{rid}")
+                        Problem(
+                            "warning",
+                            "value",
+                            f"birthDate {resource['birthDate']} is partial; placed mid-period",
+                            entry.location,
+                            "birthDate",
+                            f"Patient/{rid}",
+                        )
                     )
             except DateError as exc:
-                info["problems"].append(Problem("error", "value", str(exc), entry.location, "birthDate", f"Patient/{rid}"))
+                info["problems"].append(
+                    Problem("error", "value", str(exc), entry.location, "birthDate", f"Patient/{rid}")
+                )
         gender = resource.get("gender")
         info["sex"] = gender if gender in ("male", "female") else None
         if rid in self._patients:
             self._patients[rid]["problems"].append(
-                Problem("warning", "duplicate", f"Patient/{rid} appears again at {entry.location}; first kept",
-                        entry.location, None, f"Patient/{rid}")
+                Problem(
+                    "warning",
+                    "duplicate",
+                    f"Patient/{rid} appears again at {entry.location}; first kept",
+                    entry.location,
+                    None,
+                    f"Patient/{rid}",
+                )
             )
         else:
             self._patients[rid] = info
@@ -181,8 +231,11 @@ class FactCollector:
         element = "patient" if rtype == "DetectedIssue" else "subject"
         ref = resource.get("subject") or resource.get("patient")
         if not isinstance(ref, dict) or not isinstance(ref.get("reference"), str):
-            raise _Refused("no subject/patient reference; the resource cannot be placed on a patient's timeline",
-                           element, "required")
+            raise _Refused(
+                "no subject/patient reference; the resource cannot be placed on a patient's timeline",
+                element,
+                "required",
+            )
         return _normalise_reference(ref["reference"])
 
     # -- per resource type ------------------------------------------------------------------------
@@ -198,7 +251,7 @@ class FactCollector:
             return None
         concept_name = None
         for coding in _codings(obs.get("code")):
-            concept_name = self.term.observation_codes.get((coding.get("system"), coding.get("code")))
+            concept_name = self.term.observation_codes.get(_key(coding))
             if concept_name:
                 break
         if concept_name is None:
@@ -223,13 +276,19 @@ class FactCollector:
         rule = concept.unit_rule(unit)
         if rule is None:
             accepted = ", ".join(concept.units) or "none"
-            raise _Refused(f"unit {unit!r} is not accepted for {concept.label} (accepted: {accepted})",
-                           "valueQuantity.code", "code-invalid")
+            raise _Refused(
+                f"unit {unit!r} is not accepted for {concept.label} (accepted: {accepted})",
+                "valueQuantity.code",
+                "code-invalid",
+            )
         converted = float(value) * rule.factor
         bounds = concept.plausible.get(rule.family)
         if bounds and not bounds[0] <= converted <= bounds[1]:
-            raise _Refused(f"{concept.label} {value:g} {unit} is implausible (outside {bounds[0]:g}-{bounds[1]:g} "
-                           f"{rule.family})", "valueQuantity.value", "value")
+            raise _Refused(
+                f"{concept.label} {value:g} {unit} is implausible (outside {bounds[0]:g}-{bounds[1]:g} {rule.family})",
+                "valueQuantity.value",
+                "value",
+            )
         return Measurement(concept_name, day, converted, rule.family, source)
 
     def _dipstick_grade(self, obs: dict[str, Any]) -> int:
@@ -237,8 +296,9 @@ class FactCollector:
         if isinstance(quantity, dict) and isinstance(quantity.get("value"), (int, float)):
             unit = _unit(quantity)
             if unit not in ("mg/dL", None):
-                raise _Refused(f"dipstick unit {unit!r} is not accepted (accepted: mg/dL)", "valueQuantity.code",
-                               "code-invalid")
+                raise _Refused(
+                    f"dipstick unit {unit!r} is not accepted (accepted: mg/dL)", "valueQuantity.code", "code-invalid"
+                )
             return self.term.grade_from_mg_dl(float(quantity["value"]))
         texts: list[str] = []
         if isinstance(obs.get("valueString"), str):
@@ -246,7 +306,7 @@ class FactCollector:
         concept = obs.get("valueCodeableConcept")
         if isinstance(concept, dict):
             for coding in _codings(concept):
-                grade = self.term.dipstick_codes.get((coding.get("system"), coding.get("code")))
+                grade = self.term.dipstick_codes.get(_key(coding))
                 if grade is not None:
                     return grade
                 texts.extend(str(coding[k]) for k in ("code", "display") if coding.get(k))
@@ -258,8 +318,11 @@ class FactCollector:
                 return grade
         if not texts:
             raise _Refused("dipstick result has no value", "value[x]", "required")
-        raise _Refused(f"dipstick value {texts[0]!r} is not a known grade ({', '.join(self.term.dipstick_grades)})",
-                       "value[x]", "code-invalid")
+        raise _Refused(
+            f"dipstick value {texts[0]!r} is not a known grade ({', '.join(self.term.dipstick_grades)})",
+            "value[x]",
+            "code-invalid",
+        )
 
     def _genetic(self, obs: dict[str, Any], day: date, source: str) -> GeneticResult:
         concepts: set[str] = set()
@@ -269,11 +332,11 @@ class FactCollector:
         for part in parts:
             for key in ("code", "valueCodeableConcept"):
                 for coding in _codings(part.get(key)):
-                    gene = self.term.gene_codes.get((coding.get("system"), coding.get("code")))
+                    gene = self.term.gene_codes.get(_key(coding))
                     if gene:
                         concepts.add(gene[0])
                         genes.append(gene[1])
-                    if (coding.get("system"), coding.get("code")) in self.term.pathogenic_answers:
+                    if _key(coding) in self.term.pathogenic_answers:
                         pathogenic = True
                 value = part.get(key) if key == "valueCodeableConcept" else None
                 texts = [value.get("text")] if isinstance(value, dict) else []
@@ -289,12 +352,15 @@ class FactCollector:
             return None
         concepts: set[str] = set()
         for coding in _codings(cond.get("code")):
-            concepts |= self.term.condition_codes.get((coding.get("system"), coding.get("code")), frozenset())
+            concepts |= self.term.condition_codes.get(_key(coding), frozenset())
         if not concepts:
             return None
         onset = None
-        for key, element in (("onsetDateTime", "onsetDateTime"), ("onsetPeriod", "onsetPeriod.start"),
-                             ("recordedDate", "recordedDate")):
+        for key, element in (
+            ("onsetDateTime", "onsetDateTime"),
+            ("onsetPeriod", "onsetPeriod.start"),
+            ("recordedDate", "recordedDate"),
+        ):
             value = cond.get(key)
             if isinstance(value, dict):
                 value = value.get("start")
@@ -305,8 +371,13 @@ class FactCollector:
                     raise _Refused(str(exc), element, "value") from exc
                 break
         if onset is None:
-            self._note(record, "warning", "required", "condition has no onset or recorded date; taken as present throughout",
-                       "onset[x]")
+            self._note(
+                record,
+                "warning",
+                "required",
+                "condition has no onset or recorded date; taken as present throughout",
+                "onset[x]",
+            )
         abatement = None
         abate = cond.get("abatementDateTime") or (cond.get("abatementPeriod") or {}).get("end")
         if abate is not None:
@@ -338,25 +409,44 @@ class FactCollector:
                 return _PendingExposure(reference, res)
         return self._exposure(rtype, res, concept, source, record)
 
-    def _exposure(self, rtype: str, res: dict[str, Any], concept: Any, source: str, record: _Record) -> DrugExposure | None:
+    def _exposure(
+        self, rtype: str, res: dict[str, Any], concept: Any, source: str, record: _Record
+    ) -> DrugExposure | None:
         drug_name, by_name = self._drug(concept)
         if drug_name is None:
             return None
         drug = self.term.drugs[drug_name]
         if by_name:
-            self._note(record, "information", "code-unknown",
-                       f"medication matched to {drug_name} by its name, not by a known code", "medication[x]")
+            self._note(
+                record,
+                "information",
+                "code-unknown",
+                f"medication matched to {drug_name} by its name, not by a known code",
+                "medication[x]",
+            )
         status = res.get("status")
         if rtype == "MedicationAdministration":
             dosages = [res["dosage"]] if isinstance(res.get("dosage"), dict) else []
-            start, end = self._period(res, ("effectiveDateTime", "effectivePeriod", "occurenceDateTime",
-                                            "occurrenceDateTime", "occurencePeriod", "occurrencePeriod"))
+            start, end = self._period(
+                res,
+                (
+                    "effectiveDateTime",
+                    "effectivePeriod",
+                    "occurenceDateTime",
+                    "occurrenceDateTime",
+                    "occurencePeriod",
+                    "occurrencePeriod",
+                ),
+            )
             end = start
             daily, basis, alternate = self._administered_dose(dosages)
             single = True
         else:
-            dosages = [d for d in res.get("dosage" if rtype == "MedicationStatement" else "dosageInstruction") or []
-                       if isinstance(d, dict)]
+            dosages = [
+                d
+                for d in res.get("dosage" if rtype == "MedicationStatement" else "dosageInstruction") or []
+                if isinstance(d, dict)
+            ]
             if rtype == "MedicationStatement":
                 start, end = self._period(res, ("effectivePeriod", "effectiveDateTime"))
             else:
@@ -364,8 +454,13 @@ class FactCollector:
             daily, basis, alternate = self._daily_dose(dosages, record)
             single = False
             if end is None and status not in ONGOING_STATUSES:
-                self._note(record, "warning", "incomplete", f"status {status} but no end date; counted as one day",
-                           "effective[x]")
+                self._note(
+                    record,
+                    "warning",
+                    "incomplete",
+                    f"status {status} but no end date; counted as one day",
+                    "effective[x]",
+                )
                 end = start
         if end is not None and end < start:
             raise _Refused(f"ends ({end}) before it starts ({start})", "effectivePeriod", "value")
@@ -440,7 +535,9 @@ class FactCollector:
             per_admin, unit = amount
             per_day = _administrations_per_day(dosage.get("timing"))
             if per_day is None:
-                self._note(record, "warning", "incomplete", "dosage has no timing; taken as once a day", "dosage.timing")
+                self._note(
+                    record, "warning", "incomplete", "dosage has no timing; taken as once a day", "dosage.timing"
+                )
                 per_day = 1.0
             if basis is not None and basis != unit:
                 raise _Refused(f"dosages mix {basis} and {unit}", "dosage.doseAndRate", "value")
@@ -449,7 +546,9 @@ class FactCollector:
             alternate = alternate or abs(per_day - 0.5) < 1e-9
         if basis is None:
             if dosages:
-                self._note(record, "warning", "incomplete", "no dose quantity; dose-based rules cannot use it", "dosage")
+                self._note(
+                    record, "warning", "incomplete", "no dose quantity; dose-based rules cannot use it", "dosage"
+                )
             return None, "mg", False
         return total, basis, alternate
 
@@ -467,8 +566,9 @@ class FactCollector:
         """Each patient's facts, with Medication references resolved and duplicates settled."""
         by_patient: dict[str, PatientInput] = {}
         for pid, info in self._patients.items():
-            facts = PatientFacts(patient_id=pid, reference=f"Patient/{pid}", birth_date=info.get("birth_date"),
-                                 sex=info.get("sex"))
+            facts = PatientFacts(
+                patient_id=pid, reference=f"Patient/{pid}", birth_date=info.get("birth_date"), sex=info.get("sex")
+            )
             by_patient[pid] = PatientInput(facts, list(info["problems"]))
         for record in [*self._records.values(), *self._anonymous]:
             if record.patient_ref is None:
@@ -478,9 +578,17 @@ class FactCollector:
             patient = by_patient.get(pid)
             if patient is None:
                 patient = PatientInput(PatientFacts(patient_id=pid, reference=record.patient_ref), [])
-                patient.problems.append(Problem(
-                    "warning", "not-found", f"no Patient resource for {record.patient_ref} in the input; age and sex unknown",
-                    record.location, "subject", None, pid))
+                patient.problems.append(
+                    Problem(
+                        "warning",
+                        "not-found",
+                        f"no Patient resource for {record.patient_ref} in the input; age and sex unknown",
+                        record.location,
+                        "subject",
+                        None,
+                        pid,
+                    )
+                )
                 by_patient[pid] = patient
             source = record.source
             payload = record.payload
@@ -495,8 +603,13 @@ class FactCollector:
     def _resolve(self, record: _Record, pending: _PendingExposure, source: str) -> DrugExposure | None:
         medication = self._medications.get(pending.medication_ref)
         if medication is None:
-            self._note(record, "warning", "not-found",
-                       f"{pending.medication_ref} is not in the input; this drug exposure is ignored", "medicationReference")
+            self._note(
+                record,
+                "warning",
+                "not-found",
+                f"{pending.medication_ref} is not in the input; this drug exposure is ignored",
+                "medicationReference",
+            )
             return None
         try:
             return self._exposure(record.rtype, pending.resource, medication.get("code"), source, record)
@@ -534,6 +647,11 @@ def _codings(concept: Any) -> list[dict[str, Any]]:
     return [c for c in concept.get("coding") or [] if isinstance(c, dict)]
 
 
+def _key(coding: dict[str, Any]) -> tuple[str, str]:
+    """(system, code) of a Coding, for the code tables."""
+    return str(coding.get("system") or ""), str(coding.get("code") or "")
+
+
 def _first_code(concept: Any) -> str | None:
     for coding in _codings(concept):
         if isinstance(coding.get("code"), str):
@@ -556,7 +674,9 @@ def _quantity_mg(quantity: dict[str, Any], element: str) -> tuple[float, str] | 
     unit = _unit(quantity)
     rule = DOSE_UNITS.get(unit or "")
     if rule is None:
-        raise _Refused(f"dose unit {unit!r} is not understood (accepted: {', '.join(DOSE_UNITS)})", element, "code-invalid")
+        raise _Refused(
+            f"dose unit {unit!r} is not understood (accepted: {', '.join(DOSE_UNITS)})", element, "code-invalid"
+        )
     return float(value) * rule[1], rule[0]
 
 
@@ -567,7 +687,11 @@ def _dose_amount(dose_and_rate: Any) -> tuple[float, str] | None:
         if isinstance(item.get("doseQuantity"), dict):
             return _quantity_mg(item["doseQuantity"], "dosage.doseAndRate.doseQuantity")
         dose_range = item.get("doseRange")
-        if isinstance(dose_range, dict) and isinstance(dose_range.get("low"), dict) and isinstance(dose_range.get("high"), dict):
+        if (
+            isinstance(dose_range, dict)
+            and isinstance(dose_range.get("low"), dict)
+            and isinstance(dose_range.get("high"), dict)
+        ):
             low = _quantity_mg(dose_range["low"], "dosage.doseAndRate.doseRange.low")
             high = _quantity_mg(dose_range["high"], "dosage.doseAndRate.doseRange.high")
             if low and high and low[1] == high[1]:
@@ -637,7 +761,9 @@ def _says_pathogenic(text: str) -> bool:
     lowered = text.lower()
     if "pathogenic" not in lowered:
         return False
-    return not any(word in lowered for word in ("benign", "uncertain", "not pathogenic", "non-pathogenic", "nonpathogenic"))
+    return not any(
+        word in lowered for word in ("benign", "uncertain", "not pathogenic", "non-pathogenic", "nonpathogenic")
+    )
 
 
 def _last_updated(resource: dict[str, Any]) -> str:

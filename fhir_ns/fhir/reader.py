@@ -74,7 +74,9 @@ def _read_stream(name: str, fh: BinaryIO, problems: list[Problem], ndjson: bool 
         return
     data = fh.read(MAX_FILE_BYTES + 1)
     if len(data) > MAX_FILE_BYTES:
-        problems.append(Problem("error", "too-costly", "file too large for a single JSON document; use NDJSON", Location(name)))
+        problems.append(
+            Problem("error", "too-costly", "file too large for a single JSON document; use NDJSON", Location(name))
+        )
         return
     if not data.strip():
         problems.append(Problem("error", "structure", "empty file", Location(name)))
@@ -149,7 +151,9 @@ def _bundle_entries(name: str, bundle: dict[str, Any], problems: list[Problem]) 
 
 def _is_resource(value: Any, location: Location, problems: list[Problem]) -> bool:
     if not isinstance(value, dict):
-        problems.append(Problem("error", "structure", f"expected a JSON object, found {type(value).__name__}", location))
+        problems.append(
+            Problem("error", "structure", f"expected a JSON object, found {type(value).__name__}", location)
+        )
         return False
     rtype = value.get("resourceType")
     if not isinstance(rtype, str) or not rtype:

@@ -22,17 +22,26 @@ from fhir_ns.rules.result import Classification, Finding, PatientResult
 
 V3_ACTCODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 V3_DISPLAY = {
-    "OBSA": "Observation Alert", "COND": "Condition Alert", "LAB": "Lab Alert", "GEN": "Genetic Alert",
-    "INT": "Intolerance Alert", "PREVINEF": "previously ineffective",
-    "DOSELINDSA": "Low Dose for Height/Surface Area Alert", "DOSEHINDSA": "High Dose for Height/Surface Area Alert",
-    "DOSELINDW": "Low Dose for Weight Alert", "DOSEHINDW": "High Dose for Weight Alert",
-    "DOSEDURL": "Dose-Duration Low Alert", "DOSEDURH": "Dose-Duration High Alert",
+    "OBSA": "Observation Alert",
+    "COND": "Condition Alert",
+    "LAB": "Lab Alert",
+    "GEN": "Genetic Alert",
+    "INT": "Intolerance Alert",
+    "PREVINEF": "previously ineffective",
+    "DOSELINDSA": "Low Dose for Height/Surface Area Alert",
+    "DOSEHINDSA": "High Dose for Height/Surface Area Alert",
+    "DOSELINDW": "Low Dose for Weight Alert",
+    "DOSEHINDW": "High Dose for Weight Alert",
+    "DOSEDURL": "Dose-Duration Low Alert",
+    "DOSEDURH": "Dose-Duration High Alert",
 }
 SNOMED = "http://snomed.info/sct"
 CARE_PLAN_CATEGORY = {"system": SNOMED, "code": "734163000", "display": "Care plan"}
 RELATIVE_REFERENCE = re.compile(r"^[A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64}$")
-DECISION_SUPPORT = ("Decision support computed by fhir-ns from the patient's record; a proposal for the treating "
-                    "clinician to review, not an order.")
+DECISION_SUPPORT = (
+    "Decision support computed by fhir-ns from the patient's record; a proposal for the treating "
+    "clinician to review, not an order."
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,8 +80,10 @@ def _conditional(rtype: str, identifier: dict[str, str]) -> dict[str, str]:
 
 def _narrative(title: str, lines: list[str]) -> dict[str, str]:
     items = "".join(f"<li>{html.escape(line)}</li>" for line in lines)
-    return {"status": "generated",
-            "div": f'<div xmlns="http://www.w3.org/1999/xhtml"><p><b>{html.escape(title)}</b></p><ul>{items}</ul></div>'}
+    return {
+        "status": "generated",
+        "div": f'<div xmlns="http://www.w3.org/1999/xhtml"><p><b>{html.escape(title)}</b></p><ul>{items}</ul></div>',
+    }
 
 
 def device_entry(settings: Settings) -> dict[str, Any]:
@@ -85,14 +96,18 @@ def device_entry(settings: Settings) -> dict[str, Any]:
         "deviceName": [{"name": "fhir-ns", "type": "user-friendly-name"}],
         "version": [{"value": __version__}],
     }
-    return {"fullUrl": f"urn:uuid:{_uuid('device', identifier['system'], identifier['value'])}", "resource": device,
-            "request": _conditional("Device", identifier)}
+    return {
+        "fullUrl": f"urn:uuid:{_uuid('device', identifier['system'], identifier['value'])}",
+        "resource": device,
+        "request": _conditional("Device", identifier),
+    }
 
 
 def patient_entries(result: PatientResult, settings: Settings, device_url: str) -> list[dict[str, Any]]:
     """The entries that write one patient's results: DetectedIssues, CarePlans, then one Provenance."""
     issues: list[tuple[str, dict[str, Any], str]] = []  # (code, entry, fullUrl)
-    for item in [*result.classifications, *result.findings]:
+    items: list[Classification | Finding] = [*result.classifications, *result.findings]
+    for item in items:
         entry = _detected_issue(result, item, settings)
         issues.append((item.code, entry, entry["fullUrl"]))
     plans = _care_plans(result, settings, {code: url for code, _, url in issues})
@@ -125,8 +140,9 @@ def _detected_issue(result: PatientResult, item: Classification | Finding, setti
         "patient": {"reference": result.patient_reference},
         "identifiedDateTime": result.as_of.isoformat(),
         "author": {"display": f"fhir-ns {__version__}"},
-        "detail": (f"{meta.display} since {item.since}: {item.reason}. Rule set {result.ruleset.ref}. "
-                   f"{DECISION_SUPPORT}"),
+        "detail": (
+            f"{meta.display} since {item.since}: {item.reason}. Rule set {result.ruleset.ref}. {DECISION_SUPPORT}"
+        ),
         "reference": settings.ruleset_canonical(result),
     }
     implicated = [reference(s) for s in getattr(item, "implicated", ())]
@@ -134,10 +150,14 @@ def _detected_issue(result: PatientResult, item: Classification | Finding, setti
         resource["implicated"] = implicated
     if item.evidence:
         resource["evidence"] = [{"detail": [reference(s) for s in item.evidence]}]
-    resource["text"] = _narrative(f"{meta.display} (decision support)",
-                                  [f"Since {item.since}: {item.reason}", f"Rule set: {result.ruleset.ref}"])
-    return {"fullUrl": f"urn:uuid:{_uuid(identifier['system'], identifier['value'])}", "resource": resource,
-            "request": _conditional("DetectedIssue", identifier)}
+    resource["text"] = _narrative(
+        f"{meta.display} (decision support)", [f"Since {item.since}: {item.reason}", f"Rule set: {result.ruleset.ref}"]
+    )
+    return {
+        "fullUrl": f"urn:uuid:{_uuid(identifier['system'], identifier['value'])}",
+        "resource": resource,
+        "request": _conditional("DetectedIssue", identifier),
+    }
 
 
 def _care_plans(result: PatientResult, settings: Settings, issue_urls: dict[str, str]) -> list[dict[str, Any]]:
@@ -157,9 +177,12 @@ def _care_plans(result: PatientResult, settings: Settings, issue_urls: dict[str,
             "system": settings.identifier_system("CarePlan"),
             "value": _identifier_value(result.patient_reference, template_id, result.ruleset.ref, since),
         }
-        why = (f"Proposed because of {info(trigger.code).display.lower()} since {trigger.since} "
-               f"({result.ruleset.ref}): {trigger.reason}." if trigger else
-               f"Supportive care for nephrotic syndrome ({result.ruleset.ref}).")
+        why = (
+            f"Proposed because of {info(trigger.code).display.lower()} since {trigger.since} "
+            f"({result.ruleset.ref}): {trigger.reason}."
+            if trigger
+            else f"Supportive care for nephrotic syndrome ({result.ruleset.ref})."
+        )
         resource: dict[str, Any] = {
             "resourceType": "CarePlan",
             "identifier": [identifier],
@@ -180,21 +203,34 @@ def _care_plans(result: PatientResult, settings: Settings, issue_urls: dict[str,
         addresses = [reference(c) for c in result.conditions if "reference" in reference(c)]
         if addresses:
             resource["addresses"] = addresses
-        supporting = [issue_urls[trigger.code]] if trigger else [
-            issue_urls[c.code] for c in result.classifications if c.code in issue_urls]
+        supporting = (
+            [issue_urls[trigger.code]]
+            if trigger
+            else [issue_urls[c.code] for c in result.classifications if c.code in issue_urls]
+        )
         if supporting:
             resource["supportingInfo"] = [{"reference": url} for url in dict.fromkeys(supporting)]
-        resource["text"] = _narrative(f"{template.title} (proposal, decision support)",
-                                      [why, *(f"{a.text} ({a.source})" for a in template.activities)])
-        entries.append({"fullUrl": f"urn:uuid:{_uuid(identifier['system'], identifier['value'])}",
-                         "resource": resource, "request": _conditional("CarePlan", identifier)})
+        resource["text"] = _narrative(
+            f"{template.title} (proposal, decision support)",
+            [why, *(f"{a.text} ({a.source})" for a in template.activities)],
+        )
+        entries.append(
+            {
+                "fullUrl": f"urn:uuid:{_uuid(identifier['system'], identifier['value'])}",
+                "resource": resource,
+                "request": _conditional("CarePlan", identifier),
+            }
+        )
     return entries
 
 
-def _provenance(result: PatientResult, settings: Settings, entries: list[dict[str, Any]], device_url: str) -> dict[str, Any]:
+def _provenance(
+    result: PatientResult, settings: Settings, entries: list[dict[str, Any]], device_url: str
+) -> dict[str, Any]:
     targets = [e["fullUrl"] for e in entries]
     sources: dict[str, None] = {}
-    for item in [*result.classifications, *result.findings]:
+    items: list[Classification | Finding] = [*result.classifications, *result.findings]
+    for item in items:
         for s in item.evidence:
             sources[s] = None
     pid = _uuid("provenance", result.patient_reference, result.ruleset.ref, *sorted(targets))
@@ -204,16 +240,29 @@ def _provenance(result: PatientResult, settings: Settings, entries: list[dict[st
         "target": [{"reference": t} for t in targets],
         "recorded": f"{result.as_of.isoformat()}T00:00:00Z",
         "policy": [settings.ruleset_canonical(result)],
-        "agent": [{
-            "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
-                                 "code": "assembler", "display": "Assembler"}]},
-            "who": {"reference": device_url},
-        }],
+        "agent": [
+            {
+                "type": {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
+                            "code": "assembler",
+                            "display": "Assembler",
+                        }
+                    ]
+                },
+                "who": {"reference": device_url},
+            }
+        ],
         "entity": [{"role": "source", "what": reference(s)} for s in sources],
     }
     if not resource["entity"]:
         del resource["entity"]
-    return {"fullUrl": f"urn:uuid:{pid}", "resource": resource, "request": {"method": "PUT", "url": f"Provenance/{pid}"}}
+    return {
+        "fullUrl": f"urn:uuid:{pid}",
+        "resource": resource,
+        "request": {"method": "PUT", "url": f"Provenance/{pid}"},
+    }
 
 
 def transaction(results: list[PatientResult], settings: Settings) -> dict[str, Any]:

@@ -23,8 +23,9 @@ def default_ruleset(rulesets: dict[str, RuleSet], population: str) -> RuleSet:
     raise ConfigError(f"no rule set is marked default_for: {population}")
 
 
-def choose_ruleset(facts: PatientFacts, rulesets: dict[str, RuleSet], terminology: Terminology,
-                   as_of: date) -> tuple[RuleSet, str, str | None]:
+def choose_ruleset(
+    facts: PatientFacts, rulesets: dict[str, RuleSet], terminology: Terminology, as_of: date
+) -> tuple[RuleSet, str, str | None]:
     """(rule set, why it was chosen, reason it cannot be chosen or None): by age at the first nephrotic evidence."""
     child, adult = default_ruleset(rulesets, "child"), default_ruleset(rulesets, "adult")
     if facts.birth_date is None:
@@ -45,8 +46,13 @@ def choose_ruleset(facts: PatientFacts, rulesets: dict[str, RuleSet], terminolog
     return chosen, f"age {age:.1f} years at onset ({onset})", None
 
 
-def evaluate(facts: PatientFacts, rulesets: dict[str, RuleSet], terminology: Terminology, as_of: date,
-             ruleset_id: str | None = None) -> PatientResult:
+def evaluate(
+    facts: PatientFacts,
+    rulesets: dict[str, RuleSet],
+    terminology: Terminology,
+    as_of: date,
+    ruleset_id: str | None = None,
+) -> PatientResult:
     """Classify one patient and collect the findings, as of `as_of`."""
     if ruleset_id is not None:
         if ruleset_id not in rulesets:

@@ -7,13 +7,17 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from fhir_ns.rules.result import Classification, PatientResult
-from fhir_ns.ruleset import BodyDose
 from fhir_ns.rules.steroid import Response, TrialOutcome, evaluate_trial
+from fhir_ns.ruleset import BodyDose
 from fhir_ns.timeline.timeline import DrugExposure, Episode, Level, Relapse, Timeline
 
 REFRACTORY = ("srns-initial", "srns-secondary", "cni-resistant", "mdr-srns", "sdns", "frns")
-HISTOLOGY = {"histology-fsgs": "FSGS", "histology-membranous": "membranous nephropathy", "histology-c1q": "C1q nephropathy",
-             "histology-mpgn": "MPGN"}
+HISTOLOGY = {
+    "histology-fsgs": "FSGS",
+    "histology-membranous": "membranous nephropathy",
+    "histology-c1q": "C1q nephropathy",
+    "histology-mpgn": "MPGN",
+}
 PSEUDO_TRIGGERS = {"infection": "an active infection", "non-adherence": "documented non-adherence"}
 CNI_COURSE_GAP_DAYS = 30
 
@@ -23,8 +27,11 @@ def classify(tl: Timeline, result: PatientResult) -> dict[str, TrialOutcome]:
     add = _Adder(result)
     outcomes: dict[str, TrialOutcome] = {}
     if not tl.episodes:
-        add.insufficient(tl.as_of, "no nephrotic-range proteinuria and no nephrotic syndrome Condition on record "
-                                   f"up to {tl.as_of}", ())
+        add.insufficient(
+            tl.as_of,
+            f"no nephrotic-range proteinuria and no nephrotic syndrome Condition on record up to {tl.as_of}",
+            (),
+        )
         _steroid_intolerance(tl, add)
         return outcomes
     initial = tl.episodes[0]
@@ -69,8 +76,9 @@ def _initial_category(outcome: TrialOutcome, add: _Adder) -> None:
     if code is not None:
         add(code, since, outcome.reason, outcome.evidence)
     elif outcome.response is Response.INADEQUATE:
-        add.insufficient(since, f"steroid response cannot be judged: the trial was under-dosed ({outcome.reason})",
-                         outcome.evidence)
+        add.insufficient(
+            since, f"steroid response cannot be judged: the trial was under-dosed ({outcome.reason})", outcome.evidence
+        )
     else:
         add.insufficient(since, f"steroid response cannot be judged: {outcome.reason}", outcome.evidence)
 
@@ -82,8 +90,12 @@ def _relapses(tl: Timeline, outcomes: dict[str, TrialOutcome], add: _Adder) -> N
         outcome = evaluate_trial(tl, episode, initial=False)
         outcomes[str(episode.start)] = outcome
         if outcome.response is Response.RESISTANT:
-            add("srns-secondary", outcome.since or episode.start,
-                f"earlier steroid-sensitive; relapse on {episode.start}: {outcome.reason}", outcome.evidence)
+            add(
+                "srns-secondary",
+                outcome.since or episode.start,
+                f"earlier steroid-sensitive; relapse on {episode.start}: {outcome.reason}",
+                outcome.evidence,
+            )
     if not relapses:
         return
     first_remission = tl.episodes[0].remission
@@ -92,11 +104,14 @@ def _relapses(tl: Timeline, outcomes: dict[str, TrialOutcome], add: _Adder) -> N
     if frequent is not None:
         add("frns", *frequent)
     else:
-        add("infrequent-relapse", relapses[0].on,
+        add(
+            "infrequent-relapse",
+            relapses[0].on,
             f"{len(relapses)} relapse(s) since the first remission on {first_remission.on}, fewer than "
             + " or ".join(f"{c.count} in {_span(c.window_days)}" for c in rs.frequent_relapse)
             + f": {_relapse_list(relapses)}",
-            [s for r in relapses for s in r.sources])
+            [s for r in relapses for s in r.sources],
+        )
     dependent = _dependent(tl, relapses)
     if dependent is not None:
         add("sdns", *dependent)
@@ -119,8 +134,11 @@ def _frequent(tl: Timeline, relapses: list[Relapse], first_remission: date) -> t
                     break
             where = f"within {_span(criterion.window_days)}"
         if hit and (best is None or hit[-1].on < best[0]):
-            best = (hit[-1].on, f"{len(hit)} relapses {where}: {_relapse_list(hit)}",
-                    [s for r in hit for s in r.sources])
+            best = (
+                hit[-1].on,
+                f"{len(hit)} relapses {where}: {_relapse_list(hit)}",
+                [s for r in hit for s in r.sources],
+            )
     return best
 
 
@@ -135,10 +153,12 @@ def _dependent(tl: Timeline, relapses: list[Relapse]) -> tuple[date, str, list[s
         words, source = on_steroid
         if previous is not None:
             first, first_words, first_source = previous
-            return (relapse.on,
-                    f"two consecutive relapses on steroid or within {grace} days of stopping: {first.on} ({first_words}) "
-                    f"and {relapse.on} ({words})",
-                    [*first.sources, first_source, *relapse.sources, source])
+            return (
+                relapse.on,
+                f"two consecutive relapses on steroid or within {grace} days of stopping: {first.on} ({first_words}) "
+                f"and {relapse.on} ({words})",
+                [*first.sources, first_source, *relapse.sources, source],
+            )
         previous = (relapse, words, source)
     return None
 
@@ -177,8 +197,9 @@ def cni_courses(tl: Timeline) -> list[CniCourse]:
     return courses
 
 
-def cni_adequacy(tl: Timeline, exposures: list[DrugExposure], start: date, days: int,
-                 min_dose: dict[str, BodyDose] | None = None) -> tuple[bool | None, str, tuple[str, ...]]:
+def cni_adequacy(
+    tl: Timeline, exposures: list[DrugExposure], start: date, days: int, min_dose: dict[str, BodyDose] | None = None
+) -> tuple[bool | None, str, tuple[str, ...]]:
     """Adequate CNI exposure over a window: the dose at the rule set's minimum, or troughs mostly in range."""
     rs = tl.ruleset.cni
     minimum = min_dose if min_dose is not None else rs.min_dose
@@ -190,9 +211,14 @@ def cni_adequacy(tl: Timeline, exposures: list[DrugExposure], start: date, days:
         if spec is None:
             continue
         mine = [e for e in exposures if e.drug == drug]
-        mean, mean_sources = tl.mean_daily_dose(mine, max(start, mine[0].start),
-                                                max(1, (min(mine[-1].end or tl.as_of, start + timedelta(days=days - 1))
-                                                        - max(start, mine[0].start)).days + 1))
+        mean, mean_sources = tl.mean_daily_dose(
+            mine,
+            max(start, mine[0].start),
+            max(
+                1,
+                (min(mine[-1].end or tl.as_of, start + timedelta(days=days - 1)) - max(start, mine[0].start)).days + 1,
+            ),
+        )
         need = tl.body_dose(spec.mg_per_m2, spec.mg_per_kg, None, max(start, mine[0].start))
         if mean is None or need is None:
             continue
@@ -229,8 +255,9 @@ def _cni_response(tl: Timeline, add: _Adder) -> None:
     window = tl.ruleset.cni.response_window_days
     for course in cni_courses(tl):
         if tl.in_remission_on(course.start):
-            add.result.notes.append(f"CNI course from {course.start} started in remission (steroid-sparing use); "
-                                    "CNI response not judged")
+            add.result.notes.append(
+                f"CNI course from {course.start} started in remission (steroid-sparing use); CNI response not judged"
+            )
             continue
         evidence = [e.source for e in course.exposures]
         episode = next((e for e in reversed(tl.episodes) if e.start <= course.start), None)
@@ -238,33 +265,52 @@ def _cni_response(tl: Timeline, add: _Adder) -> None:
         response = _first_response(tl, course.start, min(end, tl.as_of), episode)
         if response is not None:
             day, words, sources = response
-            add("cni-responsive", day,
+            add(
+                "cni-responsive",
+                day,
                 f"{' and '.join(course.drugs)} from {course.start}: {words} on {day}, day {(day - course.start).days} "
-                f"(within {_span(window)})", [*evidence, *sources])
+                f"(within {_span(window)})",
+                [*evidence, *sources],
+            )
             continue
         if tl.as_of < end:
-            add.result.notes.append(f"CNI course from {course.start}: no remission yet; response is judged at "
-                                    f"{_span(window)} ({end})")
+            add.result.notes.append(
+                f"CNI course from {course.start}: no remission yet; response is judged at {_span(window)} ({end})"
+            )
             continue
         adequate, words, sources = cni_adequacy(tl, course.exposures, course.start, window)
         late = tl.readings_between(course.start + timedelta(days=window // 2), end)
         if adequate is None:
-            add.insufficient(end, f"CNI response cannot be judged for the course from {course.start}: {words}",
-                             [*evidence, *sources])
+            add.insufficient(
+                end, f"CNI response cannot be judged for the course from {course.start}: {words}", [*evidence, *sources]
+            )
         elif not adequate:
-            add.insufficient(end, f"CNI course from {course.start} was not at adequate dose or level ({words}); "
-                                  "resistance cannot be concluded", [*evidence, *sources])
+            add.insufficient(
+                end,
+                f"CNI course from {course.start} was not at adequate dose or level ({words}); "
+                "resistance cannot be concluded",
+                [*evidence, *sources],
+            )
         elif not late:
-            add.insufficient(end, f"no proteinuria value in the second half of the CNI course's first "
-                                  f"{_span(window)} ({course.start + timedelta(days=window // 2)} to {end})", evidence)
+            add.insufficient(
+                end,
+                f"no proteinuria value in the second half of the CNI course's first "
+                f"{_span(window)} ({course.start + timedelta(days=window // 2)} to {end})",
+                evidence,
+            )
         else:
-            add("cni-resistant", end,
+            add(
+                "cni-resistant",
+                end,
                 f"no partial or complete remission after {_span(window)} of {' and '.join(course.drugs)} from "
                 f"{course.start} at adequate exposure ({words}); latest {late[-1].text} on {late[-1].on}",
-                [*evidence, *sources, *late[-1].sources])
+                [*evidence, *sources, *late[-1].sources],
+            )
 
 
-def _first_response(tl: Timeline, start: date, end: date, episode: Episode | None) -> tuple[date, str, tuple[str, ...]] | None:
+def _first_response(
+    tl: Timeline, start: date, end: date, episode: Episode | None
+) -> tuple[date, str, tuple[str, ...]] | None:
     """First CR or PR in (start, end]."""
     for reading in tl.readings_between(start + timedelta(days=1), end):
         if reading.level is Level.REMISSION:
@@ -280,8 +326,11 @@ def _multidrug(tl: Timeline, add: _Adder) -> None:
     if not resistant:
         return
     rs = tl.ruleset.multidrug
-    sparing = [e for e in tl.exposures if e.drug_class in tl.terminology.steroid_sparing_classes
-               and e.start >= tl.episodes[0].start]
+    sparing = [
+        e
+        for e in tl.exposures
+        if e.drug_class in tl.terminology.steroid_sparing_classes and e.start >= tl.episodes[0].start
+    ]
     if not sparing:
         return
     s0 = min(e.start for e in sparing)
@@ -305,29 +354,43 @@ def _multidrug(tl: Timeline, add: _Adder) -> None:
             unknown.append(f"{drug_class} ({words})")
     if len(classes) < rs.min_classes:
         if unknown and len(classes) + len(unknown) >= rs.min_classes:
-            add.insufficient(end, "multidrug resistance cannot be judged: " + "; ".join(unknown),
-                             [e.source for e in in_window])
+            add.insufficient(
+                end, "multidrug resistance cannot be judged: " + "; ".join(unknown), [e.source for e in in_window]
+            )
         return
     remission = next((r for r in tl.readings_between(s0, end) if r.level is Level.REMISSION), None)
     late = tl.readings_between(end - timedelta(days=90), end)
     if remission is not None:
         return
     if not late:
-        add.insufficient(end, f"no proteinuria value in the last 90 days of the {_span(rs.window_days)} of "
-                              f"steroid-sparing treatment from {s0}", evidence)
+        add.insufficient(
+            end,
+            f"no proteinuria value in the last 90 days of the {_span(rs.window_days)} of "
+            f"steroid-sparing treatment from {s0}",
+            evidence,
+        )
         return
-    add("mdr-srns", end,
+    add(
+        "mdr-srns",
+        end,
         f"no complete remission after {_span(rs.window_days)} of {len(classes)} mechanistically different "
         f"steroid-sparing agents from {s0} ({'; '.join(w for ws in classes.values() for w in ws)}); latest "
-        f"{late[-1].text} on {late[-1].on}", [*evidence, *late[-1].sources])
+        f"{late[-1].text} on {late[-1].on}",
+        [*evidence, *late[-1].sources],
+    )
 
 
-def _standard_dose(tl: Timeline, exposures: list[DrugExposure], min_dose: dict[str, BodyDose]) -> tuple[bool | None, str, tuple[str, ...]]:
+def _standard_dose(
+    tl: Timeline, exposures: list[DrugExposure], min_dose: dict[str, BodyDose]
+) -> tuple[bool | None, str, tuple[str, ...]]:
     drug = exposures[0].drug
     spec = min_dose.get(drug)
     if spec is None:
-        return True, f"{drug} given ({len(exposures)} record(s); no minimum dose in the rule set)", \
-            tuple(e.source for e in exposures)
+        return (
+            True,
+            f"{drug} given ({len(exposures)} record(s); no minimum dose in the rule set)",
+            tuple(e.source for e in exposures),
+        )
     first = exposures[0]
     dose = tl.daily_dose(first, first.start, "mg/d")
     need = tl.body_dose(spec.mg_per_m2, spec.mg_per_kg, None, first.start)
@@ -350,9 +413,13 @@ def _steroid_intolerance(tl: Timeline, add: _Adder) -> None:
         if not condition.active_on(day):
             continue
         names = ", ".join(sorted(hits)).replace("-", " ")
-        add("steroid-intolerant", day,
+        add(
+            "steroid-intolerant",
+            day,
             f"{names} active from {condition.onset or 'an unrecorded date'} ({condition.source}) contraindicates "
-            f"high-dose steroid; nephrotic syndrome since {onset}", [condition.source, *tl.episodes[0].start_sources])
+            f"high-dose steroid; nephrotic syndrome since {onset}",
+            [condition.source, *tl.episodes[0].start_sources],
+        )
 
 
 def _refractory_notes(tl: Timeline, result: PatientResult) -> None:
@@ -366,8 +433,9 @@ def _refractory_notes(tl: Timeline, result: PatientResult) -> None:
     for concept, words in PSEUDO_TRIGGERS.items():
         for condition in tl.conditions:
             if concept in condition.concepts and any(condition.active_on(c.since) for c in refractory):
-                result.notes.append(f"possible pseudo-refractory: {words} ({condition.source}); remove the trigger "
-                                    "and re-evaluate")
+                result.notes.append(
+                    f"possible pseudo-refractory: {words} ({condition.source}); remove the trigger and re-evaluate"
+                )
 
 
 def _span(days: int) -> str:

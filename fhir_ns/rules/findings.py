@@ -15,27 +15,60 @@ from fhir_ns.timeline.timeline import Level, Timeline
 
 def find(tl: Timeline, result: PatientResult, trials: dict[str, TrialOutcome]) -> None:
     """Add every finding the timeline shows to `result`."""
-    for check in (_inadequate_trials, _cni_levels, _cni_nephrotoxicity, _cni_stopped_early, _cyclophosphamide,
-                  _dose_ranges, _raas, _ckd, _monogenic, _steroid_intolerance):
+    for check in (
+        _inadequate_trials,
+        _cni_levels,
+        _cni_nephrotoxicity,
+        _cni_stopped_early,
+        _cyclophosphamide,
+        _dose_ranges,
+        _raas,
+        _ckd,
+        _monogenic,
+        _steroid_intolerance,
+    ):
         check(tl, result, trials)
     result.findings.sort(key=lambda f: (f.since, f.code))
 
 
-def _add(result: PatientResult, code: str, since: date, reason: str, evidence: Sequence[str],
-         severity: str | None = None, category: str | None = None, implicated: Sequence[str] = ()) -> None:
+def _add(
+    result: PatientResult,
+    code: str,
+    since: date,
+    reason: str,
+    evidence: Sequence[str],
+    severity: str | None = None,
+    category: str | None = None,
+    implicated: Sequence[str] = (),
+) -> None:
     meta = info(code)
-    result.findings.append(Finding(code, severity or meta.severity, category or meta.category, since, reason,
-                                   tuple(dict.fromkeys(evidence)), tuple(dict.fromkeys(implicated))))
+    result.findings.append(
+        Finding(
+            code,
+            severity or meta.severity,
+            category or meta.category,
+            since,
+            reason,
+            tuple(dict.fromkeys(evidence)),
+            tuple(dict.fromkeys(implicated)),
+        )
+    )
 
 
 def _inadequate_trials(tl: Timeline, result: PatientResult, trials: dict[str, TrialOutcome]) -> None:
     for outcome in trials.values():
         if outcome.response is Response.INADEQUATE and outcome.since is not None and outcome.course is not None:
             category = "DOSELINDW" if outcome.dose_basis == "per kg" else "DOSELINDSA"
-            _add(result, "inadequate-steroid-trial", outcome.since,
-                 f"{outcome.course.drug} course started {outcome.course.start}: {outcome.reason}; steroid resistance "
-                 "cannot be concluded from it", outcome.evidence, category=category,
-                 implicated=[outcome.course.source])
+            _add(
+                result,
+                "inadequate-steroid-trial",
+                outcome.since,
+                f"{outcome.course.drug} course started {outcome.course.start}: {outcome.reason}; steroid resistance "
+                "cannot be concluded from it",
+                outcome.evidence,
+                category=category,
+                implicated=[outcome.course.source],
+            )
 
 
 def _cni_levels(tl: Timeline, result: PatientResult, _: object) -> None:
@@ -47,10 +80,15 @@ def _cni_levels(tl: Timeline, result: PatientResult, _: object) -> None:
             continue
         latest = outside[-1]
         direction = "high" if latest.value > target.high else "low"
-        _add(result, "cni-level-out-of-range", outside[0].on,
-             f"{len(outside)} of {len(levels)} {drug} levels taken on treatment were outside the target "
-             f"{target.low:g}-{target.high:g} {target.unit} (latest {latest.value:g} {target.unit} on {latest.on}, {direction})",
-             [m.source for m in outside], implicated=[e.source for e in on_drug])
+        _add(
+            result,
+            "cni-level-out-of-range",
+            outside[0].on,
+            f"{len(outside)} of {len(levels)} {drug} levels taken on treatment were outside the target "
+            f"{target.low:g}-{target.high:g} {target.unit} (latest {latest.value:g} {target.unit} on {latest.on}, {direction})",
+            [m.source for m in outside],
+            implicated=[e.source for e in on_drug],
+        )
 
 
 def _cni_nephrotoxicity(tl: Timeline, result: PatientResult, _: object) -> None:
@@ -60,20 +98,30 @@ def _cni_nephrotoxicity(tl: Timeline, result: PatientResult, _: object) -> None:
         if baseline is None:
             continue
         limit = baseline.value * (1 + spec.rise_fraction)
-        during = [m for m in tl.measurements.get("creatinine", [])
-                  if course.start < m.on and (course.end is None or m.on <= course.end)]
+        during = [
+            m
+            for m in tl.measurements.get("creatinine", [])
+            if course.start < m.on and (course.end is None or m.on <= course.end)
+        ]
         high = [m for m in during if m.value > limit]
         for i, first in enumerate(high):
-            later = next((m for m in high[i + 1:] if (m.on - first.on).days >= spec.min_days_apart
-                          and m.value >= first.value), None)
+            later = next(
+                (m for m in high[i + 1 :] if (m.on - first.on).days >= spec.min_days_apart and m.value >= first.value),
+                None,
+            )
             if later is None:
                 continue
             rise = later.value / baseline.value - 1
-            _add(result, "cni-nephrotoxicity", later.on,
-                 f"creatinine {first.value:.0f} umol/L on {first.on} and {later.value:.0f} umol/L on {later.on} "
-                 f"({(later.on - first.on).days} days apart, not falling), {rise:.0%} above the pre-CNI baseline "
-                 f"{baseline.value:.0f} umol/L of {baseline.on} (limit {spec.rise_fraction:.0%})",
-                 [baseline.source, first.source, later.source], implicated=[e.source for e in course.exposures])
+            _add(
+                result,
+                "cni-nephrotoxicity",
+                later.on,
+                f"creatinine {first.value:.0f} umol/L on {first.on} and {later.value:.0f} umol/L on {later.on} "
+                f"({(later.on - first.on).days} days apart, not falling), {rise:.0%} above the pre-CNI baseline "
+                f"{baseline.value:.0f} umol/L of {baseline.on} (limit {spec.rise_fraction:.0%})",
+                [baseline.source, first.source, later.source],
+                implicated=[e.source for e in course.exposures],
+            )
             break
 
 
@@ -91,10 +139,15 @@ def _cni_stopped_early(tl: Timeline, result: PatientResult, _: object) -> None:
             responded = partial[0] if partial else None
         if responded is None:
             continue
-        _add(result, "cni-stopped-early", course.end,
-             f"{' and '.join(course.drugs)} stopped on {course.end} after {days} days (less than {minimum} days) although "
-             f"the patient responded ({responded.text} on {responded.on})",
-             [*(e.source for e in course.exposures), *responded.sources], implicated=[e.source for e in course.exposures])
+        _add(
+            result,
+            "cni-stopped-early",
+            course.end,
+            f"{' and '.join(course.drugs)} stopped on {course.end} after {days} days (less than {minimum} days) although "
+            f"the patient responded ({responded.text} on {responded.on})",
+            [*(e.source for e in course.exposures), *responded.sources],
+            implicated=[e.source for e in course.exposures],
+        )
 
 
 def _cyclophosphamide(tl: Timeline, result: PatientResult, _: object) -> None:
@@ -120,10 +173,16 @@ def _cyclophosphamide(tl: Timeline, result: PatientResult, _: object) -> None:
         return
     severity = "high" if "high" in crossed else "moderate"
     limit = spec.high_mg_per_kg if severity == "high" else spec.moderate_mg_per_kg
-    _add(result, "cyclophosphamide-cumulative-dose", crossed["moderate"],
-         f"cumulative cyclophosphamide {total:.0f} mg/kg over {len(exposures)} record(s) exceeds {limit:g} mg/kg "
-         f"({severity}; limits {spec.moderate_mg_per_kg:g} and {spec.high_mg_per_kg:g} mg/kg)",
-         sources, severity=severity, implicated=[e.source for e in exposures])
+    _add(
+        result,
+        "cyclophosphamide-cumulative-dose",
+        crossed["moderate"],
+        f"cumulative cyclophosphamide {total:.0f} mg/kg over {len(exposures)} record(s) exceeds {limit:g} mg/kg "
+        f"({severity}; limits {spec.moderate_mg_per_kg:g} and {spec.high_mg_per_kg:g} mg/kg)",
+        sources,
+        severity=severity,
+        implicated=[e.source for e in exposures],
+    )
 
 
 def _dose_ranges(tl: Timeline, result: PatientResult, _: object) -> None:
@@ -135,10 +194,16 @@ def _dose_ranges(tl: Timeline, result: PatientResult, _: object) -> None:
             low = dose.value < spec.low
             per_size = "SA" if spec.unit == "mg/m2/d" else "W"
             category = f"DOSE{'L' if low else 'H'}IND{per_size}"
-            _add(result, "dose-out-of-range", e.start,
-                 f"{e.drug} {dose.value:.0f} {spec.unit} from {e.start} is {'below' if low else 'above'} the range "
-                 f"{spec.low:g}-{spec.high:g} {spec.unit} ({spec.source})",
-                 dose.sources, category=category, implicated=[e.source])
+            _add(
+                result,
+                "dose-out-of-range",
+                e.start,
+                f"{e.drug} {dose.value:.0f} {spec.unit} from {e.start} is {'below' if low else 'above'} the range "
+                f"{spec.low:g}-{spec.high:g} {spec.unit} ({spec.source})",
+                dose.sources,
+                category=category,
+                implicated=[e.source],
+            )
 
 
 def _raas(tl: Timeline, result: PatientResult, _: object) -> None:
@@ -155,10 +220,14 @@ def _raas(tl: Timeline, result: PatientResult, _: object) -> None:
     blockers = [e for e in tl.of_class("raas-blocker") if e.start <= last.on and (e.end is None or e.end >= first.on)]
     if blockers:
         return
-    _add(result, "no-raas-blockade", first.on + timedelta(days=days),
-         f"proteinuria outside remission for {(last.on - first.on).days} days ({first.text} on {first.on} to "
-         f"{last.text} on {last.on}) with no ACE inhibitor or ARB recorded (threshold {days} days)",
-         [*first.sources, *last.sources])
+    _add(
+        result,
+        "no-raas-blockade",
+        first.on + timedelta(days=days),
+        f"proteinuria outside remission for {(last.on - first.on).days} days ({first.text} on {first.on} to "
+        f"{last.text} on {last.on}) with no ACE inhibitor or ARB recorded (threshold {days} days)",
+        [*first.sources, *last.sources],
+    )
 
 
 def _ckd(tl: Timeline, result: PatientResult, _: object) -> None:
@@ -172,18 +241,25 @@ def _ckd(tl: Timeline, result: PatientResult, _: object) -> None:
         fallen = value <= baseline[1] * (1 - spec.fall_fraction)
         if not (low_now or fallen):
             continue
-        for later_day, later, later_sources, later_how in series[i + 1:]:
+        for later_day, later, later_sources, later_how in series[i + 1 :]:
             if (later_day - day).days < spec.persistence_days:
                 continue
             still_low = later < spec.egfr_below if low_now else later <= baseline[1] * (1 - spec.fall_fraction)
             if not still_low:
                 break
-            why = (f"below {spec.egfr_below:g}" if low_now else
-                   f"{1 - later / baseline[1]:.0%} below the baseline {baseline[1]:.0f} of {baseline[0]}")
-            _add(result, "ckd-progression", later_day,
-                 f"eGFR {value:.0f} ({how}) on {day} and {later:.0f} ({later_how}, {gfr_category(later)}) on "
-                 f"{later_day}, {why}, for at least {spec.persistence_days} days",
-                 [*baseline[2], *sources, *later_sources])
+            why = (
+                f"below {spec.egfr_below:g}"
+                if low_now
+                else f"{1 - later / baseline[1]:.0%} below the baseline {baseline[1]:.0f} of {baseline[0]}"
+            )
+            _add(
+                result,
+                "ckd-progression",
+                later_day,
+                f"eGFR {value:.0f} ({how}) on {day} and {later:.0f} ({later_how}, {gfr_category(later)}) on "
+                f"{later_day}, {why}, for at least {spec.persistence_days} days",
+                [*baseline[2], *sources, *later_sources],
+            )
             return
 
 
@@ -191,9 +267,14 @@ def _monogenic(tl: Timeline, result: PatientResult, _: object) -> None:
     wanted = set(tl.ruleset.monogenic_gene_concepts)
     for g in tl.facts.genetics:
         if g.on <= tl.as_of and g.pathogenic and g.gene_concepts & wanted:
-            _add(result, "monogenic-disease", g.on,
-                 f"pathogenic variant in {', '.join(g.genes)} (podocyte gene) reported on {g.on}: immunosuppression "
-                 "is unlikely to help", [g.source])
+            _add(
+                result,
+                "monogenic-disease",
+                g.on,
+                f"pathogenic variant in {', '.join(g.genes)} (podocyte gene) reported on {g.on}: immunosuppression "
+                "is unlikely to help",
+                [g.source],
+            )
             return
 
 
@@ -212,8 +293,13 @@ def _steroid_intolerance(tl: Timeline, result: PatientResult, _: object) -> None
             standard = tl.standard_steroid_dose(day)
             if dose is None or standard is None or dose.value < fraction * standard.value:
                 continue
-            _add(result, "steroid-intolerance", day,
-                 f"{e.drug} {dose.value:.0f} mg/day (at least {fraction:.0%} of the standard {standard.value:.0f} mg/day) "
-                 f"given on {day} while {', '.join(sorted(hits)).replace('-', ' ')} was active ({condition.source})",
-                 [condition.source, *dose.sources, *standard.sources], implicated=[e.source])
+            _add(
+                result,
+                "steroid-intolerance",
+                day,
+                f"{e.drug} {dose.value:.0f} mg/day (at least {fraction:.0%} of the standard {standard.value:.0f} mg/day) "
+                f"given on {day} while {', '.join(sorted(hits)).replace('-', ' ')} was active ({condition.source})",
+                [condition.source, *dose.sources, *standard.sources],
+                implicated=[e.source],
+            )
             return

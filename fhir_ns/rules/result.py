@@ -19,7 +19,12 @@ class Classification:
     evidence: tuple[str, ...]
 
     def as_json(self) -> dict[str, Any]:
-        return {"code": self.code, "since": self.since.isoformat(), "reason": self.reason, "evidence": list(self.evidence)}
+        return {
+            "code": self.code,
+            "since": self.since.isoformat(),
+            "reason": self.reason,
+            "evidence": list(self.evidence),
+        }
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,14 +41,20 @@ def evaluate_trial(tl: Timeline, episode: Episode, initial: bool) -> TrialOutcom
     lookback = episode.start - timedelta(days=trial.start_lookback_days)
     stop = episode.remission.on if episode.remission else tl.as_of
     course = next(
-        (e for e in trial_courses(tl)
-         if (lookback <= e.start <= stop and not e.alternate_day) or (initial and e.covers(episode.start))),
+        (
+            e
+            for e in trial_courses(tl)
+            if (lookback <= e.start <= stop and not e.alternate_day) or (initial and e.covers(episode.start))
+        ),
         None,
     )
     if course is None:
-        return TrialOutcome(Response.NO_TRIAL, None,
-                            f"no daily prednis(ol)one course starting on or after {lookback} (episode from {episode.start})",
-                            episode.start_sources)
+        return TrialOutcome(
+            Response.NO_TRIAL,
+            None,
+            f"no daily prednis(ol)one course starting on or after {lookback} (episode from {episode.start})",
+            episode.start_sources,
+        )
     t0 = course.start
     assess = t0 + timedelta(days=trial.assessment_day)
     week = _weeks(trial.assessment_day)
@@ -56,43 +62,68 @@ def evaluate_trial(tl: Timeline, episode: Episode, initial: bool) -> TrialOutcom
     evidence = (*episode.start_sources, course.source)
 
     if remission and remission.on <= assess:
-        return TrialOutcome(Response.SENSITIVE, remission.on,
-                            f"complete remission on {remission.on}, day {(remission.on - t0).days} of the "
-                            f"{course.drug} course started {t0} (within {week}): {remission.text}",
-                            (*evidence, *remission.sources), course)
+        return TrialOutcome(
+            Response.SENSITIVE,
+            remission.on,
+            f"complete remission on {remission.on}, day {(remission.on - t0).days} of the "
+            f"{course.drug} course started {t0} (within {week}): {remission.text}",
+            (*evidence, *remission.sources),
+            course,
+        )
     if trial.response == "any":
         for reading in tl.readings_between(t0 + timedelta(days=1), min(assess, tl.as_of)):
             partial, words, sources = tl.partial_remission(reading, episode)
             if partial:
-                return TrialOutcome(Response.SENSITIVE, reading.on,
-                                    f"partial remission on {reading.on}, day {(reading.on - t0).days} of the "
-                                    f"{course.drug} course started {t0} (within {week}): {words}",
-                                    (*evidence, *sources), course)
+                return TrialOutcome(
+                    Response.SENSITIVE,
+                    reading.on,
+                    f"partial remission on {reading.on}, day {(reading.on - t0).days} of the "
+                    f"{course.drug} course started {t0} (within {week}): {words}",
+                    (*evidence, *sources),
+                    course,
+                )
     if tl.as_of < assess:
-        return TrialOutcome(Response.IN_PROGRESS, t0,
-                            f"{course.drug} course started {t0}; the {week} assessment is due {assess}, after the "
-                            f"evaluation date {tl.as_of}", evidence, course)
+        return TrialOutcome(
+            Response.IN_PROGRESS,
+            t0,
+            f"{course.drug} course started {t0}; the {week} assessment is due {assess}, after the "
+            f"evaluation date {tl.as_of}",
+            evidence,
+            course,
+        )
 
     adequacy = _adequacy(tl, course, t0)
     if adequacy.response is not None:
-        return TrialOutcome(adequacy.response, assess, adequacy.reason, (*evidence, *adequacy.sources), course,
-                            adequacy.basis)
+        return TrialOutcome(
+            adequacy.response, assess, adequacy.reason, (*evidence, *adequacy.sources), course, adequacy.basis
+        )
 
     low, high = trial.assessment_window
     window = tl.readings_between(t0 + timedelta(days=low), t0 + timedelta(days=high))
     before = [r for r in window if r.on <= assess]
     status = before[-1] if before else (window[0] if window else None)
     if status is None:
-        return TrialOutcome(Response.UNDECIDED, assess,
-                            f"no proteinuria value between day {low} and day {high} of the {course.drug} course "
-                            f"started {t0} ({t0 + timedelta(days=low)} to {t0 + timedelta(days=high)})", evidence, course)
-    base = (f"{course.drug} course started {t0}, {adequacy.reason}; at {week} (day {(status.on - t0).days}) "
-            f"{status.text}")
+        return TrialOutcome(
+            Response.UNDECIDED,
+            assess,
+            f"no proteinuria value between day {low} and day {high} of the {course.drug} course "
+            f"started {t0} ({t0 + timedelta(days=low)} to {t0 + timedelta(days=high)})",
+            evidence,
+            course,
+        )
+    base = (
+        f"{course.drug} course started {t0}, {adequacy.reason}; at {week} (day {(status.on - t0).days}) {status.text}"
+    )
     evidence = (*evidence, *adequacy.sources, *status.sources)
     if status.level is Level.REMISSION and remission and remission.on <= t0 + timedelta(days=high):
-        return TrialOutcome(Response.SENSITIVE, remission.on,
-                            f"complete remission documented on {remission.on} (day {(remission.on - t0).days}, within "
-                            f"the {week} assessment window): {remission.text}", (*evidence, *remission.sources), course)
+        return TrialOutcome(
+            Response.SENSITIVE,
+            remission.on,
+            f"complete remission documented on {remission.on} (day {(remission.on - t0).days}, within "
+            f"the {week} assessment window): {remission.text}",
+            (*evidence, *remission.sources),
+            course,
+        )
     if status.level is Level.NEPHROTIC:
         return TrialOutcome(Response.RESISTANT, assess, f"no remission: {base}", evidence, course)
 
@@ -101,14 +132,14 @@ def evaluate_trial(tl: Timeline, episode: Episode, initial: bool) -> TrialOutcom
         return TrialOutcome(Response.UNDECIDED, assess, f"{base}; {words}", evidence, course)
     if trial.response == "any":
         if partial:
-            return TrialOutcome(Response.SENSITIVE, status.on, f"partial remission: {base}; {words}",
-                                (*evidence, *sources), course)
+            return TrialOutcome(
+                Response.SENSITIVE, status.on, f"partial remission: {base}; {words}", (*evidence, *sources), course
+            )
         return TrialOutcome(Response.RESISTANT, assess, f"no remission: {base}; {words}", evidence, course)
     if not partial or trial.confirmation_until_day is None or not initial:
         detail = f"; {words}" if words and not partial else ""
         return TrialOutcome(Response.RESISTANT, assess, f"no complete remission: {base}{detail}", evidence, course)
-    return _confirmation(tl, course, status, remission, f"partial remission at {week}: {words}",
-                         (*evidence, *sources))
+    return _confirmation(tl, course, status, remission, f"partial remission at {week}: {words}", (*evidence, *sources))
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,30 +155,52 @@ def _adequacy(tl: Timeline, course: DrugExposure, t0: date) -> _Adequacy:
     days = rs.trial.assessment_day
     mean, sources = tl.mean_daily_dose(trial_courses(tl), t0, days, prednisone_equivalent=True)
     if mean is None:
-        return _Adequacy(Response.UNDECIDED, f"the dose of {sources[0]} cannot be computed (no dose, or a per-body "
-                                             f"dose without weight/height), so the trial's adequacy is unknown", sources)
+        return _Adequacy(
+            Response.UNDECIDED,
+            f"the dose of {sources[0]} cannot be computed (no dose, or a per-body "
+            f"dose without weight/height), so the trial's adequacy is unknown",
+            sources,
+        )
     needed_fraction = rs.adequate_fraction
     cap = rs.standard_daily.max_mg
     if cap is not None and mean >= needed_fraction * cap:
-        return _Adequacy(None, f"mean {mean:.0f} mg/day over {days} days (standard-dose: at least "
-                               f"{needed_fraction:.0%} of the {cap:g} mg cap)", sources)
+        return _Adequacy(
+            None,
+            f"mean {mean:.0f} mg/day over {days} days (standard-dose: at least "
+            f"{needed_fraction:.0%} of the {cap:g} mg cap)",
+            sources,
+        )
     standard = tl.standard_steroid_dose(t0)
     if standard is None:
-        return _Adequacy(Response.UNDECIDED,
-                         f"mean {mean:.0f} mg/day over {days} days, and no weight/height within "
-                         f"{tl.ruleset.anthropometry_max_age_days} days before {t0} to compare it with the standard dose",
-                         sources)
+        return _Adequacy(
+            Response.UNDECIDED,
+            f"mean {mean:.0f} mg/day over {days} days, and no weight/height within "
+            f"{tl.ruleset.anthropometry_max_age_days} days before {t0} to compare it with the standard dose",
+            sources,
+        )
     share = mean / standard.value
-    words = f"mean {mean:.0f} mg/day over {days} days = {share:.0%} of the standard {standard.value:.0f} {standard.unit}"
+    words = (
+        f"mean {mean:.0f} mg/day over {days} days = {share:.0%} of the standard {standard.value:.0f} {standard.unit}"
+    )
     basis = "per m2" if "mg/m2" in standard.unit else "per kg"
     if share < needed_fraction:
-        return _Adequacy(Response.INADEQUATE, f"{words}, below the {needed_fraction:.0%} an adequate trial needs",
-                         (*sources, *standard.sources), basis)
+        return _Adequacy(
+            Response.INADEQUATE,
+            f"{words}, below the {needed_fraction:.0%} an adequate trial needs",
+            (*sources, *standard.sources),
+            basis,
+        )
     return _Adequacy(None, words, (*sources, *standard.sources), basis)
 
 
-def _confirmation(tl: Timeline, course: DrugExposure, status: Reading, remission: Remission | None, partial_words: str,
-                  evidence: tuple[str, ...]) -> TrialOutcome:
+def _confirmation(
+    tl: Timeline,
+    course: DrugExposure,
+    status: Reading,
+    remission: Remission | None,
+    partial_words: str,
+    evidence: tuple[str, ...],
+) -> TrialOutcome:
     trial = tl.ruleset.steroid.trial
     assert trial.confirmation_until_day is not None
     t0 = course.start
@@ -155,21 +208,40 @@ def _confirmation(tl: Timeline, course: DrugExposure, status: Reading, remission
     end = t0 + timedelta(days=trial.confirmation_until_day)
     period = f"weeks {_weeks(trial.assessment_day, bare=True)}-{_weeks(trial.confirmation_until_day, bare=True)}"
     if remission is not None and remission.on <= end:
-        return TrialOutcome(Response.LATE, remission.on,
-                            f"{partial_words}; complete remission on {remission.on} during the confirmation period "
-                            f"({period}): {remission.text}", (*evidence, *remission.sources), course)
+        return TrialOutcome(
+            Response.LATE,
+            remission.on,
+            f"{partial_words}; complete remission on {remission.on} during the confirmation period "
+            f"({period}): {remission.text}",
+            (*evidence, *remission.sources),
+            course,
+        )
     if tl.as_of < end:
-        return TrialOutcome(Response.PENDING_CONFIRMATION, assess,
-                            f"{partial_words}; the confirmation period ({period}) runs until {end}", evidence, course)
+        return TrialOutcome(
+            Response.PENDING_CONFIRMATION,
+            assess,
+            f"{partial_words}; the confirmation period ({period}) runs until {end}",
+            evidence,
+            course,
+        )
     confirming = tl.readings_between(assess + timedelta(days=1), end)
     if not confirming:
-        return TrialOutcome(Response.UNDECIDED, end,
-                            f"{partial_words}; no proteinuria value during the confirmation period ({assess} to {end})",
-                            evidence, course)
+        return TrialOutcome(
+            Response.UNDECIDED,
+            end,
+            f"{partial_words}; no proteinuria value during the confirmation period ({assess} to {end})",
+            evidence,
+            course,
+        )
     last = confirming[-1]
-    return TrialOutcome(Response.RESISTANT, end,
-                        f"{partial_words}; no complete remission by the end of the confirmation period ({end}): "
-                        f"{last.text} on {last.on}", (*evidence, *last.sources), course)
+    return TrialOutcome(
+        Response.RESISTANT,
+        end,
+        f"{partial_words}; no complete remission by the end of the confirmation period ({end}): "
+        f"{last.text} on {last.on}",
+        (*evidence, *last.sources),
+        course,
+    )
 
 
 def _weeks(days: int, bare: bool = False) -> str:

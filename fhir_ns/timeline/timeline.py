@@ -162,8 +162,12 @@ class Timeline:
         if nephrotic is None or remission is None:
             why = why_n if nephrotic is None else why_r
             return Reading(m, Level.UNKNOWN, f"{label} {shown} (not assessable: {why})", (m.source,))
-        return Reading(m, Level.INTERMEDIATE, f"{label} {shown} (below nephrotic range, above remission)",
-                       (m.source, *extra_n, *extra_r))
+        return Reading(
+            m,
+            Level.INTERMEDIATE,
+            f"{label} {shown} (below nephrotic range, above remission)",
+            (m.source, *extra_n, *extra_r),
+        )
 
     def show(self, m: Measurement) -> str:
         if m.unit == "grade":
@@ -181,7 +185,9 @@ class Timeline:
             return self._meets_upcr(m, thresholds)
         return self._meets_24h(m, thresholds)
 
-    def _meets_grade(self, m: Measurement, threshold: GradeThreshold | None) -> tuple[bool | None, str, tuple[str, ...]]:
+    def _meets_grade(
+        self, m: Measurement, threshold: GradeThreshold | None
+    ) -> tuple[bool | None, str, tuple[str, ...]]:
         if threshold is None:
             return None, "the rule set has no dipstick threshold", ()
         limit = Threshold(unit="grade", op=threshold.op, value=self.terminology.grade_index(threshold.grade))
@@ -248,10 +254,13 @@ class Timeline:
                         ok, extra, why = self._remission_extras(run[0].on, episode)
                         if ok:
                             texts = ", ".join(f"{x.on}" for x in run)
-                            return Remission(run[0].on, True,
-                                             f"dipstick {self.show(run[0].measurement)} or less on "
-                                             f"{len(run)} consecutive days ({texts}){why}",
-                                             tuple(s for x in run for s in x.sources) + extra)
+                            return Remission(
+                                run[0].on,
+                                True,
+                                f"dipstick {self.show(run[0].measurement)} or less on "
+                                f"{len(run)} consecutive days ({texts}){why}",
+                                tuple(s for x in run for s in x.sources) + extra,
+                            )
                 elif r.level is not Level.UNKNOWN:
                     run = []
                 continue
@@ -296,17 +305,29 @@ class Timeline:
             if albumin is None:
                 return None, f"no albumin within 7 days of {reading.on} to judge partial remission", ()
             if not rs.albumin.met_by(albumin.value):
-                return False, f"albumin {albumin.value:.0f} g/L (partial remission needs {rs.albumin})", (albumin.source,)
+                return (
+                    False,
+                    f"albumin {albumin.value:.0f} g/L (partial remission needs {rs.albumin})",
+                    (albumin.source,),
+                )
             sources.append(albumin.source)
             words.append(f"albumin {albumin.value:.0f} g/L {rs.albumin.op} {rs.albumin.value:g}")
         if rs.min_fall_from_presenting is not None:
             presenting = episode.presenting if episode else None
-            if presenting is None or presenting.measurement.concept != reading.measurement.concept \
-                    or presenting.measurement.unit != reading.measurement.unit or presenting.measurement.value <= 0:
+            if (
+                presenting is None
+                or presenting.measurement.concept != reading.measurement.concept
+                or presenting.measurement.unit != reading.measurement.unit
+                or presenting.measurement.value <= 0
+            ):
                 return None, "no presenting value of the same kind to measure the fall from", ()
             fall = 1 - reading.measurement.value / presenting.measurement.value
             if fall < rs.min_fall_from_presenting:
-                return False, f"fall of {fall:.0%} from {self.show(presenting.measurement)} (needs {rs.min_fall_from_presenting:.0%})", ()
+                return (
+                    False,
+                    f"fall of {fall:.0%} from {self.show(presenting.measurement)} (needs {rs.min_fall_from_presenting:.0%})",
+                    (),
+                )
             sources.append(presenting.measurement.source)
             words.append(f"{fall:.0%} below the presenting {self.show(presenting.measurement)}")
         return True, f"{reading.text} with {', '.join(words)}" if words else reading.text, (*reading.sources, *sources)
@@ -317,8 +338,11 @@ class Timeline:
         for r in self.readings:
             if r.on <= after:
                 continue
-            meets = self.judge(r.measurement, rs.proteinuria).level is Level.NEPHROTIC if rs.proteinuria else \
-                r.level is Level.NEPHROTIC
+            meets = (
+                self.judge(r.measurement, rs.proteinuria).level is Level.NEPHROTIC
+                if rs.proteinuria
+                else r.level is Level.NEPHROTIC
+            )
             if not meets:
                 if r.level is not Level.UNKNOWN:
                     run = []
@@ -329,16 +353,22 @@ class Timeline:
                 run.append(r)
             if len(run) >= rs.consecutive_days:
                 days = ", ".join(str(x.on) for x in run)
-                return Relapse(run[0].on, False,
-                               f"{r.text.split(' (')[0]} and nephrotic-range proteinuria on {len(run)} consecutive day(s) ({days})",
-                               tuple(s for x in run for s in x.sources))
+                return Relapse(
+                    run[0].on,
+                    False,
+                    f"{r.text.split(' (')[0]} and nephrotic-range proteinuria on {len(run)} consecutive day(s) ({days})",
+                    tuple(s for x in run for s in x.sources),
+                )
             if rs.treated_relapse_counts and len(run) == 1:
                 escalation = self._steroid_escalation(r.on, rs.treated_relapse_window_days)
                 if escalation is not None:
-                    return Relapse(r.on, True,
-                                   f"treated relapse: {r.text} followed on {escalation[0].start} by "
-                                   f"{escalation[0].drug} {escalation[1]}",
-                                   (*r.sources, escalation[0].source, *escalation[1].sources))
+                    return Relapse(
+                        r.on,
+                        True,
+                        f"treated relapse: {r.text} followed on {escalation[0].start} by "
+                        f"{escalation[0].drug} {escalation[1]}",
+                        (*r.sources, escalation[0].source, *escalation[1].sources),
+                    )
         return None
 
     def _steroid_escalation(self, day: date, window: int) -> tuple[DrugExposure, Dose] | None:
@@ -361,9 +391,15 @@ class Timeline:
             episode = Episode(first.on, f"first nephrotic-range proteinuria: {first.text}", first.sources, first)
         else:
             assert condition is not None and condition.onset is not None
-            presenting = next((r for r in self.readings if r.on >= condition.onset and r.level is Level.NEPHROTIC), None)
-            episode = Episode(condition.onset, f"nephrotic syndrome recorded with onset {condition.onset}",
-                              (condition.source,), presenting)
+            presenting = next(
+                (r for r in self.readings if r.on >= condition.onset and r.level is Level.NEPHROTIC), None
+            )
+            episode = Episode(
+                condition.onset,
+                f"nephrotic syndrome recorded with onset {condition.onset}",
+                (condition.source,),
+                presenting,
+            )
         episodes = [episode]
         while True:
             remission = self.complete_remission_after(episode.start, episode)
@@ -433,8 +469,9 @@ class Timeline:
             return None
         return Dose(mg / divisor, unit, tuple(dict.fromkeys([*sources, *size.sources])))
 
-    def mean_daily_dose(self, exposures: Iterable[DrugExposure], start: date, days: int,
-                        prednisone_equivalent: bool = False) -> tuple[float | None, tuple[str, ...]]:
+    def mean_daily_dose(
+        self, exposures: Iterable[DrugExposure], start: date, days: int, prednisone_equivalent: bool = False
+    ) -> tuple[float | None, tuple[str, ...]]:
         """Mean mg/day over [start, start + days), days without the drug counting zero; None if a dose is unknown."""
         total = 0.0
         sources: list[str] = []
@@ -455,7 +492,9 @@ class Timeline:
     # -- kidney function -------------------------------------------------------------------------
     def egfr_series(self) -> list[tuple[date, float, tuple[str, ...], str]]:
         """(day, eGFR, sources, how) from reported eGFR and from creatinine by the age-fitting formula."""
-        out = [(m.on, m.value, (m.source,), "reported") for m in self.measurements.get("egfr", [])]
+        out: list[tuple[date, float, tuple[str, ...], str]] = [
+            (m.on, m.value, (m.source,), "reported") for m in self.measurements.get("egfr", [])
+        ]
         reported_days = {d for d, *_ in out}
         for m in self.measurements.get("creatinine", []):
             if m.on in reported_days:
@@ -467,8 +506,9 @@ class Timeline:
                 size = self.body_size(m.on)
                 if size.height_cm is None:
                     continue
-                out.append((m.on, schwartz_bedside(size.height_cm, m.value), (m.source, *size.sources),
-                            "bedside Schwartz"))
+                out.append(
+                    (m.on, schwartz_bedside(size.height_cm, m.value), (m.source, *size.sources), "bedside Schwartz")
+                )
             elif self.facts.sex in ("male", "female"):
                 out.append((m.on, ckd_epi_2021(m.value, age, self.facts.sex == "female"), (m.source,), "CKD-EPI 2021"))
         out.sort(key=lambda x: x[0])
