@@ -1,9 +1,9 @@
 """Build a patient's chart from plain values, in days from the start of the story, and classify it.
 
-    chart = Chart(born_years_before=6)
-    chart.upcr(0, 600).albumin(0, 18).prednisolone(0, 42, mg=40)
-    chart.upcr(14, 10)
-    result = chart.evaluate(as_of_day=60)
+chart = Chart(born_years_before=6)
+chart.upcr(0, 600).albumin(0, 18).prednisolone(0, 42, mg=40)
+chart.upcr(14, 10)
+result = chart.evaluate(as_of_day=60)
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from fhir_ns.rules import PatientResult, evaluate
 from fhir_ns.ruleset import load_rulesets
 from fhir_ns.terminology import load_terminology
 from fhir_ns.timeline.model import ConditionFact, DrugExposure, GeneticResult, Measurement, PatientFacts
+from fhir_ns.timeline.timeline import Timeline
 
 START = date(2023, 1, 2)
 TERMINOLOGY = load_terminology()
@@ -26,8 +27,13 @@ def day(n: int) -> date:
 
 
 class Chart:
-    def __init__(self, born_years_before: float | None = 6, sex: str = "female", weight: float | None = 20,
-                 height: float | None = 115) -> None:
+    def __init__(
+        self,
+        born_years_before: float | None = 6,
+        sex: str = "female",
+        weight: float | None = 20,
+        height: float | None = 115,
+    ) -> None:
         born = None if born_years_before is None else START - timedelta(days=round(born_years_before * 365.25))
         self.facts = PatientFacts("p1", "Patient/p1", birth_date=born, sex=sex)
         self._n = 0
@@ -46,6 +52,12 @@ class Chart:
 
     def upcr(self, on: int, mg_mmol: float) -> Chart:
         return self.measure("upcr", on, mg_mmol, "mg/mmol")
+
+    def nephrotic_days(self, first: int, days: int, mg_mmol: float = 250) -> Chart:
+        """Nephrotic-range UPCR on `days` consecutive days from `first`."""
+        for n in range(days):
+            self.upcr(first + n, mg_mmol)
+        return self
 
     def upcr_mg_mg(self, on: int, value: float) -> Chart:
         return self.measure("upcr", on, value, "mg/mg")
@@ -68,11 +80,31 @@ class Chart:
     def weight(self, on: int, kg: float) -> Chart:
         return self.measure("weight", on, kg, "kg")
 
-    def drug(self, name: str, start: int, end: int | None, mg: float | None, basis: str = "mg",
-             alternate_day: bool = False, single: bool = False, route: str | None = None) -> Chart:
-        self.facts.exposures.append(DrugExposure(
-            name, CLASSES[name], day(start), None if end is None else day(end), mg, basis,
-            self._source("MedicationAdministration" if single else "MedicationStatement"), alternate_day, route, single))
+    def drug(
+        self,
+        name: str,
+        start: int,
+        end: int | None,
+        mg: float | None,
+        basis: str = "mg",
+        alternate_day: bool = False,
+        single: bool = False,
+        route: str | None = None,
+    ) -> Chart:
+        self.facts.exposures.append(
+            DrugExposure(
+                name,
+                CLASSES[name],
+                day(start),
+                None if end is None else day(end),
+                mg,
+                basis,
+                self._source("MedicationAdministration" if single else "MedicationStatement"),
+                alternate_day,
+                route,
+                single,
+            )
+        )
         return self
 
     def prednisolone(self, start: int, end: int | None, mg: float, alternate_day: bool = False) -> Chart:
@@ -80,17 +112,43 @@ class Chart:
         return self.drug("prednisolone", start, end, mg, alternate_day=alternate_day)
 
     def condition(self, concepts: set[str], onset: int | None, abated: int | None = None) -> Chart:
-        self.facts.conditions.append(ConditionFact(frozenset(concepts), None if onset is None else day(onset),
-                                                   None if abated is None else day(abated), True, self._source("Condition")))
+        self.facts.conditions.append(
+            ConditionFact(
+                frozenset(concepts),
+                None if onset is None else day(onset),
+                None if abated is None else day(abated),
+                True,
+                self._source("Condition"),
+            )
+        )
         return self
 
     def genetic(self, on: int, genes: set[str], pathogenic: bool) -> Chart:
-        self.facts.genetics.append(GeneticResult(frozenset(genes), ("NPHS2",), pathogenic, day(on), self._source("Observation")))
+        self.facts.genetics.append(
+            GeneticResult(frozenset(genes), ("NPHS2",), pathogenic, day(on), self._source("Observation"))
+        )
         return self
 
     def evaluate(self, as_of_day: int, ruleset: str | None = None) -> PatientResult:
         self.facts.sort()
         return evaluate(self.facts, RULESETS, TERMINOLOGY, day(as_of_day), ruleset)
+
+    def timeline(self, as_of_day: int, ruleset: str = "ipna-2022-child") -> Timeline:
+        """The timeline under a named rule set, to look at readings and episodes directly."""
+        self.facts.sort()
+        return Timeline.build(self.facts, RULESETS[ruleset], TERMINOLOGY, day(as_of_day))
+
+
+def steroid_sensitive_child(born_years_before: float | None = 6) -> Chart:
+    """A child (20 kg, 115 cm) presenting on day 0, on prednisolone 48 mg/day (60 mg/m2) days 0-41, in CR on day 10."""
+    chart = Chart(born_years_before=born_years_before)
+    return chart.upcr(0, 600).albumin(0, 18).prednisolone(0, 41, mg=48).upcr(10, 10)
+
+
+def steroid_resistant_child(weight: float | None = 20, height: float | None = 115) -> Chart:
+    """A child presenting on day 0, on prednisolone 48 mg/day (60 mg/m2 at 20 kg, 115 cm) days 0-41, nephrotic on day 28."""
+    chart = Chart(weight=weight, height=height)
+    return chart.upcr(0, 600).albumin(0, 18).prednisolone(0, 41, mg=48).upcr(28, 400).albumin(28, 20)
 
 
 def codes(result: PatientResult) -> list[str]:

@@ -10,6 +10,7 @@ from fhir_ns.rules.findings import find
 from fhir_ns.rules.result import Classification, Finding, PatientResult
 from fhir_ns.ruleset import RuleSet
 from fhir_ns.terminology import Terminology
+from fhir_ns.timeline.formulas import age_years
 from fhir_ns.timeline.model import PatientFacts
 from fhir_ns.timeline.timeline import Timeline
 
@@ -37,10 +38,10 @@ def choose_ruleset(
             onset = timeline.episodes[0].start
             break
     if onset is None:
-        age = (as_of - facts.birth_date).days / 365.25
+        age = age_years(facts.birth_date, as_of)
         chosen = child if age < (child.population.onset_age_max_years or 18) else adult
         return chosen, f"no onset on record; age {age:.1f} years at {as_of}", None
-    age = (onset - facts.birth_date).days / 365.25
+    age = age_years(facts.birth_date, onset)
     limit = child.population.onset_age_max_years or 18
     chosen = child if age < limit else adult
     return chosen, f"age {age:.1f} years at onset ({onset})", None

@@ -244,7 +244,7 @@ def cni_adequacy(
         share = levels_in / levels_all
         words.append(f"{levels_in} of {levels_all} trough levels within target")
         sources += level_sources
-        if share >= rs.levels_in_range_fraction:
+        if share > rs.levels_in_range_fraction:
             return True, "; ".join(words), tuple(sources)
     if not dose_known and not levels_all:
         return None, "neither the dose per body size nor trough levels are recorded", tuple(e.source for e in exposures)
@@ -276,6 +276,15 @@ def _cni_response(tl: Timeline, add: _Adder) -> None:
         if tl.as_of < end:
             add.result.notes.append(
                 f"CNI course from {course.start}: no remission yet; response is judged at {_span(window)} ({end})"
+            )
+            continue
+        lasted = ((course.end or tl.as_of) - course.start).days + 1
+        if lasted < window:
+            add.insufficient(
+                end,
+                f"{' and '.join(course.drugs)} from {course.start} lasted {lasted} days, less than {_span(window)}, "
+                "with no remission: CNI resistance cannot be concluded",
+                evidence,
             )
             continue
         adequate, words, sources = cni_adequacy(tl, course.exposures, course.start, window)

@@ -236,31 +236,33 @@ def _ckd(tl: Timeline, result: PatientResult, _: object) -> None:
     if len(series) < 2:
         return
     baseline = series[0]
-    for i, (day, value, sources, how) in enumerate(series):
-        low_now = value < spec.egfr_below
-        fallen = value <= baseline[1] * (1 - spec.fall_fraction)
-        if not (low_now or fallen):
-            continue
-        for later_day, later, later_sources, later_how in series[i + 1 :]:
-            if (later_day - day).days < spec.persistence_days:
+    floor = baseline[1] * (1 - spec.fall_fraction)
+    criteria = (
+        (lambda v: v < spec.egfr_below, lambda v: f"below {spec.egfr_below:g}"),
+        (
+            lambda v: v <= floor,
+            lambda v: f"{1 - v / baseline[1]:.0%} below the baseline {baseline[1]:.0f} of {baseline[0]}",
+        ),
+    )
+    for low, words in criteria:
+        run: list[tuple[date, float, tuple[str, ...], str]] = []
+        for point in series:
+            if not low(point[1]):
+                run = []
                 continue
-            still_low = later < spec.egfr_below if low_now else later <= baseline[1] * (1 - spec.fall_fraction)
-            if not still_low:
-                break
-            why = (
-                f"below {spec.egfr_below:g}"
-                if low_now
-                else f"{1 - later / baseline[1]:.0%} below the baseline {baseline[1]:.0f} of {baseline[0]}"
-            )
-            _add(
-                result,
-                "ckd-progression",
-                later_day,
-                f"eGFR {value:.0f} ({how}) on {day} and {later:.0f} ({later_how}, {gfr_category(later)}) on "
-                f"{later_day}, {why}, for at least {spec.persistence_days} days",
-                [*baseline[2], *sources, *later_sources],
-            )
-            return
+            run.append(point)
+            first, last = run[0], run[-1]
+            if (last[0] - first[0]).days >= spec.persistence_days:
+                _add(
+                    result,
+                    "ckd-progression",
+                    last[0],
+                    f"eGFR {first[1]:.0f} ({first[3]}) on {first[0]} and {last[1]:.0f} ({last[3]}, "
+                    f"{gfr_category(last[1])}) on {last[0]}, {words(last[1])}, with every value in between as low, "
+                    f"for at least {spec.persistence_days} days",
+                    [*baseline[2], *first[2], *last[2]],
+                )
+                return
 
 
 def _monogenic(tl: Timeline, result: PatientResult, _: object) -> None:
@@ -290,16 +292,17 @@ def _steroid_intolerance(tl: Timeline, result: PatientResult, _: object) -> None
             if not (e.covers(day) and condition.active_on(day)):
                 continue
             dose = tl.daily_dose(e, day, "mg/d", prednisone_equivalent=True)
-            standard = tl.standard_steroid_dose(day)
-            if dose is None or standard is None or dose.value < fraction * standard.value:
+            if dose is None or not tl.share_of_standard_steroid(dose.value, day, fraction):
                 continue
+            standard = tl.standard_steroid_dose(day)
+            words = f"the standard {standard.value:.0f} mg/day" if standard else "the standard dose's cap"
             _add(
                 result,
                 "steroid-intolerance",
                 day,
-                f"{e.drug} {dose.value:.0f} mg/day (at least {fraction:.0%} of the standard {standard.value:.0f} mg/day) "
+                f"{e.drug} {dose.value:.0f} mg/day (at least {fraction:.0%} of {words}) "
                 f"given on {day} while {', '.join(sorted(hits)).replace('-', ' ')} was active ({condition.source})",
-                [condition.source, *dose.sources, *standard.sources],
+                [condition.source, *dose.sources, *(standard.sources if standard else ())],
                 implicated=[e.source],
             )
             return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from datetime import date
 
 CREATININE_UMOL_PER_MG_DL = 88.4
 
@@ -32,3 +33,18 @@ def gfr_category(egfr: float) -> str:
         if egfr >= bound:
             return category
     return "G5"
+
+
+def age_years(birth: date, day: date) -> float:
+    """Age in years on `day`: completed years (birthdays counted by the calendar) plus the year's fraction."""
+    years = day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
+    last = _birthday(birth, birth.year + years)
+    following = _birthday(birth, birth.year + years + 1)
+    return years + (day - last).days / (following - last).days
+
+
+def _birthday(birth: date, year: int) -> date:
+    try:
+        return birth.replace(year=year)
+    except ValueError:  # 29 February in a common year
+        return date(year, 3, 1)

@@ -14,7 +14,7 @@ from enum import Enum
 
 from fhir_ns.ruleset import GradeThreshold, ProteinuriaCriteria, RuleSet, Threshold
 from fhir_ns.terminology import Terminology
-from fhir_ns.timeline.formulas import bsa_mosteller, ckd_epi_2021, schwartz_bedside
+from fhir_ns.timeline.formulas import age_years, bsa_mosteller, ckd_epi_2021, schwartz_bedside
 from fhir_ns.timeline.model import ConditionFact, DrugExposure, Measurement, PatientFacts
 
 PROTEINURIA = ("upcr", "protein-24h", "dipstick")
@@ -129,7 +129,7 @@ class Timeline:
     def age_years(self, day: date) -> float | None:
         if self.facts.birth_date is None:
             return None
-        return (day - self.facts.birth_date).days / 365.25
+        return age_years(self.facts.birth_date, day)
 
     def body_size(self, day: date) -> BodySize:
         """Weight and height nearest before `day` within the rule set's window (None when too old)."""
@@ -359,15 +359,16 @@ class Timeline:
                     f"{r.text.split(' (')[0]} and nephrotic-range proteinuria on {len(run)} consecutive day(s) ({days})",
                     tuple(s for x in run for s in x.sources),
                 )
-            if rs.treated_relapse_counts and len(run) == 1:
+            if rs.treated_relapse_counts:
                 escalation = self._steroid_escalation(r.on, rs.treated_relapse_window_days)
                 if escalation is not None:
+                    values = ", ".join(f"{x.text} on {x.on}" for x in run)
                     return Relapse(
-                        r.on,
+                        run[0].on,
                         True,
-                        f"treated relapse: {r.text} followed on {escalation[0].start} by "
+                        f"treated relapse: {values}, followed on {escalation[0].start} by "
                         f"{escalation[0].drug} {escalation[1]}",
-                        (*r.sources, escalation[0].source, *escalation[1].sources),
+                        (*(src for x in run for src in x.sources), escalation[0].source, *escalation[1].sources),
                     )
         return None
 
@@ -376,10 +377,24 @@ class Timeline:
         for e in self.glucocorticoids():
             if day <= e.start <= day + timedelta(days=window) and not e.alternate_day:
                 dose = self.daily_dose(e, e.start, "mg/d", prednisone_equivalent=True)
-                standard = self.standard_steroid_dose(e.start)
-                if dose and standard and dose.value >= self.ruleset.steroid.adequate_fraction * standard.value:
+                fraction = self.ruleset.steroid.adequate_fraction
+                if dose is not None and self.share_of_standard_steroid(dose.value, e.start, fraction):
                     return e, dose
         return None
+
+    def share_of_standard_steroid(self, mg_per_day: float, day: date, fraction: float) -> bool | None:
+        """Is a daily prednisone-equivalent dose at least `fraction` of the standard dose on `day`?
+
+        A dose at the fraction of the rule set's cap is enough whatever the body size; below it, the
+        standard per m² or per kg decides, and None means no body size to decide with.
+        """
+        cap = self.ruleset.steroid.standard_daily.max_mg
+        if cap is not None and mg_per_day >= fraction * cap:
+            return True
+        standard = self.standard_steroid_dose(day)
+        if standard is None:
+            return None
+        return mg_per_day >= fraction * standard.value
 
     def _episodes(self) -> list[Episode]:
         first = next((r for r in self.readings if r.level is Level.NEPHROTIC), None)
