@@ -102,6 +102,7 @@ class BodyDose(_Frozen):
 
 class SteroidTrial(_Frozen):
     assessment_day: int
+    adequacy_days: int | None = None  # days of full daily dose the regimen gives (default: assessment_day)
     assessment_window: tuple[int, int]
     response: Literal["complete", "any"]
     confirmation_until_day: int | None = None

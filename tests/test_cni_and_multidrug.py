@@ -4,7 +4,6 @@ The child (20 kg, 115 cm, BSA 0.80 m2) is steroid-resistant from day 28; a CNI s
 6 months (183 days) of the CNI window end on day 228 and the 12 months of multidrug treatment on day 410.
 """
 
-
 from tests.chart import Chart, codes, day, steroid_resistant_child, steroid_sensitive_child
 
 CNI_START = 45

@@ -4,7 +4,6 @@ The child is 6 years old, 20 kg and 115 cm (BSA 0.80 m2). In the CNI stories the
 steroid-resistant from day 28 and cyclosporine 160 mg/m2/day starts on day 45.
 """
 
-
 from tests.chart import Chart, codes, day, finding_codes, steroid_resistant_child, steroid_sensitive_child
 
 CNI_START = 45

@@ -4,7 +4,6 @@ The child presents on day 0, takes prednisolone 48 mg/day (60 mg/m2) from day 0 
 complete remission on day 10 (first remission). A relapse is nephrotic-range UPCR (250 mg/mmol).
 """
 
-
 from tests.chart import Chart, codes, day, steroid_sensitive_child
 
 FIRST_REMISSION = 10

@@ -123,7 +123,9 @@ def _detected_issue(result: PatientResult, item: Classification | Finding, setti
     category = item.category if isinstance(item, Finding) else meta.category
     identifier = {
         "system": settings.identifier_system("DetectedIssue"),
-        "value": _identifier_value(result.patient_reference, item.code, result.ruleset.ref, item.since.isoformat()),
+        "value": _identifier_value(
+            "DetectedIssue", result.patient_reference, item.code, result.ruleset.ref, item.since.isoformat()
+        ),
     }
     resource: dict[str, Any] = {
         "resourceType": "DetectedIssue",
@@ -175,7 +177,7 @@ def _care_plans(result: PatientResult, settings: Settings, issue_urls: dict[str,
         since = trigger.since.isoformat() if trigger else ""
         identifier = {
             "system": settings.identifier_system("CarePlan"),
-            "value": _identifier_value(result.patient_reference, template_id, result.ruleset.ref, since),
+            "value": _identifier_value("CarePlan", result.patient_reference, template_id, result.ruleset.ref, since),
         }
         why = (
             f"Proposed because of {info(trigger.code).display.lower()} since {trigger.since} "

@@ -54,9 +54,17 @@ class _Adder:
         self.result = result
 
     def __call__(self, code: str, since: date, reason: str, evidence: Sequence[str]) -> None:
+        """Record a category once (its first date); insufficient-data reasons of one date are joined."""
+        items = self.result.classifications
+        for i, old in enumerate(items):
+            if old.code == code == "insufficient-data" and old.since == since:
+                items[i] = Classification(
+                    code, since, f"{old.reason}; {reason}", tuple(dict.fromkeys([*old.evidence, *evidence]))
+                )
+                return
         if code != "insufficient-data" and self.result.has(code):
             return
-        self.result.classifications.append(Classification(code, since, reason, tuple(dict.fromkeys(evidence))))
+        items.append(Classification(code, since, reason, tuple(dict.fromkeys(evidence))))
 
     def insufficient(self, since: date, reason: str, evidence: Sequence[str]) -> None:
         self("insufficient-data", since, reason, evidence)
@@ -165,7 +173,7 @@ def _dependent(tl: Timeline, relapses: list[Relapse]) -> tuple[date, str, list[s
 
 def _steroid_at(tl: Timeline, day: date, grace: int) -> tuple[str, str] | None:
     best: tuple[str, str] | None = None
-    for e in tl.glucocorticoids():
+    for e in tl.steroid_courses():
         if e.start < day and (e.end is None or e.end >= day):
             return f"while taking {e.drug} started {e.start}", e.source
         if e.end is not None and e.end < day and (day - e.end).days <= grace:

@@ -30,11 +30,6 @@ class TrialOutcome:
     dose_basis: str | None = None  # "per m2" / "per kg" when the dose was judged against body size
 
 
-def trial_courses(tl: Timeline) -> list[DrugExposure]:
-    """Oral/unspecified daily glucocorticoid courses (IV pulses are not a standard-dose trial)."""
-    return [e for e in tl.glucocorticoids() if not e.single_administration and e.route != "iv"]
-
-
 def evaluate_trial(tl: Timeline, episode: Episode, initial: bool) -> TrialOutcome:
     """Judge the steroid trial that treated `episode` against the rule set's definitions."""
     trial = tl.ruleset.steroid.trial
@@ -43,7 +38,7 @@ def evaluate_trial(tl: Timeline, episode: Episode, initial: bool) -> TrialOutcom
     course = next(
         (
             e
-            for e in trial_courses(tl)
+            for e in tl.steroid_courses()
             if (lookback <= e.start <= stop and not e.alternate_day) or (initial and e.covers(episode.start))
         ),
         None,
@@ -152,8 +147,8 @@ class _Adequacy:
 
 def _adequacy(tl: Timeline, course: DrugExposure, t0: date) -> _Adequacy:
     rs = tl.ruleset.steroid
-    days = rs.trial.assessment_day
-    mean, sources = tl.mean_daily_dose(trial_courses(tl), t0, days, prednisone_equivalent=True)
+    days = rs.trial.adequacy_days or rs.trial.assessment_day
+    mean, sources = tl.mean_daily_dose(tl.steroid_courses(), t0, days, prednisone_equivalent=True)
     if mean is None:
         return _Adequacy(
             Response.UNDECIDED,
@@ -249,4 +244,4 @@ def _weeks(days: int, bare: bool = False) -> str:
     return n if bare else f"week {n}"
 
 
-__all__ = ["Dose", "Response", "TrialOutcome", "evaluate_trial", "trial_courses"]
+__all__ = ["Dose", "Response", "TrialOutcome", "evaluate_trial"]

@@ -374,7 +374,7 @@ class Timeline:
 
     def _steroid_escalation(self, day: date, window: int) -> tuple[DrugExposure, Dose] | None:
         """A glucocorticoid course started within `window` days after `day` at a full daily dose."""
-        for e in self.glucocorticoids():
+        for e in self.steroid_courses():
             if day <= e.start <= day + timedelta(days=window) and not e.alternate_day:
                 dose = self.daily_dose(e, e.start, "mg/d", prednisone_equivalent=True)
                 fraction = self.ruleset.steroid.adequate_fraction
@@ -441,6 +441,10 @@ class Timeline:
 
     def glucocorticoids(self) -> list[DrugExposure]:
         return self.of_class("glucocorticoid")
+
+    def steroid_courses(self) -> list[DrugExposure]:
+        """Glucocorticoid taken day by day (oral or unspecified route); single IV pulses are not a course."""
+        return [e for e in self.glucocorticoids() if not e.single_administration and e.route != "iv"]
 
     def standard_steroid_dose(self, day: date, alternate_day: bool = False) -> Dose | None:
         """The rule set's standard prednis(ol)one dose for this patient on `day` (mg/day), or None."""
