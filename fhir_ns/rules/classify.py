@@ -81,6 +81,8 @@ INITIAL_CODES = {
 def _initial_category(outcome: TrialOutcome, add: _Adder) -> None:
     code = INITIAL_CODES.get(outcome.response)
     since = outcome.since or add.result.as_of
+    if outcome.due is not None:
+        add.result.revisit(outcome.due)
     if code is not None:
         add(code, since, outcome.reason, outcome.evidence)
     elif outcome.response is Response.INADEQUATE:
@@ -282,6 +284,7 @@ def _cni_response(tl: Timeline, add: _Adder) -> None:
             )
             continue
         if tl.as_of < end:
+            add.result.revisit(end)
             add.result.notes.append(
                 f"CNI course from {course.start}: no remission yet; response is judged at {_span(window)} ({end})"
             )
@@ -354,6 +357,7 @@ def _multidrug(tl: Timeline, add: _Adder) -> None:
     end = s0 + timedelta(days=rs.window_days)
     in_window = [e for e in sparing if e.start <= end]
     if tl.as_of < end:
+        add.result.revisit(end)
         return
     classes: dict[str, list[str]] = {}
     unknown: list[str] = []

@@ -61,6 +61,12 @@ class PatientResult:
     findings: list[Finding] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     conditions: tuple[str, ...] = ()  # the nephrotic-syndrome Conditions, for CarePlan.addresses
+    revisit_on: date | None = None  # when the answer may change with no new data (a window closes)
+
+    def revisit(self, day: date) -> None:
+        """Note that the answer may change on `day` even if no new data arrive."""
+        if day > self.as_of and (self.revisit_on is None or day < self.revisit_on):
+            self.revisit_on = day
 
     def has(self, code: str) -> bool:
         return any(c.code == code for c in self.classifications)
@@ -77,4 +83,5 @@ class PatientResult:
             "classifications": [c.as_json() for c in self.classifications],
             "findings": [f.as_json() for f in self.findings],
             "notes": list(self.notes),
+            "revisit_on": self.revisit_on.isoformat() if self.revisit_on else None,
         }

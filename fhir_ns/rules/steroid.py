@@ -28,6 +28,7 @@ class TrialOutcome:
     evidence: tuple[str, ...]
     course: DrugExposure | None = None
     dose_basis: str | None = None  # "per m2" / "per kg" when the dose was judged against body size
+    due: date | None = None  # when a pending outcome will be decided
 
 
 def evaluate_trial(tl: Timeline, episode: Episode, initial: bool) -> TrialOutcome:
@@ -85,6 +86,7 @@ def evaluate_trial(tl: Timeline, episode: Episode, initial: bool) -> TrialOutcom
             f"evaluation date {tl.as_of}",
             evidence,
             course,
+            due=assess,
         )
 
     adequacy = _adequacy(tl, course, t0)
@@ -218,6 +220,7 @@ def _confirmation(
             f"{partial_words}; the confirmation period ({period}) runs until {end}",
             evidence,
             course,
+            due=end + timedelta(days=1),
         )
     confirming = tl.readings_between(assess + timedelta(days=1), end)
     if not confirming:
