@@ -8,6 +8,9 @@ INPUT_SKIPPED = 1  # the run finished, but some input was refused (details on st
 USAGE = 2  # bad command line (click's own code)
 CONFIG = 3  # a mapping or rule-set file is broken, or an option names something unknown
 NO_INPUT = 4  # nothing readable at all was given
+CAPABILITY = 5  # the FHIR server cannot do what the job needs (see its CapabilityStatement)
+SERVER = 6  # the FHIR server could not be reached or kept failing
+AUTH = 7  # authentication failed
 
 
 class FhirNsError(Exception):
@@ -22,3 +25,21 @@ class ConfigError(FhirNsError):
 
 class NoInputError(FhirNsError):
     exit_code = NO_INPUT
+
+
+class CapabilityError(FhirNsError):
+    exit_code = CAPABILITY
+
+
+class ServerError(FhirNsError):
+    """The server failed (after retries) or answered with an error; `status` is the HTTP status, if any."""
+
+    exit_code = SERVER
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class AuthError(FhirNsError):
+    exit_code = AUTH

@@ -12,12 +12,24 @@ from fhir_ns import __version__
 from fhir_ns.cli.classify import classify
 from fhir_ns.cli.convert import convert
 from fhir_ns.cli.rulesets import rulesets
+from fhir_ns.cli.sync import sync
 from fhir_ns.errors import FhirNsError
 
 INTERNAL_ERROR = 70
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class FhirNsGroup(click.Group):
+    """Turns FhirNsError into its message and exit code, for every way the CLI is invoked."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except FhirNsError as exc:
+            click.echo(f"fhir-ns: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+@click.group(cls=FhirNsGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="fhir-ns")
 def cli() -> None:
     """Nephrotic syndrome decision support from FHIR data: classify steroid/CNI response, find safety issues,
@@ -27,6 +39,7 @@ def cli() -> None:
 cli.add_command(convert)
 cli.add_command(classify)
 cli.add_command(rulesets)
+cli.add_command(sync)
 
 
 def main() -> None:

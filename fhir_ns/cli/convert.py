@@ -8,8 +8,9 @@ import click
 import orjson
 
 from fhir_ns.catalogue import DEFAULT_CANONICAL_BASE
-from fhir_ns.cli.options import common_options, load_config, report, write_atomically
+from fhir_ns.cli.options import common_options, load_config, report
 from fhir_ns.fhir.writer import Settings, transaction
+from fhir_ns.output import write_atomically
 from fhir_ns.pipeline import run
 
 

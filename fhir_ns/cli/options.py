@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import sys
-import tempfile
 from collections import Counter
 from collections.abc import Callable
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import click
@@ -16,6 +12,7 @@ import orjson
 
 from fhir_ns.errors import INPUT_SKIPPED, NO_INPUT, OK
 from fhir_ns.fhir.problems import operation_outcome
+from fhir_ns.output import write_atomically
 from fhir_ns.pipeline import Config, Run
 from fhir_ns.terminology import extra_mapping_dirs
 
@@ -96,21 +93,3 @@ def report(run: Run, verbose: bool, outcome_path: str | None) -> int:
     if run.resources_read == 0 and not run.results:
         return NO_INPUT
     return INPUT_SKIPPED if run.has_errors else OK
-
-
-def write_atomically(path: str, data: bytes) -> None:
-    """Write a file whole or not at all ('-' is stdout)."""
-    if path == "-":
-        sys.stdout.buffer.write(data)
-        sys.stdout.flush()
-        return
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

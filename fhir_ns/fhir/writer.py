@@ -12,9 +12,12 @@ import hashlib
 import html
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
+
+import orjson
 
 from fhir_ns import __version__
 from fhir_ns.catalogue import DEFAULT_CANONICAL_BASE, careplan_templates, info
@@ -103,18 +106,54 @@ def device_entry(settings: Settings) -> dict[str, Any]:
     }
 
 
-def patient_entries(result: PatientResult, settings: Settings, device_url: str) -> list[dict[str, Any]]:
-    """The entries that write one patient's results: DetectedIssues, CarePlans, then one Provenance."""
+def patient_entries(
+    result: PatientResult, settings: Settings, device_url: str, superseded: Sequence[dict[str, Any]] = ()
+) -> list[dict[str, Any]]:
+    """The entries that write one patient's results: DetectedIssues, CarePlans, then one Provenance.
+
+    `superseded` are DetectedIssues/CarePlans written earlier that the results no longer contain: they
+    are written back as `cancelled` / `revoked` (never deleted), and the new CarePlans `replaces` them.
+    """
     issues: list[tuple[str, dict[str, Any], str]] = []  # (code, entry, fullUrl)
     items: list[Classification | Finding] = [*result.classifications, *result.findings]
     for item in items:
         entry = _detected_issue(result, item, settings)
         issues.append((item.code, entry, entry["fullUrl"]))
-    plans = _care_plans(result, settings, {code: url for code, _, url in issues})
-    entries = [e for _, e, _ in issues] + plans
+    plans = _care_plans(result, settings, {code: entry for code, entry, _ in issues})
+    withdrawn = [_withdrawn(resource, result) for resource in superseded]
+    revoked = [e["resource"] for e in withdrawn if e["resource"]["resourceType"] == "CarePlan"]
+    if revoked:
+        for plan in plans:
+            plan["resource"]["replaces"] = [
+                {"identifier": r["identifier"][0], "display": r.get("title", "")} for r in revoked
+            ]
+    entries = [e for _, e, _ in issues] + plans + withdrawn
     if entries:
         entries.append(_provenance(result, settings, entries, device_url))
     return entries
+
+
+def _withdrawn(resource: dict[str, Any], result: PatientResult) -> dict[str, Any]:
+    """An earlier DetectedIssue set to cancelled, or CarePlan set to revoked, saying why."""
+    copy = orjson.loads(orjson.dumps(resource))
+    why = f"Withdrawn on {result.as_of}: no longer found by fhir-ns under {result.ruleset.ref}."
+    if copy["resourceType"] == "DetectedIssue":
+        copy["status"] = "cancelled"
+        copy["detail"] = f"{why} {copy.get('detail', '')}".strip()
+    else:
+        copy["status"] = "revoked"
+        copy["description"] = f"{why} {copy.get('description', '')}".strip()
+    copy.pop("id", None)
+    copy.pop("meta", None)
+    for ref in copy.get("supportingInfo", []):
+        if str(ref.get("reference", "")).startswith("urn:uuid:"):
+            del ref["reference"]
+    identifier = copy["identifier"][0]
+    return {
+        "fullUrl": f"urn:uuid:{_uuid(identifier['system'], identifier['value'])}",
+        "resource": copy,
+        "request": _conditional(copy["resourceType"], identifier),
+    }
 
 
 def _detected_issue(result: PatientResult, item: Classification | Finding, settings: Settings) -> dict[str, Any]:
@@ -162,7 +201,7 @@ def _detected_issue(result: PatientResult, item: Classification | Finding, setti
     }
 
 
-def _care_plans(result: PatientResult, settings: Settings, issue_urls: dict[str, str]) -> list[dict[str, Any]]:
+def _care_plans(result: PatientResult, settings: Settings, issues: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     templates = careplan_templates()
     triggered: list[tuple[str, Classification | None]] = []
     for classification in result.classifications:
@@ -206,12 +245,14 @@ def _care_plans(result: PatientResult, settings: Settings, issue_urls: dict[str,
         if addresses:
             resource["addresses"] = addresses
         supporting = (
-            [issue_urls[trigger.code]]
-            if trigger
-            else [issue_urls[c.code] for c in result.classifications if c.code in issue_urls]
+            [issues[trigger.code]] if trigger else [issues[c.code] for c in result.classifications if c.code in issues]
         )
         if supporting:
-            resource["supportingInfo"] = [{"reference": url} for url in dict.fromkeys(supporting)]
+            # the identifier keeps the link meaningful after the transaction's urn:uuid is gone
+            unique = {e["fullUrl"]: e for e in supporting}
+            resource["supportingInfo"] = [
+                {"reference": url, "identifier": e["resource"]["identifier"][0]} for url, e in unique.items()
+            ]
         resource["text"] = _narrative(
             f"{template.title} (proposal, decision support)",
             [why, *(f"{a.text} ({a.source})" for a in template.activities)],

@@ -1,0 +1,248 @@
+"""`fhir-ns sync` against a real FHIR server (sekmet-fhir on 127.0.0.1): write-back, re-runs, changes,
+a SIGKILL mid-run, dry runs, file sinks, capability refusal and authentication."""
+
+from __future__ import annotations
+
+import collections
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+from click.testing import CliRunner, Result
+from fhir.resources.R4B.bundle import Bundle
+
+from fhir_ns.cli import cli
+from fhir_ns.errors import AUTH, CAPABILITY, INPUT_SKIPPED
+from tests.fhir_server import FhirServer
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+EXPECTED = {Path(c["file"]).stem: c for c in orjson.loads((SAMPLES / "expected.json").read_bytes())}
+AS_OF = "2025-01-01"
+
+
+def sample(name: str) -> dict[str, Any]:
+    return orjson.loads((SAMPLES / "bundles" / f"{name}.json").read_bytes())
+
+
+def sync(server: FhirServer, state: Path, *args: str, env: dict[str, str] | None = None) -> Result:
+    return CliRunner(env=env).invoke(cli, ["sync", "--base-url", server.base_url, "--state", str(state),
+                                           "--as-of", AS_OF, *args])
+
+
+def issues_by_patient(server: FhirServer) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
+    for issue in server.search("DetectedIssue"):
+        out[issue["patient"]["reference"].split("/")[-1]].append(issue)
+    return out
+
+
+def codes(issues: list[dict[str, Any]], status: str = "preliminary") -> list[str]:
+    return sorted(i["code"]["coding"][1]["code"] for i in issues if i["status"] == status)
+
+
+def assert_no_duplicates(server: FhirServer) -> None:
+    for rtype in ("DetectedIssue", "CarePlan"):
+        keys = collections.Counter(
+            (r["identifier"][0]["system"], r["identifier"][0]["value"]) for r in server.search(rtype))
+        assert keys and max(keys.values()) == 1, f"duplicate {rtype}"
+
+
+def test_first_sync_writes_each_patients_results_and_a_second_run_writes_nothing(fhir_server: FhirServer,
+                                                                                 tmp_path: Path) -> None:
+    names = ["ssns", "srns-initial", "cni-resistant", "sdns", "under-dosed-trial"]
+    for name in names:
+        fhir_server.load(sample(name))
+    state = tmp_path / "state.sqlite"
+    first = sync(fhir_server, state)
+    assert first.exit_code == 0, first.output
+    assert "written 5" in first.stderr and "(full)" in first.stderr
+    by_patient = issues_by_patient(fhir_server)
+    for name in names:
+        expected = EXPECTED[name]
+        pid = next(e["resource"]["id"] for e in sample(name)["entry"] if e["resource"]["resourceType"] == "Patient")
+        assert codes(by_patient[pid]) == sorted(expected["classifications"] + expected["findings"]), name
+    plans = fhir_server.search("CarePlan")
+    assert plans and {p["status"] for p in plans} == {"draft"}
+    provenance = fhir_server.search("Provenance")
+    assert len(provenance) == 5 and all(p["agent"][0]["who"]["reference"].startswith("Device/") for p in provenance)
+    assert_no_duplicates(fhir_server)
+    versions = {i["id"]: i["meta"]["versionId"] for i in fhir_server.search("DetectedIssue")}
+
+    second = sync(fhir_server, state)
+    assert second.exit_code == 0, second.output
+    assert "(incremental)" in second.stderr and "considered 0" in second.stderr
+    assert {i["id"]: i["meta"]["versionId"] for i in fhir_server.search("DetectedIssue")} == versions
+
+
+def test_a_change_in_a_patients_data_withdraws_findings_that_no_longer_hold(fhir_server: FhirServer,
+                                                                            tmp_path: Path) -> None:
+    bundle = sample("srns-initial")
+    [pid] = fhir_server.load(bundle)
+    state = tmp_path / "state.sqlite"
+    assert sync(fhir_server, state).exit_code == 0
+    assert codes(issues_by_patient(fhir_server)[pid]) == ["srns-initial"]
+
+    # The lab reports that the week-4 result belonged to another patient, and a day-14 UPCR shows remission.
+    observations = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Observation"]
+    upcrs = [o for o in observations if o["code"]["coding"][0]["code"] in ("34366-5", "2890-2")]
+    for wrong in upcrs[1:]:
+        fhir_server.put({**wrong, "status": "entered-in-error"})
+    remission = {**upcrs[0], "id": f"{pid}-remission", "effectiveDateTime": _day(upcrs[0]["effectiveDateTime"], 14)}
+    remission["valueQuantity"] = {**remission["valueQuantity"], "value": 0.1 if remission["valueQuantity"]["code"] == "mg/mg" else 12}
+    fhir_server.put(remission)
+
+    result = sync(fhir_server, state)
+    assert result.exit_code == 0, result.output
+    assert "considered 1" in result.stderr and "withdrawn" in result.stderr
+    issues = issues_by_patient(fhir_server)[pid]
+    assert codes(issues) == ["ssns"]
+    assert codes(issues, "cancelled") == ["srns-initial"]
+    plans = [p for p in fhir_server.search("CarePlan") if p["subject"]["reference"] == f"Patient/{pid}"]
+    revoked = [p for p in plans if p["status"] == "revoked"]
+    drafts = [p for p in plans if p["status"] == "draft"]
+    assert revoked and drafts
+    replaced = {r["identifier"]["value"] for p in drafts for r in p.get("replaces", [])}
+    assert {p["identifier"][0]["value"] for p in revoked} <= replaced
+    assert_no_duplicates(fhir_server)
+
+
+def test_a_run_killed_mid_write_resumes_without_duplicates_or_losses(fhir_server: FhirServer, tmp_path: Path) -> None:
+    patients = []
+    for i in range(30):
+        patients += fhir_server.load(sample("srns-initial" if i % 2 else "ssns"), prefix=f"k{i:02d}-")
+    state = tmp_path / "state.sqlite"
+    command = [sys.executable, "-m", "fhir_ns", "sync", "--base-url", fhir_server.base_url, "--state", str(state),
+               "--as-of", AS_OF]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    assert process.stderr is not None
+    written = 0
+    for line in process.stderr:
+        written += ": written" in line
+        if written == 7:
+            os.kill(process.pid, signal.SIGKILL)
+            break
+    process.wait()
+    assert process.returncode == -signal.SIGKILL
+    done_before = len(issues_by_patient(fhir_server))
+    assert 7 <= done_before < 30
+
+    resumed = subprocess.run(command, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    by_patient = issues_by_patient(fhir_server)
+    assert set(by_patient) == set(patients)
+    for pid, issues in by_patient.items():
+        assert codes(issues) == (["srns-initial"] if "srns" in pid else ["ssns"]), pid
+    assert_no_duplicates(fhir_server)
+    assert len(fhir_server.search("Provenance")) == 30
+
+
+def test_dry_run_reads_and_classifies_but_writes_nothing(fhir_server: FhirServer, tmp_path: Path) -> None:
+    fhir_server.load(sample("cni-resistant"))
+    state = tmp_path / "state.sqlite"
+    result = sync(fhir_server, state, "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "dry-run (srns-initial, cni-resistant" in result.stderr and "would write 1" in result.stderr
+    assert fhir_server.search("DetectedIssue") == [] and fhir_server.search("CarePlan") == []
+    real = sync(fhir_server, state)
+    assert "written 1" in real.stderr and "(full)" in real.stderr
+
+
+def test_file_sink_writes_one_valid_transaction_per_patient(fhir_server: FhirServer, tmp_path: Path) -> None:
+    fhir_server.load(sample("mdr-srns"))
+    fhir_server.load(sample("frns"))
+    out = tmp_path / "out"
+    result = sync(fhir_server, tmp_path / "state.sqlite", "--sink", f"file:{out}")
+    assert result.exit_code == 0, result.output
+    files = sorted(out.glob("*.json"))
+    assert [f.stem for f in files] == ["frns-sofia", "mdr-chloe"] or len(files) == 2
+    for path in files:
+        bundle = orjson.loads(path.read_bytes())
+        Bundle.model_validate(bundle)
+        assert bundle["type"] == "transaction"
+    assert fhir_server.search("DetectedIssue") == []
+
+
+def test_a_server_that_cannot_take_the_write_back_is_refused_with_advice(start_server: Callable[..., FhirServer],
+                                                                         tmp_path: Path) -> None:
+    server = start_server(detectedissue_params=False)
+    server.load(sample("ssns"))
+    result = sync(server, tmp_path / "state.sqlite")
+    assert result.exit_code == CAPABILITY
+    assert "DetectedIssue" in result.stderr and "--sink file:DIR" in result.stderr
+    assert "Traceback" not in result.output
+    assert sync(server, tmp_path / "state.sqlite", "--sink", f"file:{tmp_path / 'files'}").exit_code == 0
+
+
+def test_bearer_token_from_the_environment_and_a_wrong_token_is_an_auth_error(start_server: Callable[..., FhirServer],
+                                                                              tmp_path: Path) -> None:
+    server = start_server({"types": ["bearer"], "tokens": ["s3cret-token"]})
+    server.session.headers["Authorization"] = "Bearer s3cret-token"
+    server.load(sample("ssns"))
+    ok = sync(server, tmp_path / "a.sqlite", "--auth", "bearer", env={"FHIR_NS_TOKEN": "s3cret-token"})
+    assert ok.exit_code == 0, ok.output
+    bad = sync(server, tmp_path / "b.sqlite", "--auth", "bearer", env={"FHIR_NS_TOKEN": "wrong"})
+    assert bad.exit_code == AUTH and "HTTP 401" in bad.stderr
+    assert "wrong" not in bad.output and "s3cret" not in ok.output
+
+
+def test_smart_backend_services_against_the_servers_own_token_endpoint(start_server: Callable[..., FhirServer],
+                                                                      tmp_path: Path) -> None:
+    import jwt
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    for alg, key in (("RS384", rsa.generate_private_key(public_exponent=65537, key_size=2048)),
+                     ("ES384", ec.generate_private_key(ec.SECP384R1()))):
+        jwk = orjson.loads(jwt.algorithms.get_default_algorithms()[alg].to_jwk(key.public_key()))
+        jwk.update({"kid": f"key-{alg}", "alg": alg, "use": "sig"})
+        pem = tmp_path / f"{alg}.pem"
+        pem.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()))
+        server = start_server({"types": ["smart"], "smart_clients": [
+            {"client_id": "fhir-ns", "jwks": {"keys": [jwk]}, "scopes": "system/*.*"}]})
+        server.session.headers["Authorization"] = "Bearer " + _token(server, pem, alg)
+        server.load(sample("srns-initial"))
+        # sekmet checks a transaction against `*.write` as a whole (real servers check each entry)
+        result = sync(server, tmp_path / f"{alg}.sqlite", "--auth", "smart-backend", "--smart-client-id", "fhir-ns",
+                      "--smart-key", str(pem), "--smart-kid", f"key-{alg}", "--smart-alg", alg,
+                      "--smart-scope", "system/*.read system/*.write")
+        assert result.exit_code == 0, result.output
+        assert "written 1" in result.stderr
+        unknown = sync(server, tmp_path / f"{alg}-x.sqlite", "--auth", "smart-backend", "--smart-client-id", "nobody",
+                       "--smart-key", str(pem), "--smart-kid", f"key-{alg}", "--smart-alg", alg)
+        assert unknown.exit_code == AUTH and "invalid_client" in unknown.stderr
+
+
+def test_a_patient_with_bad_data_is_reported_and_the_others_are_written(fhir_server: FhirServer,
+                                                                       tmp_path: Path) -> None:
+    fhir_server.load(sample("ssns"))
+    [bad] = fhir_server.load(sample("srns-initial"))
+    albumin = next(e["resource"] for e in sample("srns-initial")["entry"]
+                   if e["resource"]["resourceType"] == "Observation" and e["resource"]["code"]["coding"][0]["code"] == "1751-7")
+    fhir_server.put({**albumin, "valueQuantity": {"value": 2, "unit": "mg/mg", "system": "http://unitsofmeasure.org",
+                                                  "code": "mg/mg"}})
+    result = sync(fhir_server, tmp_path / "state.sqlite")
+    assert result.exit_code == INPUT_SKIPPED
+    assert f"failed Patient/{bad}: refused because of errors in its data" in result.stderr
+    assert "unit 'mg/mg' is not accepted for serum albumin" in result.stderr
+    assert set(issues_by_patient(fhir_server)) == {"ssns-emma"}
+
+
+def _token(server: FhirServer, pem: Path, alg: str) -> str:
+    """A token for loading data, from the server's own token endpoint."""
+    from fhir_ns.fhir.server.auth import SmartBackendAuth
+
+    auth = SmartBackendAuth(server.base_url, "fhir-ns", pem, f"key-{alg}", alg, "system/*.*")
+    return auth.headers()["Authorization"].split(" ", 1)[1]
+
+
+def _day(value: str, days: int) -> str:
+    from datetime import date, timedelta
+
+    return (date.fromisoformat(value[:10]) + timedelta(days=days)).isoformat() + value[10:]
