@@ -43,8 +43,9 @@ def free_port() -> int:
 class FhirServer:
     """One sekmet process with a fresh data directory."""
 
-    def __init__(self, data_dir: Path, server_auth: dict[str, Any] | None = None,
-                 detectedissue_params: bool = True) -> None:
+    def __init__(
+        self, data_dir: Path, server_auth: dict[str, Any] | None = None, detectedissue_params: bool = True
+    ) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}/fhir"
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -85,18 +86,29 @@ class FhirServer:
         """PUT every resource of a sample Bundle (ids and references prefixed), as one transaction."""
         if prefix:
             bundle = _prefixed(bundle, prefix)
-        entries = [{"fullUrl": e.get("fullUrl"), "resource": e["resource"],
-                    "request": {"method": "PUT", "url": f"{e['resource']['resourceType']}/{e['resource']['id']}"}}
-                   for e in bundle["entry"]]
-        answer = self.session.post(self.base_url, data=orjson.dumps({"resourceType": "Bundle", "type": "transaction",
-                                                                      "entry": entries}),
-                                   headers={"Content-Type": "application/fhir+json"}, timeout=60)
+        entries = [
+            {
+                "fullUrl": e.get("fullUrl"),
+                "resource": e["resource"],
+                "request": {"method": "PUT", "url": f"{e['resource']['resourceType']}/{e['resource']['id']}"},
+            }
+            for e in bundle["entry"]
+        ]
+        answer = self.session.post(
+            self.base_url,
+            data=orjson.dumps({"resourceType": "Bundle", "type": "transaction", "entry": entries}),
+            headers={"Content-Type": "application/fhir+json"},
+            timeout=60,
+        )
         answer.raise_for_status()
         return [e["resource"]["id"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient"]
 
     def put(self, resource: dict[str, Any]) -> None:
-        answer = self.session.put(f"{self.base_url}/{resource['resourceType']}/{resource['id']}",
-                                  data=orjson.dumps(resource), headers={"Content-Type": "application/fhir+json"})
+        answer = self.session.put(
+            f"{self.base_url}/{resource['resourceType']}/{resource['id']}",
+            data=orjson.dumps(resource),
+            headers={"Content-Type": "application/fhir+json"},
+        )
         answer.raise_for_status()
 
     def search(self, rtype: str, **params: str) -> list[dict[str, Any]]:

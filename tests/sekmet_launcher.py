@@ -18,14 +18,17 @@ def main() -> None:
     from sekmet.fhir import search_params as sp
 
     if "--no-detectedissue-params" not in sys.argv:
-        sp.PARAMS["DetectedIssue"] = {p.name: p for p in [
-            sp.SearchParam("identifier", "token", ("identifier",)),
-            sp.SearchParam("patient", "reference", ("patient",), "Patient"),
-            sp.SearchParam("status", "token", ("status",)),
-            sp.SearchParam("code", "token", ("code",)),
-            sp.SearchParam("implicated", "reference", ("implicated",)),
-            sp.SearchParam("identified", "date", ("identifiedDateTime",)),
-        ]}
+        sp.PARAMS["DetectedIssue"] = {
+            p.name: p
+            for p in [
+                sp.SearchParam("identifier", "token", ("identifier",)),
+                sp.SearchParam("patient", "reference", ("patient",), "Patient"),
+                sp.SearchParam("status", "token", ("status",)),
+                sp.SearchParam("code", "token", ("code",)),
+                sp.SearchParam("implicated", "reference", ("implicated",)),
+                sp.SearchParam("identified", "date", ("identifiedDateTime",)),
+            ]
+        }
     settings = {
         "base_url": f"http://127.0.0.1:{port}/fhir",
         "host": "127.0.0.1",

@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,8 +30,9 @@ def sample(name: str) -> dict[str, Any]:
 
 
 def sync(server: FhirServer, state: Path, *args: str, env: dict[str, str] | None = None) -> Result:
-    return CliRunner(env=env).invoke(cli, ["sync", "--base-url", server.base_url, "--state", str(state),
-                                           "--as-of", AS_OF, *args])
+    return CliRunner(env=env).invoke(
+        cli, ["sync", "--base-url", server.base_url, "--state", str(state), "--as-of", AS_OF, *args]
+    )
 
 
 def issues_by_patient(server: FhirServer) -> dict[str, list[dict[str, Any]]]:
@@ -49,12 +49,14 @@ def codes(issues: list[dict[str, Any]], status: str = "preliminary") -> list[str
 def assert_no_duplicates(server: FhirServer) -> None:
     for rtype in ("DetectedIssue", "CarePlan"):
         keys = collections.Counter(
-            (r["identifier"][0]["system"], r["identifier"][0]["value"]) for r in server.search(rtype))
+            (r["identifier"][0]["system"], r["identifier"][0]["value"]) for r in server.search(rtype)
+        )
         assert keys and max(keys.values()) == 1, f"duplicate {rtype}"
 
 
-def test_first_sync_writes_each_patients_results_and_a_second_run_writes_nothing(fhir_server: FhirServer,
-                                                                                 tmp_path: Path) -> None:
+def test_first_sync_writes_each_patients_results_and_a_second_run_writes_nothing(
+    fhir_server: FhirServer, tmp_path: Path
+) -> None:
     names = ["ssns", "srns-initial", "cni-resistant", "sdns", "under-dosed-trial"]
     for name in names:
         fhir_server.load(sample(name))
@@ -80,8 +82,9 @@ def test_first_sync_writes_each_patients_results_and_a_second_run_writes_nothing
     assert {i["id"]: i["meta"]["versionId"] for i in fhir_server.search("DetectedIssue")} == versions
 
 
-def test_a_change_in_a_patients_data_withdraws_findings_that_no_longer_hold(fhir_server: FhirServer,
-                                                                            tmp_path: Path) -> None:
+def test_a_change_in_a_patients_data_withdraws_findings_that_no_longer_hold(
+    fhir_server: FhirServer, tmp_path: Path
+) -> None:
     bundle = sample("srns-initial")
     [pid] = fhir_server.load(bundle)
     state = tmp_path / "state.sqlite"
@@ -94,7 +97,10 @@ def test_a_change_in_a_patients_data_withdraws_findings_that_no_longer_hold(fhir
     for wrong in upcrs[1:]:
         fhir_server.put({**wrong, "status": "entered-in-error"})
     remission = {**upcrs[0], "id": f"{pid}-remission", "effectiveDateTime": _day(upcrs[0]["effectiveDateTime"], 14)}
-    remission["valueQuantity"] = {**remission["valueQuantity"], "value": 0.1 if remission["valueQuantity"]["code"] == "mg/mg" else 12}
+    remission["valueQuantity"] = {
+        **remission["valueQuantity"],
+        "value": 0.1 if remission["valueQuantity"]["code"] == "mg/mg" else 12,
+    }
     fhir_server.put(remission)
 
     result = sync(fhir_server, state)
@@ -117,8 +123,18 @@ def test_a_run_killed_mid_write_resumes_without_duplicates_or_losses(fhir_server
     for i in range(30):
         patients += fhir_server.load(sample("srns-initial" if i % 2 else "ssns"), prefix=f"k{i:02d}-")
     state = tmp_path / "state.sqlite"
-    command = [sys.executable, "-m", "fhir_ns", "sync", "--base-url", fhir_server.base_url, "--state", str(state),
-               "--as-of", AS_OF]
+    command = [
+        sys.executable,
+        "-m",
+        "fhir_ns",
+        "sync",
+        "--base-url",
+        fhir_server.base_url,
+        "--state",
+        str(state),
+        "--as-of",
+        AS_OF,
+    ]
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     assert process.stderr is not None
     written = 0
@@ -168,8 +184,9 @@ def test_file_sink_writes_one_valid_transaction_per_patient(fhir_server: FhirSer
     assert fhir_server.search("DetectedIssue") == []
 
 
-def test_a_server_that_cannot_take_the_write_back_is_refused_with_advice(start_server: Callable[..., FhirServer],
-                                                                         tmp_path: Path) -> None:
+def test_a_server_that_cannot_take_the_write_back_is_refused_with_advice(
+    start_server: Callable[..., FhirServer], tmp_path: Path
+) -> None:
     server = start_server(detectedissue_params=False)
     server.load(sample("ssns"))
     result = sync(server, tmp_path / "state.sqlite")
@@ -179,8 +196,9 @@ def test_a_server_that_cannot_take_the_write_back_is_refused_with_advice(start_s
     assert sync(server, tmp_path / "state.sqlite", "--sink", f"file:{tmp_path / 'files'}").exit_code == 0
 
 
-def test_bearer_token_from_the_environment_and_a_wrong_token_is_an_auth_error(start_server: Callable[..., FhirServer],
-                                                                              tmp_path: Path) -> None:
+def test_bearer_token_from_the_environment_and_a_wrong_token_is_an_auth_error(
+    start_server: Callable[..., FhirServer], tmp_path: Path
+) -> None:
     server = start_server({"types": ["bearer"], "tokens": ["s3cret-token"]})
     server.session.headers["Authorization"] = "Bearer s3cret-token"
     server.load(sample("ssns"))
@@ -191,42 +209,85 @@ def test_bearer_token_from_the_environment_and_a_wrong_token_is_an_auth_error(st
     assert "wrong" not in bad.output and "s3cret" not in ok.output
 
 
-def test_smart_backend_services_against_the_servers_own_token_endpoint(start_server: Callable[..., FhirServer],
-                                                                      tmp_path: Path) -> None:
+def test_smart_backend_services_against_the_servers_own_token_endpoint(
+    start_server: Callable[..., FhirServer], tmp_path: Path
+) -> None:
     import jwt
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-    for alg, key in (("RS384", rsa.generate_private_key(public_exponent=65537, key_size=2048)),
-                     ("ES384", ec.generate_private_key(ec.SECP384R1()))):
+    for alg, key in (
+        ("RS384", rsa.generate_private_key(public_exponent=65537, key_size=2048)),
+        ("ES384", ec.generate_private_key(ec.SECP384R1())),
+    ):
         jwk = orjson.loads(jwt.algorithms.get_default_algorithms()[alg].to_jwk(key.public_key()))
         jwk.update({"kid": f"key-{alg}", "alg": alg, "use": "sig"})
         pem = tmp_path / f"{alg}.pem"
-        pem.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                          serialization.NoEncryption()))
-        server = start_server({"types": ["smart"], "smart_clients": [
-            {"client_id": "fhir-ns", "jwks": {"keys": [jwk]}, "scopes": "system/*.*"}]})
+        pem.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+        server = start_server(
+            {
+                "types": ["smart"],
+                "smart_clients": [{"client_id": "fhir-ns", "jwks": {"keys": [jwk]}, "scopes": "system/*.*"}],
+            }
+        )
         server.session.headers["Authorization"] = "Bearer " + _token(server, pem, alg)
         server.load(sample("srns-initial"))
         # sekmet checks a transaction against `*.write` as a whole (real servers check each entry)
-        result = sync(server, tmp_path / f"{alg}.sqlite", "--auth", "smart-backend", "--smart-client-id", "fhir-ns",
-                      "--smart-key", str(pem), "--smart-kid", f"key-{alg}", "--smart-alg", alg,
-                      "--smart-scope", "system/*.read system/*.write")
+        result = sync(
+            server,
+            tmp_path / f"{alg}.sqlite",
+            "--auth",
+            "smart-backend",
+            "--smart-client-id",
+            "fhir-ns",
+            "--smart-key",
+            str(pem),
+            "--smart-kid",
+            f"key-{alg}",
+            "--smart-alg",
+            alg,
+            "--smart-scope",
+            "system/*.read system/*.write",
+        )
         assert result.exit_code == 0, result.output
         assert "written 1" in result.stderr
-        unknown = sync(server, tmp_path / f"{alg}-x.sqlite", "--auth", "smart-backend", "--smart-client-id", "nobody",
-                       "--smart-key", str(pem), "--smart-kid", f"key-{alg}", "--smart-alg", alg)
+        unknown = sync(
+            server,
+            tmp_path / f"{alg}-x.sqlite",
+            "--auth",
+            "smart-backend",
+            "--smart-client-id",
+            "nobody",
+            "--smart-key",
+            str(pem),
+            "--smart-kid",
+            f"key-{alg}",
+            "--smart-alg",
+            alg,
+        )
         assert unknown.exit_code == AUTH and "invalid_client" in unknown.stderr
 
 
-def test_a_patient_with_bad_data_is_reported_and_the_others_are_written(fhir_server: FhirServer,
-                                                                       tmp_path: Path) -> None:
+def test_a_patient_with_bad_data_is_reported_and_the_others_are_written(
+    fhir_server: FhirServer, tmp_path: Path
+) -> None:
     fhir_server.load(sample("ssns"))
     [bad] = fhir_server.load(sample("srns-initial"))
-    albumin = next(e["resource"] for e in sample("srns-initial")["entry"]
-                   if e["resource"]["resourceType"] == "Observation" and e["resource"]["code"]["coding"][0]["code"] == "1751-7")
-    fhir_server.put({**albumin, "valueQuantity": {"value": 2, "unit": "mg/mg", "system": "http://unitsofmeasure.org",
-                                                  "code": "mg/mg"}})
+    albumin = next(
+        e["resource"]
+        for e in sample("srns-initial")["entry"]
+        if e["resource"]["resourceType"] == "Observation" and e["resource"]["code"]["coding"][0]["code"] == "1751-7"
+    )
+    fhir_server.put(
+        {
+            **albumin,
+            "valueQuantity": {"value": 2, "unit": "mg/mg", "system": "http://unitsofmeasure.org", "code": "mg/mg"},
+        }
+    )
     result = sync(fhir_server, tmp_path / "state.sqlite")
     assert result.exit_code == INPUT_SKIPPED
     assert f"failed Patient/{bad}: refused because of errors in its data" in result.stderr
@@ -246,3 +307,62 @@ def _day(value: str, days: int) -> str:
     from datetime import date, timedelta
 
     return (date.fromisoformat(value[:10]) + timedelta(days=days)).isoformat() + value[10:]
+
+
+def test_a_write_that_keeps_failing_skips_that_patient_only_and_the_next_run_completes_it(
+    fhir_server: FhirServer, tmp_path: Path
+) -> None:
+    """The real server, with 503s injected at the transport for one patient's transaction."""
+    from datetime import date
+
+    import requests
+    from requests.adapters import HTTPAdapter
+
+    from fhir_ns.fhir.server.http import FhirClient, RetryPolicy
+    from fhir_ns.pipeline import Config
+    from fhir_ns.sync.job import ServerSink, SyncJob, SyncOptions
+    from fhir_ns.sync.state import State
+
+    [flaky] = fhir_server.load(sample("srns-initial"))
+    [steady] = fhir_server.load(sample("ssns"))
+
+    class FailWritesFor(HTTPAdapter):
+        def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+            if request.method == "POST" and f"Patient/{flaky}".encode() in (request.body or b""):
+                response = requests.Response()
+                response.status_code = 503
+                response._content = (
+                    b'{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"transient"}]}'
+                )
+                response.url = request.url or ""
+                return response
+            return super().send(request, **kwargs)
+
+    class Quiet:
+        def start(self, total: int) -> None: ...
+
+        def done(self, patient_id: str, outcome: str, detail: str) -> None: ...
+
+    def job(adapter: HTTPAdapter) -> SyncJob:
+        session = requests.Session()
+        session.mount("http://", adapter)
+        client = FhirClient(
+            fhir_server.base_url, session=session, sleep=lambda s: None, retry=RetryPolicy(max_attempts=3)
+        )
+        return SyncJob(
+            client,
+            State(tmp_path / "state.sqlite", fhir_server.base_url),
+            Config.load(),
+            ServerSink(client),
+            SyncOptions(as_of=date.fromisoformat(AS_OF)),
+            Quiet(),
+        )
+
+    summary = job(FailWritesFor()).run()
+    assert list(summary.failed) == [flaky] and "HTTP 503 after 3 attempt(s)" in summary.failed[flaky]
+    assert set(issues_by_patient(fhir_server)) == {steady}
+
+    summary = job(HTTPAdapter()).run()
+    assert summary.ok and summary.written == 1 and summary.incremental
+    assert set(issues_by_patient(fhir_server)) == {steady, flaky}
+    assert_no_duplicates(fhir_server)
