@@ -2,27 +2,33 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import TypeVar
 
 from fhir_ns.fhir.extract import FactCollector, PatientInput
 from fhir_ns.fhir.problems import Problem
-from fhir_ns.fhir.reader import read_entries
+from fhir_ns.fhir.reader import whole_files
+from fhir_ns.fhir.store import SpillLimit
 from fhir_ns.rules import PatientResult, evaluate
 from fhir_ns.ruleset import RuleSet, load_rulesets
 from fhir_ns.terminology import Terminology, load_terminology
+from fhir_ns.validate.gate import EntryGate
+
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
 class Run:
     """What one run read, concluded and refused."""
 
-    results: list[PatientResult] = field(default_factory=list)
+    results: list[PatientResult] = field(default_factory=list)  # empty when the results were streamed
     refused: list[PatientInput] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
+    evaluated: int = 0
 
     @property
     def all_problems(self) -> list[Problem]:
@@ -51,23 +57,82 @@ class Config:
         return cls(load_terminology(mapping_dirs), load_rulesets(mapping_dirs))
 
 
-def collect(inputs: Iterable[str], config: Config) -> tuple[list[PatientInput], list[Problem], dict[str, int]]:
-    """Read every input and group the facts by patient."""
+def read_input(
+    inputs: Iterable[str],
+    config: Config,
+    problems: list[Problem],
+    gate: EntryGate | None = None,
+    spill: SpillLimit | None = None,
+) -> FactCollector:
+    """Read every input into a collector; with a gate, each entry passes it first (as a dict)."""
+    collector = FactCollector(config.terminology, problems, spill)
+    collector.read(whole_files(inputs), gate.check if gate else None)
+    return collector
+
+
+def collect(
+    inputs: Iterable[str], config: Config, gate: EntryGate | None = None
+) -> tuple[list[PatientInput], list[Problem], dict[str, int]]:
+    """Read every input and group the facts by patient; with a gate, each entry passes it first."""
     problems: list[Problem] = []
-    collector = FactCollector(config.terminology, problems)
-    collector.add_all(read_entries(inputs, problems))
+    collector = read_input(inputs, config, problems, gate)
     return collector.patients(), problems, collector.counts
 
 
-def run(inputs: Iterable[str], config: Config, as_of: date, ruleset_id: str | None = None) -> Run:
-    """Classify every patient whose input is sound; refuse (and report) the others."""
-    patients, problems, counts = collect(inputs, config)
-    out = Run(problems=problems, counts=counts)
+def stream(
+    inputs: Sequence[str],
+    config: Config,
+    as_of: date,
+    out: Run,
+    render: Callable[[PatientResult], T],
+    ruleset_id: str | None = None,
+    gate: EntryGate | None = None,
+    jobs: int = 1,
+    spill: SpillLimit | None = None,
+) -> Iterator[T]:
+    """Each sound patient's result, rendered, in order of patient id, as soon as it is evaluated.
+
+    `out` gathers the counts, problems and refused patients as the stream goes; `jobs` > 1 reads and
+    evaluates in that many worker processes (not when reading standard input); `spill` bounds the
+    memory the facts take (see RecordStore).
+    """
+    if jobs > 1 and "-" not in inputs:  # worker processes cannot read the parent's standard input
+        from fhir_ns.parallel import stream_parallel
+
+        yield from stream_parallel(inputs, config, as_of, out, render, ruleset_id, gate, jobs, spill)
+        return
+    collector = read_input(inputs, config, out.problems, gate, spill)
+    out.counts = collector.counts
+    yield from evaluate_each(collector.each_patient(), config, as_of, out, render, ruleset_id)
+
+
+def evaluate_each(
+    patients: Iterable[PatientInput],
+    config: Config,
+    as_of: date,
+    out: Run,
+    render: Callable[[PatientResult], T],
+    ruleset_id: str | None = None,
+) -> Iterator[T]:
+    """Classify every patient whose input is sound; refuse (and report in `out`) the others."""
     for patient in patients:
         if patient.refused:
             out.refused.append(patient)
             continue
         result = evaluate(patient.facts, config.rulesets, config.terminology, as_of, ruleset_id)
-        out.results.append(result)
+        out.evaluated += 1
         out.problems.extend(patient.problems)
+        yield render(result)
+
+
+def run(
+    inputs: Iterable[str], config: Config, as_of: date, ruleset_id: str | None = None, gate: EntryGate | None = None
+) -> Run:
+    """Classify every patient whose input is sound; refuse (and report) the others."""
+    out = Run()
+    out.results.extend(stream(list(inputs), config, as_of, out, _as_is, ruleset_id, gate))
     return out
+
+
+def _as_is(result: PatientResult) -> PatientResult:
+    return result

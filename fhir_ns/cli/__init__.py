@@ -13,6 +13,7 @@ from fhir_ns.cli.classify import classify
 from fhir_ns.cli.convert import convert
 from fhir_ns.cli.rulesets import rulesets
 from fhir_ns.cli.sync import sync
+from fhir_ns.cli.validate import validate
 from fhir_ns.errors import FhirNsError
 
 INTERNAL_ERROR = 70
@@ -39,13 +40,16 @@ def cli() -> None:
 cli.add_command(convert)
 cli.add_command(classify)
 cli.add_command(rulesets)
+cli.add_command(validate)
 cli.add_command(sync)
 
 
 def main() -> None:
     """Entry point: user errors print a message and exit with their code; no tracebacks unless FHIR_NS_DEBUG=1."""
     try:
-        cli.main(standalone_mode=False)
+        code = cli.main(standalone_mode=False)  # returns the code of ctx.exit() instead of exiting
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)

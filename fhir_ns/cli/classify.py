@@ -9,7 +9,9 @@ import click
 import orjson
 
 from fhir_ns.cli.options import common_options, load_config, report
-from fhir_ns.pipeline import run
+from fhir_ns.fhir.store import SpillLimit
+from fhir_ns.output import atomic_output, indented, json_array
+from fhir_ns.pipeline import Run, stream
 from fhir_ns.rules.result import PatientResult
 
 
@@ -23,18 +25,33 @@ def classify(
     mapping_dirs: tuple[str, ...],
     outcome_path: str | None,
     verbose: bool,
+    jobs: int,
+    spill: SpillLimit | None,
     fmt: str,
 ) -> None:
     """Classify the patients in INPUT and print what was found, with reasons and evidence."""
     config = load_config(mapping_dirs)
-    outcome = run(inputs, config, as_of or date.today(), ruleset_id)
-    if fmt == "json":
-        data = [r.as_json() for r in outcome.results]
-        click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
-    else:
-        for result in outcome.results:
-            click.echo(render(result))
+    outcome = Run()
+    results = stream(
+        inputs, config, as_of or date.today(), outcome, json_element if fmt == "json" else text_element, ruleset_id,
+        jobs=jobs, spill=spill,
+    )  # fmt: skip
+    with atomic_output("-") as out:  # each patient printed as soon as it is classified
+        for piece in json_array(results) if fmt == "json" else results:
+            out.write(piece)
+        if fmt == "json":
+            out.write(b"\n")
     raise SystemExit(report(outcome, verbose, outcome_path))
+
+
+def json_element(result: PatientResult) -> bytes:
+    """One patient's `as_json`, as an element of the printed JSON array."""
+    return indented(orjson.dumps(result.as_json(), option=orjson.OPT_INDENT_2), 2)
+
+
+def text_element(result: PatientResult) -> bytes:
+    """One patient's readable summary, as printed."""
+    return (render(result) + "\n").encode()
 
 
 def render(result: PatientResult) -> str:

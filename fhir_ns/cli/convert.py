@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from datetime import date
+from functools import partial
 
 import click
-import orjson
 
 from fhir_ns.catalogue import DEFAULT_CANONICAL_BASE
 from fhir_ns.cli.options import common_options, load_config, report
-from fhir_ns.fhir.writer import Settings, transaction
-from fhir_ns.output import write_atomically
-from fhir_ns.pipeline import run
+from fhir_ns.fhir.store import SpillLimit
+from fhir_ns.fhir.writer import Settings, entries_json, transaction_json
+from fhir_ns.output import atomic_output
+from fhir_ns.pipeline import Run, stream
+from fhir_ns.validate import VERSIONS, EntryGate
 
 
 @click.command()
@@ -24,6 +26,14 @@ from fhir_ns.pipeline import run
     metavar="URL",
     help="Base URL of the project's canonical resources (CodeSystems, rule sets, identifiers).",
 )
+@click.option(
+    "--fhir-version",
+    "version",
+    type=click.Choice(VERSIONS),
+    default="R4",
+    show_default=True,
+    help="FHIR version the input is checked against (structure and required codes) before it is used.",
+)
 def convert(
     inputs: tuple[str, ...],
     ruleset_id: str | None,
@@ -32,11 +42,23 @@ def convert(
     outcome_path: str | None,
     verbose: bool,
     output: str,
+    jobs: int,
+    spill: SpillLimit | None,
     canonical_base: str,
+    version: str,
 ) -> None:
-    """Classify the patients in INPUT (Bundles, NDJSON, directories, '-' for stdin) and write the results."""
+    """Classify the patients in INPUT (Bundles, NDJSON, directories, '-' for stdin) and write the results.
+
+    Each entry fhir-ns reads is first checked for FHIR structure and required codes (as `fhir-ns validate`
+    layers 2-3); an entry that fails is not used and its patient is refused."""
     config = load_config(mapping_dirs)
-    outcome = run(inputs, config, as_of or date.today(), ruleset_id)
-    bundle = transaction(outcome.results, Settings(canonical_base.rstrip("/")))
-    write_atomically(output, orjson.dumps(bundle, option=orjson.OPT_INDENT_2) + b"\n")
+    outcome = Run()
+    settings = Settings(canonical_base.rstrip("/"))
+    gate = EntryGate(version)  # type: ignore[arg-type]
+    render = partial(entries_json, settings=settings)
+    patients = stream(inputs, config, as_of or date.today(), outcome, render, ruleset_id, gate, jobs, spill)
+    with atomic_output(output) as out:  # each patient's entries written as they are produced
+        for piece in transaction_json(patients, settings):
+            out.write(piece)
+        out.write(b"\n")
     raise SystemExit(report(outcome, verbose, outcome_path))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 from collections import Counter
 from collections.abc import Callable
 from datetime import date
@@ -12,9 +13,12 @@ import orjson
 
 from fhir_ns.errors import INPUT_SKIPPED, NO_INPUT, OK
 from fhir_ns.fhir.problems import operation_outcome
+from fhir_ns.fhir.store import SpillLimit
 from fhir_ns.output import write_atomically
 from fhir_ns.pipeline import Config, Run
 from fhir_ns.terminology import extra_mapping_dirs
+
+DEFAULT_SPILL = "512MB"
 
 
 class DateParam(click.ParamType):
@@ -31,8 +35,31 @@ class DateParam(click.ParamType):
             self.fail(f"{value!r} is not a date (YYYY-MM-DD)", param, ctx)
 
 
+class SpillParam(click.ParamType):
+    """A size above which facts go to disk: a number of patients, megabytes (200MB, 1GB), or 'off'."""
+
+    name = "size"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> SpillLimit | None:
+        if value is None or isinstance(value, SpillLimit):
+            return value
+        if str(value).strip().lower() == "off":
+            return None
+        try:
+            return SpillLimit.parse(str(value))
+        except ValueError:
+            self.fail(f"{value!r} is not a number of patients, a size such as 200MB or 1GB, or 'off'", param, ctx)
+
+
+def jobs_option(value: int) -> int:
+    """--jobs: worker processes are forked, which some systems cannot do."""
+    if value > 1 and "fork" not in multiprocessing.get_all_start_methods():
+        raise click.BadParameter("more than one job needs a system that can fork processes (Linux, macOS)")
+    return value
+
+
 def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """INPUT..., --ruleset, --as-of, --mappings, --outcome, --verbose."""
+    """INPUT..., --ruleset, --as-of, --mappings, --outcome, --verbose, --jobs, --spill-above."""
     decorators = [
         click.argument("inputs", nargs=-1, required=True, metavar="INPUT..."),
         click.option(
@@ -63,6 +90,23 @@ def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
             help="Also write the input problems as a FHIR OperationOutcome to FILE.",
         ),
         click.option("-v", "--verbose", is_flag=True, help="List informational problems one by one."),
+        click.option(
+            "--jobs",
+            type=click.IntRange(min=1),
+            default=1,
+            show_default=True,
+            callback=lambda ctx, param, value: jobs_option(value),
+            help="Read and classify in this many processes (the output is the same).",
+        ),
+        click.option(
+            "--spill-above",
+            "spill",
+            type=SpillParam(),
+            default=DEFAULT_SPILL,
+            show_default=True,
+            help="Keep the facts read on disk (SQLite) once they exceed this many patients or this size in "
+            "memory (e.g. 5000, 200MB, 1GB; 'off': never).",
+        ),
     ]
     for decorator in reversed(decorators):
         func = decorator(func)
@@ -84,12 +128,12 @@ def report(run: Run, verbose: bool, outcome_path: str | None) -> int:
         click.echo(f"information: {sum(informational.values())} note(s) (use -v to list them)", err=True)
     refused = ", ".join(p.facts.patient_id for p in run.refused)
     click.echo(
-        f"fhir-ns: read {run.resources_read} resource(s); {len(run.results)} patient(s) evaluated"
+        f"fhir-ns: read {run.resources_read} resource(s); {run.evaluated} patient(s) evaluated"
         + (f"; {len(run.refused)} refused because of errors in their input: {refused}" if run.refused else ""),
         err=True,
     )
     if outcome_path:
         write_atomically(outcome_path, orjson.dumps(operation_outcome(problems), option=orjson.OPT_INDENT_2) + b"\n")
-    if run.resources_read == 0 and not run.results:
+    if run.resources_read == 0 and not run.evaluated:
         return NO_INPUT
     return INPUT_SKIPPED if run.has_errors else OK

@@ -12,8 +12,23 @@ class DateError(ValueError):
     """A date the rules cannot place on a calendar day."""
 
 
+DAY_CACHE: dict[str, date] = {}  # "YYYY-MM-DD" -> its day: the values read fall on few days, each parsed once
+
+
 def parse_day(value: object) -> date:
     """The calendar day of a FHIR date/dateTime/instant; partial dates (2024, 2024-03) are refused."""
+    if isinstance(value, str):
+        known = DAY_CACHE.get(value[:10])
+        if known is not None:
+            return known
+        day = _parse_day(value)
+        if len(DAY_CACHE) < 100_000:
+            DAY_CACHE[value[:10]] = day  # a full day matched: the first 10 characters decide
+        return day
+    return _parse_day(value)
+
+
+def _parse_day(value: object) -> date:
     if not isinstance(value, str):
         raise DateError(f"not a date string: {value!r}")
     m = _DATE.match(value)

@@ -1,38 +1,51 @@
-"""FHIR resources (plain dicts) to the episode model's facts, grouped by patient.
+"""FHIR resources to the episode model's facts, grouped by patient.
 
 This is the only place that knows where in an R4/R4B/R5 Observation, Medication*, Condition or
-Patient the values the rules need are kept. Problems are attributed to the patient when possible, so
-one bad resource refuses its own patient and no other.
+Patient the values the rules need are kept. It reads the typed shapes of `shapes` (a dict is turned
+into its shape first), keeps each resource as a compact record in a `RecordStore` (in memory, or on
+disk above a size), and assembles each patient's facts when asked, one patient at a time. Problems
+are attributed to the patient when possible, so one bad resource refuses its own patient and no other.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from typing import Any
 
+import msgspec
 import orjson
 
-from fhir_ns.fhir.dates import DateError, parse_birth_date, parse_day
+from fhir_ns.fhir import shapes
+from fhir_ns.fhir.dates import DAY_CACHE, DateError, parse_birth_date, parse_day
 from fhir_ns.fhir.problems import Location, Problem, Severity
-from fhir_ns.fhir.reader import Entry
+from fhir_ns.fhir.reader import Entry, Unit, read_units, scan
+from fhir_ns.fhir.shapes import (
+    UNSET,
+    AdministrationDosage,
+    CodeableConcept,
+    CodeableReference,
+    Coding,
+    Component,
+    Contained,
+    DispenseRequest,
+    Dosage,
+    DoseAndRate,
+    Meta,
+    Quantity,
+    Range,
+    Reference,
+    Repeat,
+    Timing,
+)
+from fhir_ns.fhir.store import NO_PATIENT, Pending, RecordStore, SpillLimit, Stored, StoredProblem
 from fhir_ns.terminology import Terminology
 from fhir_ns.timeline.model import ConditionFact, DrugExposure, GeneticResult, Measurement, PatientFacts
 
 UCUM = "http://unitsofmeasure.org"
-READ_TYPES = frozenset(
-    {
-        "Patient",
-        "Observation",
-        "Condition",
-        "MedicationStatement",
-        "MedicationRequest",
-        "MedicationAdministration",
-        "Medication",
-    }
-)
+READ_TYPES = shapes.READ_TYPES
 OBSERVATION_SKIP = {"cancelled", "entered-in-error", "registered"}
 STATEMENT_SKIP = {"entered-in-error", "not-taken", "intended", "draft"}
 REQUEST_SKIP = {"cancelled", "entered-in-error", "draft"}
@@ -65,6 +78,8 @@ DOSE_UNITS = {
     "mg/m2": ("mg/m2", 1.0),
     "mg/m.2": ("mg/m2", 1.0),
 }
+_TYPE_NAMES = {t: str(t.__struct_config__.tag) for t in shapes.Shaped.__args__}  # type: ignore[attr-defined]
+_UNIT_SHIFT = 32  # Stored.seq = unit << 32 | order within the unit
 
 
 class _Refused(Exception):
@@ -76,25 +91,8 @@ class _Refused(Exception):
         self.code = code
 
 
-@dataclass(slots=True)
-class _Record:
-    rtype: str
-    rid: str | None
-    patient_ref: str | None
-    last_updated: str
-    location: Location
-    source: str = ""
-    payload: Any = None  # Measurement | DrugExposure | ConditionFact | GeneticResult | _PendingExposure
-    problems: list[Problem] = field(default_factory=list)
-    raw: bytes = b""
-
-
-@dataclass(slots=True)
-class _PendingExposure:
-    """A drug exposure whose drug is named by a Medication resource found elsewhere in the input."""
-
-    medication_ref: str
-    resource: dict[str, Any]
+# The resource being read: where its notes go (its problems, and its reference to name in them).
+_Draft = tuple[list[StoredProblem], str | None]
 
 
 @dataclass(slots=True)
@@ -109,171 +107,287 @@ class PatientInput:
         return any(p.severity in ("error", "fatal") for p in self.problems)
 
 
-class FactCollector:
-    """Feed it entries with `add`; `patients()` returns each patient's facts once the input is read."""
+@dataclass(slots=True)
+class PatientRecord:
+    """What a Patient resource says: birth date, sex, and the problems with it."""
 
-    def __init__(self, terminology: Terminology, problems: list[Problem]) -> None:
+    location: Location
+    problems: list[Problem] = field(default_factory=list)
+    birth_date: date | None = None
+    sex: str | None = None
+    own: int = 0  # how many of `problems` are about this copy itself (dropped when it turns out a duplicate)
+
+
+@dataclass(slots=True)
+class Part:
+    """What a collector read from one unit of input, to be merged with the others' (`--jobs`)."""
+
+    unit: int
+    lines: int  # lines in the unit (a piece of an NDJSON file): the next piece's numbering starts after
+    files: list[str]
+    counts: dict[str, int]
+    problems: list[Problem]
+    patients: dict[str, PatientRecord]
+    aliases: dict[str, str]
+    medications: dict[str, Any]
+    refused_medications: set[str]
+    records: list[tuple[str, int, bytes]]
+    hashes: tuple[Any, Any, list[str]]  # see RecordStore.hashes
+
+
+@dataclass(slots=True)
+class Cohort:
+    """The patients to assemble, in order of id, each with the references their records are filed under."""
+
+    patients: list[tuple[str, list[str]]]
+    settled: _Settled
+
+
+@dataclass(slots=True)
+class UnitMap:
+    """How to turn a record's file index and line back into its Location (one per unit read)."""
+
+    files: list[str] = field(default_factory=list)
+    line_offset: int = 0
+
+
+class FactCollector:
+    """Feed it entries with `add` (or whole inputs with `read`); `patients()` (or `each_patient()`)
+    returns each patient's facts once the input is read."""
+
+    def __init__(self, terminology: Terminology, problems: list[Problem], spill: SpillLimit | None = None) -> None:
         self.term = terminology
         self.problems = problems
-        self._records: dict[tuple[str, str], _Record] = {}
-        self._anonymous: list[_Record] = []
-        self._patients: dict[str, dict[str, Any]] = {}
+        self.store = RecordStore(spill)
+        self._patients: dict[str, PatientRecord] = {}
         self._aliases: dict[str, str] = {}
-        self._medications: dict[str, dict[str, Any]] = {}
+        self._medications: dict[str, Any] = {}  # key -> the Medication's code
+        self._refused_medications: set[str] = set()
+        self._references: dict[str, str] = {}  # reference as written -> normalised
+        self._drugs: dict[Any, str | None] = {}  # (system, code) or a name -> the drug it means
         self.counts: dict[str, int] = {}
+        self.units: list[UnitMap] = [UnitMap()]
+        self._file_numbers: dict[str, int] = {}
+        self._seq = 0
 
     # -- reading ---------------------------------------------------------------------------------
     def add_all(self, entries: Iterable[Entry]) -> None:
         for entry in entries:
             self.add(entry)
 
-    def add(self, entry: Entry) -> None:
-        resource, location = entry.resource, entry.location
-        rtype = resource["resourceType"]
-        self.counts[rtype] = self.counts.get(rtype, 0) + 1
-        if rtype not in READ_TYPES:
+    def read(self, units: Iterable[Unit], check: Callable[[Entry], Sequence[Problem]] | None = None) -> None:
+        """Read every resource of the units: typed (the fast path), or with `check` (fhir-ns validate's
+        entry gate) each entry as a dict, checked first (see `add`)."""
+        if check is not None:
+            for entry in read_units(units, self.problems):
+                self.add(entry, check(entry))
             return
-        rid = resource.get("id") if isinstance(resource.get("id"), str) else None
+        add = self._add
+        counts = self.counts
+        for resource, raw, name, index, line, full_url in scan(units, self.problems, typed=True):
+            if type(resource) is dict:
+                rtype = resource["resourceType"]
+                if rtype not in READ_TYPES:
+                    counts[rtype] = counts.get(rtype, 0) + 1
+                    continue
+                self.add(Entry(resource, Location(name, index, line), full_url))
+            else:
+                add(resource, raw or b"", name, index, line, full_url, ())
+
+    def add(self, entry: Entry, found: Sequence[Problem] = ()) -> None:
+        """Read one entry. `found`: problems already found with it (fhir-ns validate's entry gate); they
+        follow the entry's patient like the collector's own, so an error refuses that patient."""
+        resource, location = entry.resource, entry.location
+        raw = entry.raw
+        if isinstance(resource, dict):
+            rtype = resource["resourceType"]
+            if rtype not in READ_TYPES:
+                self.counts[rtype] = self.counts.get(rtype, 0) + 1
+                self.problems.extend(found)
+                return
+            raw = orjson.dumps(resource, option=orjson.OPT_SORT_KEYS)
+            resource = shapes.from_dict(resource)
+        elif raw is None:
+            raw = msgspec.json.encode(resource)
+        self._add(resource, raw, location.file, location.entry, location.line, entry.full_url, found)
+
+    def _add(
+        self,
+        res: Any,
+        raw: bytes,
+        name: str,
+        entry: int | None,
+        line: int | None,
+        full_url: str | None,
+        found: Sequence[Problem],
+    ) -> None:
+        rtype = _TYPE_NAMES[type(res)]
+        self.counts[rtype] = self.counts.get(rtype, 0) + 1
+        rid = res.id if isinstance(res.id, str) else None
         if rtype == "Patient":
-            self._add_patient(resource, rid, entry)
+            self._add_patient(res, rid, Location(name, entry, line), full_url)
+            target = self._patients[rid].problems if rid in self._patients else self.problems
+            target.extend(found)
             return
         if rtype == "Medication":
-            for key in _keys(rtype, rid, entry.full_url):
-                self._medications[key] = resource
+            self.problems.extend(found)
+            refused = any(p.severity in ("error", "fatal") for p in found)
+            for key in _keys(rtype, rid, full_url):
+                self._medications[key] = res.code
+                if refused:
+                    self._refused_medications.add(key)
             return
-        record = _Record(
-            rtype, rid, None, _last_updated(resource), location, raw=orjson.dumps(resource, option=orjson.OPT_SORT_KEYS)
+        source = f"{rtype}/{rid}" if rid else (full_url or f"{rtype} at {Location(name, entry, line)}")
+        problems: list[StoredProblem] = (
+            [(p.severity, p.code, p.message, p.element, p.resource) for p in found] if found else []
         )
-        source = _source(rtype, rid, entry.full_url, location)
-        record.source = source
+        ref = NO_PATIENT
+        payload: Any = None
+        draft = (problems, source if rid else None)
         try:
-            record.patient_ref = self._subject(resource, rtype)
-            record.payload = self._extract(rtype, resource, source, record)
+            subject = res.subject or res.patient
+            written = subject.reference if type(subject) is Reference else None
+            known = self._references.get(written) if type(written) is str else None
+            ref = known if known is not None else self._subject(res, rtype)
+            if rtype == "Observation":
+                payload = self._observation(res, source, draft)
+            elif rtype == "Condition":
+                payload = self._condition(res, source, draft)
+            else:
+                payload = self._medication_use(rtype, res, source, draft)
         except _Refused as exc:
-            record.problems.append(Problem("error", exc.code, str(exc), location, exc.element, source))
-        self._keep(record)
-
-    def _keep(self, record: _Record) -> None:
-        if record.rid is None:
-            self._anonymous.append(record)
-            return
-        key = (record.rtype, record.rid)
-        old = self._records.get(key)
-        if old is None:
-            self._records[key] = record
-            return
-        if old.raw == record.raw:
-            self._note(old, "information", "duplicate", f"identical copy at {record.location} ignored")
-            return
-        keep, drop = (record, old) if record.last_updated > old.last_updated else (old, record)
-        reason = (
-            "later meta.lastUpdated"
-            if record.last_updated != old.last_updated
-            else "first seen; no later meta.lastUpdated"
+            problems.append(("error", exc.code, str(exc), exc.element, source))
+        number = self._file_numbers.get(name)
+        if number is None:
+            number = self._file_numbers[name] = len(self.units[-1].files)
+            self.units[-1].files.append(name)
+        meta = res.meta
+        stamp = meta.lastUpdated if type(meta) is Meta else None
+        # a fact carries its own source: the record does not repeat it
+        own = payload is not None and type(payload) is not Pending
+        record = (
+            self._seq,
+            rtype,
+            rid,
+            None if own else source,
+            stamp if type(stamp) is str else "",
+            hash(raw),
+            number,
+            entry,
+            line,
+            payload,
+            problems,
         )
-        self._records[key] = keep
-        self._note(keep, "warning", "duplicate", f"another version at {drop.location} was ignored ({reason})")
+        self._seq += 1
+        self.store.add(ref, record, hash(source) if rid else None)
 
-    def _note(self, record: _Record, severity: Severity, code: str, message: str, element: str | None = None) -> None:
-        source = f"{record.rtype}/{record.rid}" if record.rid else None
-        record.problems.append(Problem(severity, code, message, record.location, element, source))
+    def _note(self, draft: _Draft, severity: Severity, code: str, message: str, element: str | None = None) -> None:
+        draft[0].append((severity, code, message, element, draft[1]))
 
-    def _add_patient(self, resource: dict[str, Any], rid: str | None, entry: Entry) -> None:
+    def _add_patient(self, res: shapes.Patient, rid: str | None, location: Location, full_url: str | None) -> None:
         if rid is None:
             self.problems.append(
-                Problem(
-                    "error",
-                    "required",
-                    "Patient has no id; its resources cannot be matched to it",
-                    entry.location,
-                    "id",
-                )
+                Problem("error", "required", "Patient has no id; its resources cannot be matched to it", location, "id")
             )
             return
-        info: dict[str, Any] = {"problems": [], "location": entry.location}
-        if "birthDate" in resource:
+        info = PatientRecord(location)
+        if res.birthDate is not UNSET:
             try:
-                info["birth_date"], exact = parse_birth_date(resource["birthDate"])
+                info.birth_date, exact = parse_birth_date(res.birthDate)
                 if not exact:
-                    info["problems"].append(
+                    info.problems.append(
                         Problem(
                             "warning",
                             "value",
-                            f"birthDate {resource['birthDate']} is partial; placed mid-period",
-                            entry.location,
+                            f"birthDate {res.birthDate} is partial; placed mid-period",
+                            location,
                             "birthDate",
                             f"Patient/{rid}",
                         )
                     )
             except DateError as exc:
-                info["problems"].append(
-                    Problem("error", "value", str(exc), entry.location, "birthDate", f"Patient/{rid}")
-                )
-        gender = resource.get("gender")
-        info["sex"] = gender if gender in ("male", "female") else None
+                info.problems.append(Problem("error", "value", str(exc), location, "birthDate", f"Patient/{rid}"))
+        info.own = len(info.problems)
+        info.sex = res.gender if res.gender in ("male", "female") else None
         if rid in self._patients:
-            self._patients[rid]["problems"].append(
+            self._patients[rid].problems.append(
                 Problem(
                     "warning",
                     "duplicate",
-                    f"Patient/{rid} appears again at {entry.location}; first kept",
-                    entry.location,
+                    f"Patient/{rid} appears again at {location}; first kept",
+                    location,
                     None,
                     f"Patient/{rid}",
                 )
             )
         else:
             self._patients[rid] = info
-        for key in _keys("Patient", rid, entry.full_url):
+        for key in _keys("Patient", rid, full_url):
             self._aliases[key] = rid
 
-    def _subject(self, resource: dict[str, Any], rtype: str) -> str:
+    def _subject(self, res: Any, rtype: str) -> str:
         element = "patient" if rtype == "DetectedIssue" else "subject"
-        ref = resource.get("subject") or resource.get("patient")
-        if not isinstance(ref, dict) or not isinstance(ref.get("reference"), str):
+        ref = res.subject or res.patient
+        if not isinstance(ref, Reference) or not isinstance(ref.reference, str):
             raise _Refused(
                 "no subject/patient reference; the resource cannot be placed on a patient's timeline",
                 element,
                 "required",
             )
-        return _normalise_reference(ref["reference"])
+        normal = self._references.get(ref.reference)
+        if normal is None:
+            normal = self._references[ref.reference] = _normalise_reference(ref.reference)
+        return normal
 
     # -- per resource type ------------------------------------------------------------------------
-    def _extract(self, rtype: str, resource: dict[str, Any], source: str, record: _Record) -> Any:
-        if rtype == "Observation":
-            return self._observation(resource, source, record)
-        if rtype == "Condition":
-            return self._condition(resource, source, record)
-        return self._medication_use(rtype, resource, source, record)
-
-    def _observation(self, obs: dict[str, Any], source: str, record: _Record) -> Any:
-        if obs.get("status") in OBSERVATION_SKIP:
+    def _observation(self, obs: shapes.Observation, source: str, draft: _Draft) -> Any:
+        status = obs.status
+        if status is not None and type(status) is str and status in OBSERVATION_SKIP:
             return None
         concept_name = None
-        for coding in _codings(obs.get("code")):
-            concept_name = self.term.observation_codes.get(_key(coding))
-            if concept_name:
-                break
+        table = self.term.observation_codes
+        code = obs.code
+        if type(code) is CodeableConcept and type(code.coding) is list:
+            for coding in code.coding:
+                if type(coding) is Coding:
+                    system, value = coding.system, coding.code
+                    key = (system, value) if type(system) is str and type(value) is str else _key(coding)
+                    concept_name = table.get(key)
+                    if concept_name:
+                        break
         if concept_name is None:
             return None  # not a concept fhir-ns uses; counted, not reported
         concept = self.term.concepts[concept_name]
-        day = self._effective_day(obs, ("effectiveDateTime", "effectiveInstant", "effectivePeriod"))
+        when = obs.effectiveDateTime
+        if type(when) is str:  # the usual case, read without the general search of _period
+            day = DAY_CACHE.get(when[:10])  # type: ignore[assignment]
+            if day is None:
+                try:
+                    day = parse_day(when)
+                except DateError as exc:
+                    raise _Refused(str(exc), "effectiveDateTime", "value") from exc
+        else:
+            day = self._effective_day(obs, ("effectiveDateTime", "effectiveInstant", "effectivePeriod"))
         if concept.genetic:
             return self._genetic(obs, day, source)
         if concept.ordinal:
             grade = self._dipstick_grade(obs)
             return Measurement(concept_name, day, float(grade), "grade", source)
-        quantity = obs.get("valueQuantity")
-        if not isinstance(quantity, dict):
-            if "dataAbsentReason" in obs or not any(k.startswith("value") for k in obs):
-                self._note(record, "warning", "required", f"{concept.label} without a value; ignored", "value[x]")
+        quantity = obs.valueQuantity
+        if type(quantity) is not Quantity:
+            if obs.dataAbsentReason is not UNSET or not obs.has_value():
+                self._note(draft, "warning", "required", f"{concept.label} without a value; ignored", "value[x]")
                 return None
             raise _Refused(f"{concept.label} needs a valueQuantity", "value[x]", "value")
-        value = quantity.get("value")
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
+        value = quantity.value
+        if type(value) is not float and type(value) is not int:  # JSON numbers only (not true/false)
             raise _Refused(f"valueQuantity.value is not a number: {value!r}", "valueQuantity.value", "value")
-        unit = _unit(quantity)
-        rule = concept.unit_rule(unit)
+        unit = quantity.code
+        if type(unit) is not str or (quantity.system is not None and quantity.system != UCUM):
+            unit = _unit(quantity)
+        rule = concept.units.get(unit) if unit is not None else None  # type: ignore[arg-type]
+        if rule is None:
+            rule = concept.unit_rule(unit)
         if rule is None:
             accepted = ", ".join(concept.units) or "none"
             raise _Refused(
@@ -291,27 +405,27 @@ class FactCollector:
             )
         return Measurement(concept_name, day, converted, rule.family, source)
 
-    def _dipstick_grade(self, obs: dict[str, Any]) -> int:
-        quantity = obs.get("valueQuantity")
-        if isinstance(quantity, dict) and isinstance(quantity.get("value"), (int, float)):
+    def _dipstick_grade(self, obs: shapes.Observation) -> int:
+        quantity = obs.valueQuantity
+        if isinstance(quantity, Quantity) and isinstance(quantity.value, (int, float)):
             unit = _unit(quantity)
             if unit not in ("mg/dL", None):
                 raise _Refused(
                     f"dipstick unit {unit!r} is not accepted (accepted: mg/dL)", "valueQuantity.code", "code-invalid"
                 )
-            return self.term.grade_from_mg_dl(float(quantity["value"]))
+            return self.term.grade_from_mg_dl(float(quantity.value))
         texts: list[str] = []
-        if isinstance(obs.get("valueString"), str):
-            texts.append(obs["valueString"])
-        concept = obs.get("valueCodeableConcept")
-        if isinstance(concept, dict):
+        if isinstance(obs.valueString, str):
+            texts.append(obs.valueString)
+        concept = obs.valueCodeableConcept
+        if isinstance(concept, CodeableConcept):
             for coding in _codings(concept):
                 grade = self.term.dipstick_codes.get(_key(coding))
                 if grade is not None:
                     return grade
-                texts.extend(str(coding[k]) for k in ("code", "display") if coding.get(k))
-            if isinstance(concept.get("text"), str):
-                texts.append(concept["text"])
+                texts.extend(str(value) for value in (coding.code, coding.display) if value)
+            if isinstance(concept.text, str):
+                texts.append(concept.text)
         for text in texts:
             grade = self.term.grade_from_text(text)
             if grade is not None:
@@ -324,34 +438,35 @@ class FactCollector:
             "code-invalid",
         )
 
-    def _genetic(self, obs: dict[str, Any], day: date, source: str) -> GeneticResult:
+    def _genetic(self, obs: shapes.Observation, day: date, source: str) -> GeneticResult:
         concepts: set[str] = set()
         genes: list[str] = []
         pathogenic = False
-        parts = [obs, *[c for c in obs.get("component") or [] if isinstance(c, dict)]]
+        components = obs.component if isinstance(obs.component, list) else []
+        parts: list[Any] = [obs, *[c for c in components if isinstance(c, Component)]]
         for part in parts:
-            for key in ("code", "valueCodeableConcept"):
-                for coding in _codings(part.get(key)):
+            for value in (part.code, part.valueCodeableConcept):
+                for coding in _codings(value):
                     gene = self.term.gene_codes.get(_key(coding))
                     if gene:
                         concepts.add(gene[0])
                         genes.append(gene[1])
                     if _key(coding) in self.term.pathogenic_answers:
                         pathogenic = True
-                value = part.get(key) if key == "valueCodeableConcept" else None
-                texts = [value.get("text")] if isinstance(value, dict) else []
-                texts += [c.get("display") for c in _codings(value)]
-                pathogenic = pathogenic or any(_says_pathogenic(t) for t in texts if isinstance(t, str))
-            if isinstance(part.get("valueString"), str):
-                pathogenic = pathogenic or _says_pathogenic(part["valueString"])
+            answer = part.valueCodeableConcept
+            texts = [answer.text] if isinstance(answer, CodeableConcept) else []
+            texts += [c.display for c in _codings(answer)]
+            pathogenic = pathogenic or any(_says_pathogenic(t) for t in texts if isinstance(t, str))
+            if isinstance(part.valueString, str):
+                pathogenic = pathogenic or _says_pathogenic(part.valueString)
         return GeneticResult(frozenset(concepts), tuple(genes), pathogenic, day, source)
 
-    def _condition(self, cond: dict[str, Any], source: str, record: _Record) -> ConditionFact | None:
-        verification = _first_code(cond.get("verificationStatus"))
+    def _condition(self, cond: shapes.Condition, source: str, draft: _Draft) -> ConditionFact | None:
+        verification = _first_code(cond.verificationStatus)
         if verification in CONDITION_SKIP_VERIFICATION:
             return None
         concepts: set[str] = set()
-        for coding in _codings(cond.get("code")):
+        for coding in _codings(cond.code):
             concepts |= self.term.condition_codes.get(_key(coding), frozenset())
         if not concepts:
             return None
@@ -361,7 +476,7 @@ class FactCollector:
             ("onsetPeriod", "onsetPeriod.start"),
             ("recordedDate", "recordedDate"),
         ):
-            value = cond.get(key)
+            value = getattr(cond, key)
             if isinstance(value, dict):
                 value = value.get("start")
             if value is not None:
@@ -372,61 +487,61 @@ class FactCollector:
                 break
         if onset is None:
             self._note(
-                record,
+                draft,
                 "warning",
                 "required",
                 "condition has no onset or recorded date; taken as present throughout",
                 "onset[x]",
             )
         abatement = None
-        abate = cond.get("abatementDateTime") or (cond.get("abatementPeriod") or {}).get("end")
+        period = cond.abatementPeriod
+        abate = cond.abatementDateTime or (period.get("end") if isinstance(period, dict) else None)
         if abate is not None:
             try:
                 abatement = parse_day(abate)
             except DateError as exc:
                 raise _Refused(str(exc), "abatement[x]", "value") from exc
-        clinical = _first_code(cond.get("clinicalStatus"))
+        clinical = _first_code(cond.clinicalStatus)
         active = clinical is None or clinical in ACTIVE_CONDITION
         return ConditionFact(frozenset(concepts), onset, abatement, active, source)
 
-    def _medication_use(self, rtype: str, res: dict[str, Any], source: str, record: _Record) -> Any:
-        status = res.get("status")
-        if rtype == "MedicationStatement" and status in STATEMENT_SKIP:
+    def _medication_use(self, rtype: str, res: Any, source: str, draft: _Draft) -> Any:
+        status = res.status
+        if rtype == "MedicationStatement" and _is_in(status, STATEMENT_SKIP):
             return None
-        if rtype == "MedicationRequest" and (status in REQUEST_SKIP or res.get("intent") in REQUEST_INTENT_SKIP):
+        if rtype == "MedicationRequest" and (_is_in(status, REQUEST_SKIP) or _is_in(res.intent, REQUEST_INTENT_SKIP)):
             return None
-        if rtype == "MedicationAdministration" and status in ADMINISTRATION_SKIP:
+        if rtype == "MedicationAdministration" and _is_in(status, ADMINISTRATION_SKIP):
             return None
         concept, reference = _medication_of(res)
         if concept is None and reference is not None:
             if reference.startswith("#"):
-                contained = {c.get("id"): c for c in res.get("contained") or [] if isinstance(c, dict)}
-                medication = contained.get(reference[1:])
+                contained = res.contained if isinstance(res.contained, list) else []
+                medication = {c.id: c for c in contained if isinstance(c, Contained)}.get(reference[1:])
                 if medication is None:
                     raise _Refused(f"contained medication {reference} not found", "medicationReference", "not-found")
-                concept = medication.get("code")
+                concept = medication.code
             else:
-                return _PendingExposure(reference, res)
-        return self._exposure(rtype, res, concept, source, record)
+                return Pending(reference, res)
+        return self._exposure(rtype, res, concept, source, draft)
 
-    def _exposure(
-        self, rtype: str, res: dict[str, Any], concept: Any, source: str, record: _Record
-    ) -> DrugExposure | None:
+    def _exposure(self, rtype: str, res: Any, concept: Any, source: str, draft: _Draft) -> DrugExposure | None:
         drug_name, by_name = self._drug(concept)
         if drug_name is None:
             return None
         drug = self.term.drugs[drug_name]
         if by_name:
             self._note(
-                record,
+                draft,
                 "information",
                 "code-unknown",
                 f"medication matched to {drug_name} by its name, not by a known code",
                 "medication[x]",
             )
-        status = res.get("status")
+        status = res.status
+        dosages: list[Any]
         if rtype == "MedicationAdministration":
-            dosages = [res["dosage"]] if isinstance(res.get("dosage"), dict) else []
+            dosages = [res.dosage] if isinstance(res.dosage, AdministrationDosage) else []
             start, end = self._period(
                 res,
                 (
@@ -442,20 +557,17 @@ class FactCollector:
             daily, basis, alternate = self._administered_dose(dosages)
             single = True
         else:
-            dosages = [
-                d
-                for d in res.get("dosage" if rtype == "MedicationStatement" else "dosageInstruction") or []
-                if isinstance(d, dict)
-            ]
+            listed = res.dosage if rtype == "MedicationStatement" else res.dosageInstruction
+            dosages = [d for d in listed if isinstance(d, Dosage)] if isinstance(listed, list) else []
             if rtype == "MedicationStatement":
                 start, end = self._period(res, ("effectivePeriod", "effectiveDateTime"))
             else:
                 start, end = self._request_period(res, dosages)
-            daily, basis, alternate = self._daily_dose(dosages, record)
+            daily, basis, alternate = self._daily_dose(dosages, draft)
             single = False
-            if end is None and status not in ONGOING_STATUSES:
+            if end is None and not _is_in(status, ONGOING_STATUSES):
                 self._note(
-                    record,
+                    draft,
                     "warning",
                     "incomplete",
                     f"status {status} but no end date; counted as one day",
@@ -465,31 +577,35 @@ class FactCollector:
         if end is not None and end < start:
             raise _Refused(f"ends ({end}) before it starts ({start})", "effectivePeriod", "value")
         route = _route(dosages)
-        return DrugExposure(drug_name, drug.drug_class, start, end, daily, basis, "", alternate, route, single, by_name)
+        return DrugExposure(
+            drug_name, drug.drug_class, start, end, daily, basis, source, alternate, route, single, by_name
+        )
 
     def _drug(self, concept: Any) -> tuple[str | None, bool]:
+        known = self._drugs  # the answers for codes and names already looked up
         for coding in _codings(concept):
-            system, code = coding.get("system"), coding.get("code")
+            system, code = coding.system, coding.code
             if isinstance(system, str) and isinstance(code, str):
-                drug = self.term.drug_for_code(system, code)
+                key = (system, code)
+                drug = known[key] if key in known else known.setdefault(key, self.term.drug_for_code(system, code))
                 if drug:
                     return drug, False
-        texts = [concept.get("text")] if isinstance(concept, dict) else []
-        texts += [c.get("display") for c in _codings(concept)]
+        texts = [concept.text] if isinstance(concept, CodeableConcept) else []
+        texts += [c.display for c in _codings(concept)]
         for text in texts:
             if isinstance(text, str):
-                drug = self.term.drug_for_text(text)
+                drug = known[text] if text in known else known.setdefault(text, self.term.drug_for_text(text))
                 if drug:
                     return drug, True
         return None, False
 
-    def _effective_day(self, res: dict[str, Any], keys: tuple[str, ...]) -> date:
+    def _effective_day(self, res: Any, keys: tuple[str, ...]) -> date:
         start, _ = self._period(res, keys)
         return start
 
-    def _period(self, res: dict[str, Any], keys: tuple[str, ...]) -> tuple[date, date | None]:
+    def _period(self, res: Any, keys: tuple[str, ...]) -> tuple[date, date | None]:
         for key in keys:
-            value = res.get(key)
+            value = getattr(res, key)
             if value is None:
                 continue
             try:
@@ -505,39 +621,35 @@ class FactCollector:
         element = re.sub(r"(DateTime|Period|Instant)$", "[x]", keys[0])
         raise _Refused("no date: none of " + ", ".join(keys), element, "required")
 
-    def _request_period(self, req: dict[str, Any], dosages: list[dict[str, Any]]) -> tuple[date, date | None]:
-        for dosage in dosages:
-            repeat = (dosage.get("timing") or {}).get("repeat") or {}
-            if isinstance(repeat.get("boundsPeriod"), dict):
+    def _request_period(self, req: shapes.MedicationRequest, dosages: list[Dosage]) -> tuple[date, date | None]:
+        repeats = [r for r in (_repeat(d) for d in dosages) if r is not None]
+        for repeat in repeats:
+            if isinstance(repeat.boundsPeriod, dict):
                 return self._period(repeat, ("boundsPeriod",))
-        dispense = req.get("dispenseRequest") or {}
-        if isinstance(dispense.get("validityPeriod"), dict) and dispense["validityPeriod"].get("start"):
+        dispense = req.dispenseRequest if isinstance(req.dispenseRequest, DispenseRequest) else None
+        if dispense is not None and isinstance(dispense.validityPeriod, dict) and dispense.validityPeriod.get("start"):
             return self._period(dispense, ("validityPeriod",))
         start, _ = self._period(req, ("authoredOn",))
-        for dosage in dosages:
-            repeat = (dosage.get("timing") or {}).get("repeat") or {}
-            duration = repeat.get("boundsDuration")
-            if isinstance(duration, dict):
-                return start, start + _duration(duration, "boundsDuration") - timedelta(days=1)
-        supply = dispense.get("expectedSupplyDuration")
-        if isinstance(supply, dict):
+        for repeat in repeats:
+            if isinstance(repeat.boundsDuration, Quantity):
+                return start, start + _duration(repeat.boundsDuration, "boundsDuration") - timedelta(days=1)
+        supply = dispense.expectedSupplyDuration if dispense is not None else None
+        if isinstance(supply, Quantity):
             return start, start + _duration(supply, "dispenseRequest.expectedSupplyDuration") - timedelta(days=1)
         return start, None
 
-    def _daily_dose(self, dosages: list[dict[str, Any]], record: _Record) -> tuple[float | None, str, bool]:
+    def _daily_dose(self, dosages: list[Dosage], draft: _Draft) -> tuple[float | None, str, bool]:
         total = 0.0
         basis: str | None = None
         alternate = False
         for dosage in dosages:
-            amount = _dose_amount(dosage.get("doseAndRate"))
+            amount = _dose_amount(dosage.doseAndRate)
             if amount is None:
                 continue
             per_admin, unit = amount
-            per_day = _administrations_per_day(dosage.get("timing"))
+            per_day = _administrations_per_day(dosage.timing)
             if per_day is None:
-                self._note(
-                    record, "warning", "incomplete", "dosage has no timing; taken as once a day", "dosage.timing"
-                )
+                self._note(draft, "warning", "incomplete", "dosage has no timing; taken as once a day", "dosage.timing")
                 per_day = 1.0
             if basis is not None and basis != unit:
                 raise _Refused(f"dosages mix {basis} and {unit}", "dosage.doseAndRate", "value")
@@ -546,17 +658,14 @@ class FactCollector:
             alternate = alternate or abs(per_day - 0.5) < 1e-9
         if basis is None:
             if dosages:
-                self._note(
-                    record, "warning", "incomplete", "no dose quantity; dose-based rules cannot use it", "dosage"
-                )
+                self._note(draft, "warning", "incomplete", "no dose quantity; dose-based rules cannot use it", "dosage")
             return None, "mg", False
         return total, basis, alternate
 
-    def _administered_dose(self, dosages: list[dict[str, Any]]) -> tuple[float | None, str, bool]:
+    def _administered_dose(self, dosages: list[AdministrationDosage]) -> tuple[float | None, str, bool]:
         for dosage in dosages:
-            quantity = dosage.get("dose")
-            if isinstance(quantity, dict):
-                amount = _quantity_mg(quantity, "dosage.dose")
+            if isinstance(dosage.dose, Quantity):
+                amount = _quantity_mg(dosage.dose, "dosage.dose")
                 if amount:
                     return amount[0], amount[1], False
         return None, "mg", False
@@ -564,47 +673,209 @@ class FactCollector:
     # -- grouping --------------------------------------------------------------------------------
     def patients(self) -> list[PatientInput]:
         """Each patient's facts, with Medication references resolved and duplicates settled."""
-        by_patient: dict[str, PatientInput] = {}
-        for pid, info in self._patients.items():
-            facts = PatientFacts(
-                patient_id=pid, reference=f"Patient/{pid}", birth_date=info.get("birth_date"), sex=info.get("sex")
-            )
-            by_patient[pid] = PatientInput(facts, list(info["problems"]))
-        for record in [*self._records.values(), *self._anonymous]:
-            if record.patient_ref is None:
-                self.problems.extend(record.problems)
+        return list(self.each_patient())
+
+    def each_patient(self) -> Iterator[PatientInput]:
+        """Each patient's facts in order of patient id, assembled one at a time from the store."""
+        cohort = self.prepare()
+        try:
+            for pid, refs in cohort.patients:
+                yield self.assemble(pid, refs, cohort.settled)
+        finally:
+            self.store.close()
+
+    def prepare(self) -> Cohort:
+        """Once everything is read: settle duplicates, report the records without a patient, and list the
+        patients to assemble."""
+        settled = self._settle_duplicates()
+        by_patient: dict[str, list[str]] = {}
+        for ref in self.store.refs():
+            if ref != NO_PATIENT:
+                by_patient.setdefault(self._aliases.get(ref) or _id_of(ref), []).append(ref)
+        unattributed = [(record, NO_PATIENT) for record in self.store.records(NO_PATIENT)]
+        for record, _ in self._ordered(unattributed, settled, False):
+            record.problems.extend(settled.notes.get(record.seq, ()))
+            self.problems.extend(self._problems(record, None))
+        self.store.seal()
+        pids = sorted(by_patient.keys() | self._patients.keys())
+        return Cohort([(pid, by_patient.get(pid, [])) for pid in pids], settled)
+
+    # -- units of input read apart (--jobs) ----------------------------------------------------------
+    def begin_unit(self, unit: int) -> None:
+        """Number what follows as unit `unit` (a worker reading one piece of the input)."""
+        self._seq = unit << _UNIT_SHIFT
+        self.units = [UnitMap() for _ in range(unit + 1)]
+        self._file_numbers = {}
+
+    def export(self, unit: int, lines: int) -> Part:
+        """Everything read, as a Part to merge into another collector; this one is left empty."""
+        return Part(
+            unit,
+            lines,
+            self.units[unit].files,
+            self.counts,
+            self.problems,
+            self._patients,
+            self._aliases,
+            self._medications,
+            self._refused_medications,
+            list(self.store.export()),
+            self.store.hashes(),
+        )
+
+    def absorb(self, part: Part, line_offset: int) -> None:
+        """Merge a Part read elsewhere, as if it had been read here next (parts in reading order)."""
+        while len(self.units) <= part.unit:
+            self.units.append(UnitMap())
+        self.units[part.unit] = UnitMap(part.files, line_offset)
+        for rtype, count in part.counts.items():
+            self.counts[rtype] = self.counts.get(rtype, 0) + count
+        self.problems.extend(_shifted(p, line_offset) for p in part.problems)
+        for rid, record in part.patients.items():
+            record.location = _shifted_location(record.location, line_offset)
+            record.problems = [_shifted(p, line_offset) for p in record.problems]
+            first = self._patients.get(rid)
+            if first is None:
+                self._patients[rid] = record
                 continue
-            pid = self._aliases.get(record.patient_ref) or _id_of(record.patient_ref)
-            patient = by_patient.get(pid)
+            first.problems.append(
+                Problem(
+                    "warning",
+                    "duplicate",
+                    f"Patient/{rid} appears again at {record.location}; first kept",
+                    record.location,
+                    None,
+                    f"Patient/{rid}",
+                )
+            )
+            first.problems.extend(record.problems[record.own :])
+        self._aliases.update(part.aliases)
+        self._medications.update(part.medications)
+        self._refused_medications |= part.refused_medications
+        self.store.load(part.records, *part.hashes)
+
+    def assemble(self, pid: str, refs: list[str], settled: _Settled) -> PatientInput:
+        """One patient's facts and problems, from the records filed under `refs`."""
+        info = self._patients.get(pid)
+        patient: PatientInput | None = None
+        if info is not None:
+            facts = PatientFacts(patient_id=pid, reference=f"Patient/{pid}", birth_date=info.birth_date, sex=info.sex)
+            patient = PatientInput(facts, list(info.problems))
+        records = [(record, ref) for ref in refs for record in self.store.records(ref)]
+        notes = settled.notes
+        for record, ref in self._ordered(records, settled, len(refs) > 1):
             if patient is None:
-                patient = PatientInput(PatientFacts(patient_id=pid, reference=record.patient_ref), [])
+                patient = PatientInput(PatientFacts(patient_id=pid, reference=ref), [])
+                facts = patient.facts
                 patient.problems.append(
                     Problem(
                         "warning",
                         "not-found",
-                        f"no Patient resource for {record.patient_ref} in the input; age and sex unknown",
-                        record.location,
+                        f"no Patient resource for {ref} in the input; age and sex unknown",
+                        self.location(record),
                         "subject",
                         None,
                         pid,
                     )
                 )
-                by_patient[pid] = patient
-            source = record.source
             payload = record.payload
-            if isinstance(payload, _PendingExposure):
-                payload = self._resolve(record, payload, source)
-            patient.problems.extend(_attributed(p, pid) for p in record.problems)
-            _file(patient.facts, payload, source)
-        for patient in by_patient.values():
-            patient.facts.sort()
-        return [by_patient[k] for k in sorted(by_patient)]
+            if notes and record.seq in notes:
+                record.problems.extend(notes[record.seq])
+            elif type(payload) is Measurement and not record.problems:  # most records: nothing more to do
+                facts.sources.add(payload.source)
+                facts.measurements.append(payload)
+                continue
+            if payload is None:
+                if record.problems:
+                    patient.problems.extend(self._problems(record, pid))
+                continue
+            fact = self._resolve(record, payload, record.reference) if isinstance(payload, Pending) else payload
+            if record.problems:
+                patient.problems.extend(self._problems(record, pid))
+            if fact is not None:
+                _file(facts, fact)
+        assert patient is not None
+        patient.facts.sort()
+        return patient
 
-    def _resolve(self, record: _Record, pending: _PendingExposure, source: str) -> DrugExposure | None:
-        medication = self._medications.get(pending.medication_ref)
-        if medication is None:
+    def _ordered(self, records: list[tuple[Stored, str]], settled: _Settled, mixed: bool) -> list[tuple[Stored, str]]:
+        """The records in the order the collector first read them: resources with an id (a later
+        version in the place of the first), then those without; settled duplicates dropped."""
+        moved, dropped = settled.moved, settled.dropped
+        if dropped:
+            records = [pair for pair in records if pair[0].seq not in dropped]
+        if mixed or any(record.rid is None or record.seq in moved for record, _ in records):
+            records.sort(key=lambda pair: (pair[0].rid is None, moved.get(pair[0].seq, pair[0].seq)))
+        return records
+
+    def _problems(self, record: Stored, pid: str | None) -> list[Problem]:
+        if not record.problems:
+            return []
+        location = self.location(record)
+        return [
+            Problem(severity, code, message, location, element, resource, pid)  # type: ignore[arg-type]
+            for severity, code, message, element, resource in record.problems
+        ]
+
+    def location(self, record: Stored) -> Location:
+        """Where a record's resource was read."""
+        unit = self.units[record.seq >> _UNIT_SHIFT]
+        line = None if record.line is None else record.line + unit.line_offset
+        return Location(unit.files[record.file], record.entry, line)
+
+    def _settle_duplicates(self) -> _Settled:
+        """Decide, for each resource read more than once, which version is kept and what is said about it."""
+        settled = _Settled()
+        hashes, refs = self.store.contested()
+        if not hashes:
+            return settled
+        versions: dict[tuple[str, str], list[Stored]] = {}
+        for ref in refs:
+            for record in self.store.records(ref):
+                if record.keyed and hash(record.reference) in hashes:
+                    versions.setdefault((record.rtype, record.reference), []).append(record)
+        for found in versions.values():
+            if len(found) < 2:
+                continue  # two sources with the same hash, not two versions
+            found.sort(key=lambda r: r.seq)
+            kept, notes = found[0], []
+            for other in found[1:]:
+                if other.digest == kept.digest and other.stamp == kept.stamp:
+                    notes.append(
+                        _duplicate_note(kept, "information", f"identical copy at {self.location(other)} ignored")
+                    )
+                    continue
+                keep, drop = (other, kept) if other.stamp > kept.stamp else (kept, other)
+                reason = (
+                    "later meta.lastUpdated" if other.stamp != kept.stamp else "first seen; no later meta.lastUpdated"
+                )
+                if keep is not kept:
+                    notes = []  # said of the version now dropped
+                kept = keep
+                notes.append(
+                    _duplicate_note(kept, "warning", f"another version at {self.location(drop)} was ignored ({reason})")
+                )
+            settled.dropped.update(r.seq for r in found if r is not kept)
+            settled.moved[kept.seq] = found[0].seq
+            settled.notes[kept.seq] = notes
+        return settled
+
+    def _resolve(self, record: Stored, pending: Pending, source: str) -> DrugExposure | None:
+        draft: _Draft = (record.problems, f"{record.rtype}/{record.rid}" if record.rid else None)
+        if pending.medication_ref in self._refused_medications:
+            draft[0].append(
+                (
+                    "error",
+                    "invalid",
+                    f"{pending.medication_ref} was refused (see its own errors); this drug exposure cannot be used",
+                    "medicationReference",
+                    source,
+                )
+            )
+            return None
+        if pending.medication_ref not in self._medications:
             self._note(
-                record,
+                draft,
                 "warning",
                 "not-found",
                 f"{pending.medication_ref} is not in the input; this drug exposure is ignored",
@@ -612,63 +883,89 @@ class FactCollector:
             )
             return None
         try:
-            return self._exposure(record.rtype, pending.resource, medication.get("code"), source, record)
+            return self._exposure(
+                record.rtype, pending.resource, self._medications[pending.medication_ref], source, draft
+            )
         except _Refused as exc:
-            record.problems.append(Problem("error", exc.code, str(exc), record.location, exc.element, source))
+            draft[0].append(("error", exc.code, str(exc), exc.element, source))
             return None
 
 
-def _file(facts: PatientFacts, payload: Any, source: str) -> None:
-    if payload is None:
-        return
-    facts.sources.add(source)
-    if isinstance(payload, Measurement):
+@dataclass(slots=True)
+class _Settled:
+    """Duplicates settled: versions dropped, the kept one moved to the first one's place, notes on it."""
+
+    dropped: set[int] = field(default_factory=set)
+    moved: dict[int, int] = field(default_factory=dict)
+    notes: dict[int, list[StoredProblem]] = field(default_factory=dict)
+
+
+def _shifted_location(location: Location, offset: int) -> Location:
+    if not offset or location.line is None:
+        return location
+    return Location(location.file, location.entry, location.line + offset)
+
+
+def _shifted(problem: Problem, offset: int) -> Problem:
+    """A problem found in a piece of a file, numbered from the start of the file."""
+    if not offset or problem.location.line is None:
+        return problem
+    return replace(problem, location=_shifted_location(problem.location, offset))
+
+
+def _duplicate_note(record: Stored, severity: str, message: str) -> StoredProblem:
+    return (severity, "duplicate", message, None, f"{record.rtype}/{record.rid}")
+
+
+def _file(facts: PatientFacts, payload: Measurement | DrugExposure | ConditionFact | GeneticResult) -> None:
+    facts.sources.add(payload.source)
+    if type(payload) is Measurement:
         facts.measurements.append(payload)
     elif isinstance(payload, DrugExposure):
-        facts.exposures.append(_with_source(payload, source))
+        facts.exposures.append(payload)
     elif isinstance(payload, ConditionFact):
         facts.conditions.append(payload)
     elif isinstance(payload, GeneticResult):
         facts.genetics.append(payload)
 
 
-def _with_source(exposure: DrugExposure, source: str) -> DrugExposure:
-    return replace(exposure, source=source)
-
-
-def _attributed(problem: Problem, pid: str) -> Problem:
-    return replace(problem, patient=pid)
-
-
 # -- small readers of FHIR datatypes -------------------------------------------------------------
-def _codings(concept: Any) -> list[dict[str, Any]]:
-    if not isinstance(concept, dict):
+def _is_in(value: Any, values: set[str]) -> bool:
+    return isinstance(value, str) and value in values
+
+
+def _codings(concept: Any) -> list[Coding]:
+    if not isinstance(concept, CodeableConcept) or not isinstance(concept.coding, list):
         return []
-    return [c for c in concept.get("coding") or [] if isinstance(c, dict)]
+    return [c for c in concept.coding if isinstance(c, Coding)]
 
 
-def _key(coding: dict[str, Any]) -> tuple[str, str]:
+def _key(coding: Coding) -> tuple[str, str]:
     """(system, code) of a Coding, for the code tables."""
-    return str(coding.get("system") or ""), str(coding.get("code") or "")
+    system, code = coding.system, coding.code
+    return (
+        system if type(system) is str else str(system or ""),
+        code if type(code) is str else str(code or ""),
+    )
 
 
 def _first_code(concept: Any) -> str | None:
     for coding in _codings(concept):
-        if isinstance(coding.get("code"), str):
-            return str(coding["code"])
+        if isinstance(coding.code, str):
+            return coding.code
     return None
 
 
-def _unit(quantity: dict[str, Any]) -> str | None:
-    code, system = quantity.get("code"), quantity.get("system")
-    if isinstance(code, str) and (system in (None, UCUM)):
+def _unit(quantity: Quantity) -> str | None:
+    code, system = quantity.code, quantity.system
+    if isinstance(code, str) and (system is None or system == UCUM):
         return code
-    unit = quantity.get("unit")
+    unit = quantity.unit
     return unit if isinstance(unit, str) else (code if isinstance(code, str) else None)
 
 
-def _quantity_mg(quantity: dict[str, Any], element: str) -> tuple[float, str] | None:
-    value = quantity.get("value")
+def _quantity_mg(quantity: Quantity, element: str) -> tuple[float, str] | None:
+    value = quantity.value
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         raise _Refused(f"dose is not a number: {value!r}", element, "value")
     unit = _unit(quantity)
@@ -681,56 +978,63 @@ def _quantity_mg(quantity: dict[str, Any], element: str) -> tuple[float, str] | 
 
 
 def _dose_amount(dose_and_rate: Any) -> tuple[float, str] | None:
-    for item in dose_and_rate or []:
-        if not isinstance(item, dict):
+    if not isinstance(dose_and_rate, list):
+        return None
+    for item in dose_and_rate:
+        if not isinstance(item, DoseAndRate):
             continue
-        if isinstance(item.get("doseQuantity"), dict):
-            return _quantity_mg(item["doseQuantity"], "dosage.doseAndRate.doseQuantity")
-        dose_range = item.get("doseRange")
+        if isinstance(item.doseQuantity, Quantity):
+            return _quantity_mg(item.doseQuantity, "dosage.doseAndRate.doseQuantity")
+        dose_range = item.doseRange
         if (
-            isinstance(dose_range, dict)
-            and isinstance(dose_range.get("low"), dict)
-            and isinstance(dose_range.get("high"), dict)
+            isinstance(dose_range, Range)
+            and isinstance(dose_range.low, Quantity)
+            and isinstance(dose_range.high, Quantity)
         ):
-            low = _quantity_mg(dose_range["low"], "dosage.doseAndRate.doseRange.low")
-            high = _quantity_mg(dose_range["high"], "dosage.doseAndRate.doseRange.high")
+            low = _quantity_mg(dose_range.low, "dosage.doseAndRate.doseRange.low")
+            high = _quantity_mg(dose_range.high, "dosage.doseAndRate.doseRange.high")
             if low and high and low[1] == high[1]:
                 return (low[0] + high[0]) / 2, low[1]
     return None
 
 
+def _repeat(dosage: Dosage) -> Repeat | None:
+    timing = dosage.timing
+    return timing.repeat if isinstance(timing, Timing) and isinstance(timing.repeat, Repeat) else None
+
+
 def _administrations_per_day(timing: Any) -> float | None:
-    if not isinstance(timing, dict):
+    if not isinstance(timing, Timing):
         return None
-    repeat = timing.get("repeat")
-    if isinstance(repeat, dict) and ("frequency" in repeat or "period" in repeat):
-        frequency = float(repeat.get("frequencyMax") or repeat.get("frequency") or 1)
-        period = float(repeat.get("period") or 1)
-        unit = repeat.get("periodUnit") or "d"
-        days = period * PERIOD_DAYS.get(unit, 1.0)
+    repeat = timing.repeat if isinstance(timing.repeat, Repeat) else None
+    if repeat is not None and (repeat.frequency is not UNSET or repeat.period is not UNSET):
+        frequency = float(repeat.frequencyMax or repeat.frequency or 1)
+        period = float(repeat.period or 1)
+        unit = repeat.periodUnit or "d"
+        days = period * (PERIOD_DAYS.get(unit, 1.0) if isinstance(unit, str) else 1.0)
         return frequency / days if days > 0 else None
-    code = _first_code(timing.get("code"))
+    code = _first_code(timing.code)
     if code in TIMING_CODES:
         return TIMING_CODES[code]
-    if isinstance(repeat, dict) and repeat.get("when"):
-        return float(len(repeat["when"]))
+    if repeat is not None and repeat.when:
+        return float(len(repeat.when))
     return None
 
 
-def _duration(duration: dict[str, Any], element: str) -> timedelta:
-    value = duration.get("value")
-    unit = duration.get("code") or duration.get("unit") or "d"
-    if not isinstance(value, (int, float)) or unit not in PERIOD_DAYS:
+def _duration(duration: Quantity, element: str) -> timedelta:
+    value = duration.value
+    unit = duration.code or duration.unit or "d"
+    if not isinstance(value, (int, float)) or not isinstance(unit, str) or unit not in PERIOD_DAYS:
         raise _Refused(f"duration {value!r} {unit!r} is not understood", element, "value")
     return timedelta(days=round(float(value) * PERIOD_DAYS[unit]))
 
 
-def _route(dosages: list[dict[str, Any]]) -> str | None:
+def _route(dosages: Sequence[Dosage | AdministrationDosage]) -> str | None:
     for dosage in dosages:
-        route = dosage.get("route")
-        if not isinstance(route, dict):
+        route = dosage.route
+        if not isinstance(route, CodeableConcept):
             continue
-        texts = [route.get("text") or ""] + [str(c.get("display") or c.get("code") or "") for c in _codings(route)]
+        texts = [str(route.text or "")] + [str(c.display or c.code or "") for c in _codings(route)]
         joined = " ".join(texts).lower()
         if "intraven" in joined or joined.split() and joined.split()[0] == "iv":
             return "iv"
@@ -740,20 +1044,20 @@ def _route(dosages: list[dict[str, Any]]) -> str | None:
     return None
 
 
-def _medication_of(res: dict[str, Any]) -> tuple[Any, str | None]:
+def _medication_of(res: Any) -> tuple[Any, str | None]:
     """(CodeableConcept, reference) from R4 medication[x] or R5 medication (CodeableReference)."""
-    if isinstance(res.get("medicationCodeableConcept"), dict):
-        return res["medicationCodeableConcept"], None
-    ref = res.get("medicationReference")
-    if isinstance(ref, dict) and isinstance(ref.get("reference"), str):
-        return None, _normalise_reference(ref["reference"])
-    r5 = res.get("medication")
-    if isinstance(r5, dict):
-        if isinstance(r5.get("concept"), dict):
-            return r5["concept"], None
-        inner = r5.get("reference")
-        if isinstance(inner, dict) and isinstance(inner.get("reference"), str):
-            return None, _normalise_reference(inner["reference"])
+    if isinstance(res.medicationCodeableConcept, CodeableConcept):
+        return res.medicationCodeableConcept, None
+    ref = res.medicationReference
+    if isinstance(ref, Reference) and isinstance(ref.reference, str):
+        return None, _normalise_reference(ref.reference)
+    r5 = res.medication
+    if isinstance(r5, CodeableReference):
+        if isinstance(r5.concept, CodeableConcept):
+            return r5.concept, None
+        inner = r5.reference
+        if isinstance(inner, Reference) and isinstance(inner.reference, str):
+            return None, _normalise_reference(inner.reference)
     raise _Refused("no medication (medicationCodeableConcept or medicationReference)", "medication[x]", "required")
 
 
@@ -764,12 +1068,6 @@ def _says_pathogenic(text: str) -> bool:
     return not any(
         word in lowered for word in ("benign", "uncertain", "not pathogenic", "non-pathogenic", "nonpathogenic")
     )
-
-
-def _last_updated(resource: dict[str, Any]) -> str:
-    meta = resource.get("meta")
-    value = meta.get("lastUpdated") if isinstance(meta, dict) else None
-    return value if isinstance(value, str) else ""
 
 
 def _normalise_reference(ref: str) -> str:
@@ -796,11 +1094,3 @@ def _keys(rtype: str, rid: str | None, full_url: str | None) -> list[str]:
 
 def _id_of(ref: str) -> str:
     return ref.split("/", 1)[1] if ref.startswith("Patient/") else ref
-
-
-def _source(rtype: str, rid: str | None, full_url: str | None, location: Location) -> str:
-    if rid:
-        return f"{rtype}/{rid}"
-    if full_url:
-        return full_url
-    return f"{rtype} at {location}"

@@ -1,34 +1,80 @@
 """Read FHIR JSON: Bundles (any type), single resources and NDJSON, from files, directories or stdin.
 
-Plain JSON (orjson), no models: the reader yields resource dicts and reports what it cannot read as
-Problems, then carries on with the next entry, line or file.
+No models: the reader yields each resource as a plain dict (orjson), or, read `typed`, as the Struct
+of the elements fhir-ns uses (`shapes`, msgspec, every other element skipped while decoding) with its
+JSON text. What cannot be decoded typed (another resource type, malformed JSON) is read again as a
+dict, so every problem is reported as the dict reader reports it: unreadable parts become Problems,
+and reading carries on with the next entry, line or file.
 """
 
 from __future__ import annotations
 
 import gzip
+import os
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import msgspec
 import orjson
 
+from fhir_ns.fhir import shapes
 from fhir_ns.fhir.problems import Location, Problem
 
 JSON_SUFFIXES = (".json", ".json.gz")
 NDJSON_SUFFIXES = (".ndjson", ".jsonl", ".ndjson.gz", ".jsonl.gz")
 MAX_FILE_BYTES = 2 * 1024**3  # a single JSON document larger than this is refused, not loaded
+UNIT_BYTES = 16 * 1024**2  # NDJSON files are read in pieces of about this size when split for --jobs
+_TYPED_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, RecursionError)
+
+# (resource, its JSON text or None, file name, Bundle entry index, NDJSON line, Bundle fullUrl)
+Item = tuple[Any, bytes | None, str, int | None, int | None, str | None]
 
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """One resource read from the input, with where it came from and its Bundle fullUrl, if any."""
+    """One resource read from the input, with where it came from and its Bundle fullUrl, if any.
 
-    resource: dict[str, Any]
+    `resource` is a dict, or a `shapes` Struct when read typed; `raw` is then its JSON text.
+    """
+
+    resource: Any  # a dict, or a `shapes` Struct when read typed
     location: Location
     full_url: str | None = None
+    raw: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    """A piece of the input read as one: a whole file ('-' is stdin), or the lines of an NDJSON file
+    that start in the byte range [start, end)."""
+
+    name: str
+    start: int = 0
+    end: int | None = None
+
+    def lines(self) -> int:
+        """How many lines a piece of a file holds (the next piece's first line is one more)."""
+        if self.end is None:
+            return 0
+        with open(self.name, "rb") as fh:
+            fh.seek(self.start)
+            return fh.read(self.end - self.start).count(b"\n")
+
+
+class _BundleEntry(msgspec.Struct, gc=False):
+    fullUrl: Any = None  # noqa: N815 (FHIR element names)
+    resource: msgspec.Raw = msgspec.Raw()
+    request: Any = None
+
+
+class _Bundle(msgspec.Struct, tag_field="resourceType", tag="Bundle", gc=False):
+    entry: list[_BundleEntry | shapes.NotObject] | shapes.NotArray = None
+
+
+_document = msgspec.json.Decoder(shapes.Shaped | _Bundle).decode  # type: ignore[arg-type]
 
 
 def expand_paths(inputs: Iterable[str]) -> list[str]:
@@ -49,17 +95,81 @@ def expand_paths(inputs: Iterable[str]) -> list[str]:
     return out
 
 
-def read_entries(inputs: Iterable[str], problems: list[Problem]) -> Iterator[Entry]:
+def read_entries(inputs: Iterable[str], problems: list[Problem], typed: bool = False) -> Iterator[Entry]:
     """Every resource in the inputs; unreadable parts become Problems and are skipped."""
+    return read_units(whole_files(inputs), problems, typed)
+
+
+def read_units(units: Iterable[Unit], problems: list[Problem], typed: bool = False) -> Iterator[Entry]:
+    """Every resource in the units, as Entries."""
+    for resource, raw, name, entry, line, full_url in scan(units, problems, typed):
+        yield Entry(resource, Location(name, entry, line), full_url, raw)
+
+
+def whole_files(inputs: Iterable[str]) -> list[Unit]:
+    """Each input file as one unit."""
+    return [Unit(name) for name in expand_paths(inputs)]
+
+
+def split_units(inputs: Iterable[str], unit_bytes: int | None = None) -> list[Unit]:
+    """The input as units of about `unit_bytes` (UNIT_BYTES): uncompressed NDJSON files cut between lines,
+    others whole."""
+    unit_bytes = unit_bytes or UNIT_BYTES
+    out: list[Unit] = []
     for name in expand_paths(inputs):
+        size = _size(name)
+        if not name.endswith((".ndjson", ".jsonl")) or size is None or size <= unit_bytes:
+            out.append(Unit(name))
+            continue
+        with open(name, "rb") as fh:
+            start = 0
+            while start < size:
+                fh.seek(min(start + unit_bytes, size))
+                fh.readline()  # to the start of the next line
+                end = min(fh.tell(), size)
+                out.append(Unit(name, start, end))
+                start = end
+    return out
+
+
+def _size(name: str) -> int | None:
+    try:
+        return os.stat(name).st_size
+    except OSError:
+        return None
+
+
+def scan(units: Iterable[Unit], problems: list[Problem], typed: bool = False) -> Iterator[Item]:
+    """Every resource in the units, as Items; unreadable parts become Problems and are skipped."""
+    for unit in units:
+        name = unit.name
         try:
             if name == "-":
-                yield from _read_stream("<stdin>", sys.stdin.buffer, problems)
+                yield from _read_stream("<stdin>", sys.stdin.buffer, problems, typed)
+            elif unit.end is not None:
+                with open(name, "rb") as fh:
+                    fh.seek(unit.start)
+                    yield from _ndjson_lines(name, _lines_until(fh, unit.end - unit.start), problems, typed)
             else:
                 with _open(Path(name)) as fh:
-                    yield from _read_stream(name, fh, problems, ndjson=name.endswith(NDJSON_SUFFIXES))
+                    yield from _read_stream(name, fh, problems, typed, ndjson=name.endswith(NDJSON_SUFFIXES))
         except OSError as exc:
             problems.append(Problem("error", "exception", f"cannot read: {exc.strerror or exc}", Location(name)))
+
+
+def _lines_until(fh: BinaryIO, size: int) -> Iterator[bytes]:
+    read = 0
+    for line in fh:
+        if read >= size:
+            return
+        read += len(line)
+        yield line
+
+
+def document_entries(name: str, doc: Any, problems: list[Problem]) -> Iterator[Entry]:
+    """The resources of one parsed JSON document, as the classifier reads them (Bundles unpacked)."""
+    for resource, _, source, entry, line, full_url in _document_entries(name, doc, problems):
+        yield Entry(resource, Location(source, entry, line), full_url)
 
 
 def _open(path: Path) -> BinaryIO:
@@ -68,9 +178,11 @@ def _open(path: Path) -> BinaryIO:
     return path.open("rb")
 
 
-def _read_stream(name: str, fh: BinaryIO, problems: list[Problem], ndjson: bool | None = None) -> Iterator[Entry]:
+def _read_stream(
+    name: str, fh: BinaryIO, problems: list[Problem], typed: bool, ndjson: bool | None = None
+) -> Iterator[Item]:
     if ndjson:
-        yield from _read_ndjson(name, fh, problems)
+        yield from _ndjson_lines(name, fh, problems, typed)
         return
     data = fh.read(MAX_FILE_BYTES + 1)
     if len(data) > MAX_FILE_BYTES:
@@ -81,26 +193,40 @@ def _read_stream(name: str, fh: BinaryIO, problems: list[Problem], ndjson: bool 
     if not data.strip():
         problems.append(Problem("error", "structure", "empty file", Location(name)))
         return
+    if typed:
+        try:
+            doc = _document(data)
+        except _TYPED_ERRORS:
+            pass  # read it again as dicts, to report it as the dict reader does
+        else:
+            if isinstance(doc, _Bundle):
+                yield from _typed_bundle_entries(name, doc, problems)
+            else:
+                yield doc, data.strip(), name, None, None, None
+            return
     try:
         doc = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         # A file of one JSON object per line is NDJSON whatever its name.
         if ndjson is None and data.lstrip().startswith(b"{") and b"\n{" in data.strip():
-            yield from _ndjson_lines(name, data.splitlines(), problems)
+            yield from _ndjson_lines(name, data.splitlines(), problems, typed)
             return
         problems.append(Problem("error", "structure", _json_error(exc), Location(name)))
         return
     yield from _document_entries(name, doc, problems)
 
 
-def _read_ndjson(name: str, fh: BinaryIO, problems: list[Problem]) -> Iterator[Entry]:
-    yield from _ndjson_lines(name, fh, problems)
-
-
-def _ndjson_lines(name: str, lines: Iterable[bytes], problems: list[Problem]) -> Iterator[Entry]:
+def _ndjson_lines(name: str, lines: Iterable[bytes], problems: list[Problem], typed: bool) -> Iterator[Item]:
+    decode = shapes.decode
     for number, line in enumerate(lines, start=1):
-        if not line.strip():
+        if line.isspace() or not line:
             continue
+        if typed:
+            try:
+                yield decode(line), line.rstrip(b"\r\n"), name, None, number, None
+                continue
+            except _TYPED_ERRORS:
+                pass  # another resource type, or not JSON: the dict reader says which
         location = Location(name, line=number)
         try:
             resource = orjson.loads(line)
@@ -111,42 +237,66 @@ def _ndjson_lines(name: str, lines: Iterable[bytes], problems: list[Problem]) ->
             if resource["resourceType"] == "Bundle":
                 yield from _bundle_entries(name, resource, problems)
             else:
-                yield Entry(resource, location)
+                yield resource, None, name, None, number, None
 
 
-def _document_entries(name: str, doc: Any, problems: list[Problem]) -> Iterator[Entry]:
-    location = Location(name)
-    if not _is_resource(doc, location, problems):
+def _document_entries(name: str, doc: Any, problems: list[Problem]) -> Iterator[Item]:
+    if not _is_resource(doc, Location(name), problems):
         return
     if doc["resourceType"] == "Bundle":
         yield from _bundle_entries(name, doc, problems)
     else:
-        yield Entry(doc, location)
+        yield doc, None, name, None, None, None
 
 
-def _bundle_entries(name: str, bundle: dict[str, Any], problems: list[Problem]) -> Iterator[Entry]:
+def _bundle_entries(name: str, bundle: dict[str, Any], problems: list[Problem]) -> Iterator[Item]:
     entries = bundle.get("entry") or []
     if not isinstance(entries, list):
         problems.append(Problem("error", "structure", "Bundle.entry is not a list", Location(name), "entry"))
         return
     for index, entry in enumerate(entries):
-        location = Location(name, entry=index)
         if not isinstance(entry, dict):
-            problems.append(Problem("error", "structure", "entry is not an object", location))
-            continue
-        resource = entry.get("resource")
-        if resource is None:
-            method = (entry.get("request") or {}).get("method")
-            if method not in ("DELETE", "GET", "HEAD"):
-                problems.append(Problem("warning", "required", "entry has no resource", location))
-            continue
-        if not _is_resource(resource, location, problems):
+            problems.append(Problem("error", "structure", "entry is not an object", Location(name, entry=index)))
             continue
         full_url = entry.get("fullUrl") if isinstance(entry.get("fullUrl"), str) else None
-        if resource["resourceType"] == "Bundle":
-            yield from _bundle_entries(f"{name} entry[{index}]", resource, problems)
-        else:
-            yield Entry(resource, location, full_url)
+        yield from _bundle_entry(name, index, entry.get("resource"), entry.get("request"), full_url, problems)
+
+
+def _typed_bundle_entries(name: str, bundle: _Bundle, problems: list[Problem]) -> Iterator[Item]:
+    entries = bundle.entry or []
+    if not isinstance(entries, list):
+        problems.append(Problem("error", "structure", "Bundle.entry is not a list", Location(name), "entry"))
+        return
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, _BundleEntry):
+            problems.append(Problem("error", "structure", "entry is not an object", Location(name, entry=index)))
+            continue
+        full_url = entry.fullUrl if isinstance(entry.fullUrl, str) else None
+        raw = bytes(entry.resource)
+        try:
+            resource = shapes.decode(raw)
+        except _TYPED_ERRORS:  # absent, null, another type: read as a dict
+            plain = orjson.loads(raw) if raw else None
+            yield from _bundle_entry(name, index, plain, entry.request, full_url, problems)
+            continue
+        yield resource, raw, name, index, None, full_url
+
+
+def _bundle_entry(
+    name: str, index: int, resource: Any, request: Any, full_url: str | None, problems: list[Problem]
+) -> Iterator[Item]:
+    location = Location(name, entry=index)
+    if resource is None:
+        method = (request if isinstance(request, dict) else {}).get("method")
+        if method not in ("DELETE", "GET", "HEAD"):
+            problems.append(Problem("warning", "required", "entry has no resource", location))
+        return
+    if not _is_resource(resource, location, problems):
+        return
+    if resource["resourceType"] == "Bundle":
+        yield from _bundle_entries(f"{name} entry[{index}]", resource, problems)
+    else:
+        yield resource, None, name, index, None, full_url
 
 
 def _is_resource(value: Any, location: Location, problems: list[Problem]) -> bool:

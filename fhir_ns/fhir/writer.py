@@ -12,7 +12,7 @@ import hashlib
 import html
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -21,6 +21,7 @@ import orjson
 
 from fhir_ns import __version__
 from fhir_ns.catalogue import DEFAULT_CANONICAL_BASE, careplan_templates, info
+from fhir_ns.output import indented
 from fhir_ns.rules.result import Classification, Finding, PatientResult
 
 V3_ACTCODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
@@ -315,3 +316,23 @@ def transaction(results: list[PatientResult], settings: Settings) -> dict[str, A
     for result in results:
         entries.extend(patient_entries(result, settings, device["fullUrl"]))
     return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+
+
+def transaction_json(patients: Iterable[bytes], settings: Settings) -> Iterator[bytes]:
+    """`transaction()` as orjson's OPT_INDENT_2 writes it, byte for byte, in pieces as they come: each
+    patient's entries as `entries_json` renders them (so a Bundle of any size is written as it is produced)."""
+    device = indented(orjson.dumps(device_entry(settings), option=orjson.OPT_INDENT_2), 4)
+    yield b'{\n  "resourceType": "Bundle",\n  "type": "transaction",\n  "entry": [\n' + device
+    for entries in patients:
+        if entries:
+            yield b",\n" + entries
+    yield b"\n  ]\n}"
+
+
+def entries_json(result: PatientResult, settings: Settings) -> bytes:
+    """One patient's entries (`patient_entries`) as they sit in `transaction_json`."""
+    device_url = device_entry(settings)["fullUrl"]
+    return b",\n".join(
+        indented(orjson.dumps(entry, option=orjson.OPT_INDENT_2), 4)
+        for entry in patient_entries(result, settings, device_url)
+    )

@@ -14,7 +14,7 @@ from fhir_ns.timeline.formulas import age_years
 from fhir_ns.timeline.model import PatientFacts
 from fhir_ns.timeline.timeline import Timeline
 
-__all__ = ["Classification", "Finding", "PatientResult", "choose_ruleset", "evaluate"]
+__all__ = ["Classification", "Finding", "PatientResult", "build_timeline", "choose_ruleset", "evaluate"]
 
 
 def default_ruleset(rulesets: dict[str, RuleSet], population: str) -> RuleSet:
@@ -28,23 +28,53 @@ def choose_ruleset(
     facts: PatientFacts, rulesets: dict[str, RuleSet], terminology: Terminology, as_of: date
 ) -> tuple[RuleSet, str, str | None]:
     """(rule set, why it was chosen, reason it cannot be chosen or None): by age at the first nephrotic evidence."""
+    ruleset, why, blocker, _ = _choose(facts, rulesets, terminology, as_of)
+    return ruleset, why, blocker
+
+
+def _choose(
+    facts: PatientFacts, rulesets: dict[str, RuleSet], terminology: Terminology, as_of: date
+) -> tuple[RuleSet, str, str | None, Timeline | None]:
+    """`choose_ruleset`, with the timeline under the chosen rule set when finding the onset built it."""
     child, adult = default_ruleset(rulesets, "child"), default_ruleset(rulesets, "adult")
     if facts.birth_date is None:
-        return child, "no birth date", "no birth date on record and no rule set named, so the age at onset is unknown"
+        why = "no birth date on record and no rule set named, so the age at onset is unknown"
+        return child, "no birth date", why, None
     onset = None
+    built: dict[str, Timeline] = {}
     for candidate in (child, adult):
-        timeline = Timeline.build(facts, candidate, terminology, as_of)
+        timeline = built[candidate.id] = Timeline.build(facts, candidate, terminology, as_of)
         if timeline.episodes:
             onset = timeline.episodes[0].start
             break
     if onset is None:
         age = age_years(facts.birth_date, as_of)
         chosen = child if age < (child.population.onset_age_max_years or 18) else adult
-        return chosen, f"no onset on record; age {age:.1f} years at {as_of}", None
+        return chosen, f"no onset on record; age {age:.1f} years at {as_of}", None, built.get(chosen.id)
     age = age_years(facts.birth_date, onset)
     limit = child.population.onset_age_max_years or 18
     chosen = child if age < limit else adult
-    return chosen, f"age {age:.1f} years at onset ({onset})", None
+    return chosen, f"age {age:.1f} years at onset ({onset})", None, built.get(chosen.id)
+
+
+def build_timeline(
+    facts: PatientFacts,
+    rulesets: dict[str, RuleSet],
+    terminology: Terminology,
+    as_of: date,
+    ruleset_id: str | None = None,
+) -> tuple[RuleSet, str, str | None, Timeline | None]:
+    """The rule set (named, or chosen by age at onset), why, what stops it being applied (or None), and
+    the patient's timeline under it (None when stopped)."""
+    if ruleset_id is not None:
+        if ruleset_id not in rulesets:
+            raise ConfigError(f"unknown rule set {ruleset_id!r}; known: {', '.join(sorted(rulesets))}")
+        ruleset, why, blocker, timeline = rulesets[ruleset_id], "named by the caller", None, None
+    else:
+        ruleset, why, blocker, timeline = _choose(facts, rulesets, terminology, as_of)
+    if blocker is None and timeline is None:
+        timeline = Timeline.build(facts, ruleset, terminology, as_of)
+    return ruleset, why, blocker, timeline
 
 
 def evaluate(
@@ -55,17 +85,11 @@ def evaluate(
     ruleset_id: str | None = None,
 ) -> PatientResult:
     """Classify one patient and collect the findings, as of `as_of`."""
-    if ruleset_id is not None:
-        if ruleset_id not in rulesets:
-            raise ConfigError(f"unknown rule set {ruleset_id!r}; known: {', '.join(sorted(rulesets))}")
-        ruleset, why, blocker = rulesets[ruleset_id], "named by the caller", None
-    else:
-        ruleset, why, blocker = choose_ruleset(facts, rulesets, terminology, as_of)
+    ruleset, why, blocker, timeline = build_timeline(facts, rulesets, terminology, as_of, ruleset_id)
     result = PatientResult(facts.patient_id, facts.reference, ruleset, as_of, why)
-    if blocker is not None:
-        result.classifications.append(Classification("insufficient-data", as_of, blocker, (facts.reference,)))
+    if blocker is not None or timeline is None:
+        result.classifications.append(Classification("insufficient-data", as_of, str(blocker), (facts.reference,)))
         return result
-    timeline = Timeline.build(facts, ruleset, terminology, as_of)
     result.conditions = tuple(c.source for c in timeline.conditions if "nephrotic-syndrome" in c.concepts)
     trials = classify(timeline, result)
     find(timeline, result, trials)

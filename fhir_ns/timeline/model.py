@@ -8,10 +8,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
+from operator import attrgetter
+
+from msgspec import Struct
 
 
-@dataclass(frozen=True, slots=True)
-class Measurement:
+class Fact(Struct, frozen=True, array_like=True, gc=False):
+    """A fact read from the input: immutable, compact, and stored or sent between processes as msgpack."""
+
+
+class Measurement(Fact, frozen=True, array_like=True, gc=False, tag="M"):
     """One measured value, converted to the canonical unit of its unit family.
 
     `concept` names what was measured (see mappings/concepts.yaml); for a dipstick `value` is the
@@ -25,8 +31,7 @@ class Measurement:
     source: str
 
 
-@dataclass(frozen=True, slots=True)
-class DrugExposure:
+class DrugExposure(Fact, frozen=True, array_like=True, gc=False, tag="D"):
     """A period on a drug, with its mean daily dose.
 
     `daily_dose` is per day in `dose_basis` ("mg", "mg/kg" or "mg/m2"); alternate-day regimens keep
@@ -51,8 +56,7 @@ class DrugExposure:
         return self.start <= day and (self.end is None or day <= self.end)
 
 
-@dataclass(frozen=True, slots=True)
-class ConditionFact:
+class ConditionFact(Fact, frozen=True, array_like=True, gc=False, tag="C"):
     """A diagnosis mapped to concepts (nephrotic-syndrome, histology-fsgs, peptic-ulcer...)."""
 
     concepts: frozenset[str]
@@ -69,8 +73,7 @@ class ConditionFact:
         return self.active
 
 
-@dataclass(frozen=True, slots=True)
-class GeneticResult:
+class GeneticResult(Fact, frozen=True, array_like=True, gc=False, tag="G"):
     """A variant assessment: the genes' concepts named in it, and whether it was called pathogenic."""
 
     gene_concepts: frozenset[str]
@@ -95,5 +98,9 @@ class PatientFacts:
     sources: set[str] = field(default_factory=set)
 
     def sort(self) -> None:
-        self.measurements.sort(key=lambda m: (m.on, m.concept, m.source))
-        self.exposures.sort(key=lambda e: (e.start, e.drug, e.source))
+        self.measurements.sort(key=_MEASUREMENT_ORDER)
+        self.exposures.sort(key=_EXPOSURE_ORDER)
+
+
+_MEASUREMENT_ORDER = attrgetter("on", "concept", "source")
+_EXPOSURE_ORDER = attrgetter("start", "drug", "source")

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from enum import Enum
+from functools import cache
+from operator import attrgetter
+
+from msgspec.structs import replace
 
 from fhir_ns.ruleset import GradeThreshold, ProteinuriaCriteria, RuleSet, Threshold
 from fhir_ns.terminology import Terminology
@@ -18,7 +22,14 @@ from fhir_ns.timeline.formulas import age_years, bsa_mosteller, ckd_epi_2021, sc
 from fhir_ns.timeline.model import ConditionFact, DrugExposure, Measurement, PatientFacts
 
 PROTEINURIA = ("upcr", "protein-24h", "dipstick")
+_ON = attrgetter("on")
 _FAMILY_LABEL = {"upcr": "UPCR", "protein-24h": "24-h protein", "dipstick": "dipstick"}
+
+
+@cache
+def _grade_limit(op: str, grade: int) -> Threshold:
+    """A dipstick threshold as a comparison of grade indexes (built once, not per reading)."""
+    return Threshold(unit="grade", op=op, value=grade)  # type: ignore[arg-type]
 
 
 class Level(Enum):
@@ -137,7 +148,7 @@ class Timeline:
         found: dict[str, Measurement] = {}
         for concept in ("weight", "height"):
             series = self.measurements.get(concept, [])
-            index = bisect_right([m.on for m in series], day)
+            index = bisect_right(series, day, key=_ON)
             if index and day - series[index - 1].on <= window:
                 found[concept] = series[index - 1]
         w, h = found.get("weight"), found.get("height")
@@ -190,7 +201,7 @@ class Timeline:
     ) -> tuple[bool | None, str, tuple[str, ...]]:
         if threshold is None:
             return None, "the rule set has no dipstick threshold", ()
-        limit = Threshold(unit="grade", op=threshold.op, value=self.terminology.grade_index(threshold.grade))
+        limit = _grade_limit(threshold.op, self.terminology.grade_index(threshold.grade))
         return limit.met_by(m.value), str(threshold), ()
 
     def _meets_upcr(self, m: Measurement, thresholds: Sequence[Threshold]) -> tuple[bool | None, str, tuple[str, ...]]:

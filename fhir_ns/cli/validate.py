@@ -1,0 +1,46 @@
+"""`fhir-ns validate`: layered validation of FHIR files, reported as text or OperationOutcomes."""
+
+from __future__ import annotations
+
+import click
+import orjson
+
+from fhir_ns.cli.options import load_config
+from fhir_ns.errors import INPUT_SKIPPED, OK, USAGE
+from fhir_ns.validate import VERSIONS, Validator
+from fhir_ns.validate.render import bundle, strict, text
+
+ERRORS_FOUND = INPUT_SKIPPED  # 1: some input is invalid
+UNREADABLE = USAGE  # 2: usage or I/O problem (a file missing or unreadable)
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, metavar="PATH...")
+@click.option("--fhir-version", "version", type=click.Choice(VERSIONS), default="R4", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--strict", "is_strict", is_flag=True, help="Treat warnings as errors.")
+@click.option(
+    "--mappings",
+    "mapping_dirs",
+    multiple=True,
+    metavar="DIR",
+    help="Site mapping directory, as for classify/convert (what the input profile knows).",
+)
+@click.option("-v", "--verbose", is_flag=True, help="List informational issues too (text format).")
+def validate(
+    paths: tuple[str, ...], version: str, fmt: str, is_strict: bool, mapping_dirs: tuple[str, ...], verbose: bool
+) -> None:
+    """Validate FHIR files (Bundles, resources, NDJSON, directories, '-' for stdin) in six layers:
+    syntax, structure, required bindings, invariants, the fhir-ns input profile, the fhir-ns output profile."""
+    config = load_config(mapping_dirs)
+    result = Validator(version, config.terminology, config.rulesets).validate(list(paths))  # type: ignore[arg-type]
+    if is_strict:
+        strict(result)
+    if fmt == "json":
+        click.echo(orjson.dumps(bundle(result), option=orjson.OPT_INDENT_2).decode())
+    else:
+        click.echo(text(result, verbose), nl=False)
+    if result.unreadable:
+        raise SystemExit(UNREADABLE)
+    errors = any(x.issue.is_error for report in result.files for x in report.issues)
+    raise SystemExit(ERRORS_FOUND if errors else OK)

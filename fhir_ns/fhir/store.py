@@ -1,0 +1,284 @@
+"""Where the collector keeps what it read until each patient is assembled: compact, and spilled to disk.
+
+Each resource becomes one `Stored` record (its fact, where it came from, what was wrong with it),
+encoded as msgpack and appended to the buffer of its patient reference: about a tenth of the
+resource's JSON, and no Python object per record. Above a configurable size the buffers go to an
+SQLite file (`Spill`) and are read back one patient at a time, so memory stays bounded whatever the
+size of the cohort. The same encoded buffers are what `--jobs` sends between processes.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import tempfile
+from array import array
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from itertools import compress
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from fhir_ns.fhir import shapes
+from fhir_ns.timeline.model import ConditionFact, DrugExposure, GeneticResult, Measurement
+
+NO_PATIENT = ""  # the bucket of records without a subject reference
+SPILL_BATCH = 20_000  # over the limit, records go to disk in batches of at least this many
+
+
+class Pending(msgspec.Struct, frozen=True, array_like=True, gc=False, tag="P"):
+    """A drug exposure whose drug is named by a Medication resource found elsewhere in the input."""
+
+    medication_ref: str
+    resource: shapes.MedicationStatement | shapes.MedicationRequest | shapes.MedicationAdministration
+
+
+Payload = Measurement | DrugExposure | ConditionFact | GeneticResult | Pending | None
+# (severity, code, message, element, resource); the location is the record's own
+StoredProblem = tuple[str, str, str, str | None, str | None]
+
+
+class Stored(msgspec.Struct, array_like=True, gc=False):
+    """One resource as the collector keeps it: its fact and everything needed to settle duplicates."""
+
+    seq: int  # reading order (unit << 32 | order within the unit)
+    rtype: str
+    rid: str | None
+    source: str | None  # None when it is the payload's own source
+    stamp: str  # meta.lastUpdated
+    digest: int  # of its JSON text: identical copies
+    file: int  # index in the unit's file names
+    entry: int | None
+    line: int | None
+    payload: Payload
+    problems: list[StoredProblem]
+
+    @property
+    def keyed(self) -> bool:
+        return self.rid is not None
+
+    @property
+    def reference(self) -> str:
+        """'Observation/123', or the fullUrl or location of a resource without an id."""
+        if self.source is not None:
+            return self.source
+        assert self.payload is not None and not isinstance(self.payload, Pending)
+        return self.payload.source
+
+
+_encoder = msgspec.msgpack.Encoder()
+_encode_into = _encoder.encode_into
+_records = msgspec.msgpack.Decoder(list[Stored])
+
+
+def decode_records(count: int, blob: bytes | bytearray) -> list[Stored]:
+    """The records of a buffer of `count` encoded records."""
+    return _records.decode(b"\xdd" + count.to_bytes(4, "big") + blob)  # a msgpack array32 of them
+
+
+@dataclass(frozen=True, slots=True)
+class SpillLimit:
+    """Spill to disk above this many patients in memory, or this many megabytes of encoded records."""
+
+    patients: int | None = None
+    megabytes: float | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> SpillLimit:
+        """'5000' (patients), '200MB' or '1GB'."""
+        value = text.strip().upper()
+        for suffix, factor in (("GB", 1024.0), ("MB", 1.0)):
+            if value.endswith(suffix):
+                return cls(megabytes=float(value[: -len(suffix)]) * factor)
+        return cls(patients=int(value))
+
+    def exceeded(self, patients: int, size: int) -> bool:
+        return (self.patients is not None and patients > self.patients) or (
+            self.megabytes is not None and size > self.megabytes * 1024 * 1024
+        )
+
+
+class Spill:
+    """Encoded records on disk (SQLite, a temporary file removed on close), by patient reference."""
+
+    def __init__(self, directory: str | None = None) -> None:
+        fd, name = tempfile.mkstemp(prefix="fhir-ns-spill-", suffix=".sqlite", dir=directory)
+        os.close(fd)
+        self.path = Path(name)
+        self.db = sqlite3.connect(name, isolation_level=None)
+        self.db.executescript(
+            "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA temp_store=FILE;"
+            "CREATE TABLE piece (ref TEXT NOT NULL, count INTEGER NOT NULL, blob BLOB NOT NULL);"
+        )
+        self.indexed = False
+        self.refs: set[str] = set()
+
+    def write(self, buckets: dict[str, bytearray], counts: dict[str, int]) -> None:
+        self.db.execute("BEGIN")
+        self.db.executemany(
+            "INSERT INTO piece VALUES (?, ?, ?)", ((ref, counts[ref], bytes(blob)) for ref, blob in buckets.items())
+        )
+        self.db.execute("COMMIT")
+        self.refs.update(buckets)
+
+    def pieces(self, ref: str) -> list[tuple[int, bytes]]:
+        return self.db.execute("SELECT count, blob FROM piece WHERE ref = ? ORDER BY rowid", (ref,)).fetchall()
+
+    def index(self) -> None:
+        if not self.indexed:
+            self.db.execute("CREATE INDEX piece_ref ON piece (ref)")
+            self.indexed = True
+
+    def reopen(self) -> None:
+        self.db = sqlite3.connect(self.path, isolation_level=None)
+
+    def duplicated(self, hashes: array[int]) -> set[int]:
+        """The hashes that occur more than once, counted on disk."""
+        self.db.execute("CREATE TEMP TABLE seen (h INTEGER NOT NULL)")
+        self.db.execute("BEGIN")
+        self.db.executemany("INSERT INTO seen VALUES (?)", ((h,) for h in hashes))
+        self.db.execute("COMMIT")
+        rows = self.db.execute("SELECT h FROM seen GROUP BY h HAVING COUNT(*) > 1").fetchall()
+        self.db.execute("DROP TABLE seen")
+        return {h for (h,) in rows}
+
+    def close(self) -> None:
+        self.db.close()
+        self.path.unlink(missing_ok=True)
+
+
+class RecordStore:
+    """Encoded records by patient reference, in memory until `limit`, then spilled to disk."""
+
+    def __init__(self, limit: SpillLimit | None = None) -> None:
+        self.limit = limit
+        self.spill: Spill | None = None
+        self._buckets: dict[str, bytearray] = {}
+        self._counts: dict[str, int] = {}
+        self._size = 0
+        self._held = 0  # records in memory
+        self._scratch = bytearray()
+        self._numbers: dict[str, int] = {}  # reference -> bucket number, for the duplicate index
+        self._names: list[str] = []
+        self._hashes: array[int] = array("q")  # hash of the source of each keyed record...
+        self._hash_buckets: array[int] = array("l")  # ...and the bucket it is in
+
+    def _bucket(self, ref: str) -> bytearray:
+        blob = self._buckets.get(ref)
+        if blob is None:
+            blob = self._buckets[ref] = bytearray()
+            self._counts[ref] = 0
+            self._number(ref)
+        return blob
+
+    def _number(self, ref: str) -> int:
+        number = self._numbers.get(ref)
+        if number is None:
+            number = self._numbers[ref] = len(self._names)
+            self._names.append(ref)
+        return number
+
+    def add(self, ref: str, record: tuple[Any, ...], source_hash: int | None) -> None:
+        """File a record (the fields of a `Stored`, in order) under its patient reference."""
+        blob = self._buckets.get(ref)
+        if blob is None:
+            blob = self._bucket(ref)
+        scratch = self._scratch
+        _encode_into(record, scratch, 0)  # encoded apart, then appended: encode_into would over-allocate the bucket
+        blob += scratch
+        self._counts[ref] += 1
+        self._size += len(scratch)
+        if source_hash is not None:
+            self._hashes.append(source_hash)
+            self._hash_buckets.append(self._numbers[ref])
+        self._held += 1
+        if self.limit is not None and self._held >= SPILL_BATCH and self._over_limit():
+            self.flush()
+
+    def _over_limit(self) -> bool:
+        return self.limit is not None and self.limit.exceeded(len(self._buckets), self._size)
+
+    def flush(self) -> None:
+        """Move every buffer in memory to disk."""
+        if not self._buckets:
+            return
+        if self.spill is None:
+            self.spill = Spill()
+        self.spill.write(self._buckets, self._counts)
+        self._buckets, self._counts, self._size, self._held = {}, {}, 0, 0
+
+    def refs(self) -> list[str]:
+        """Every patient reference with records, in the order first seen."""
+        return list(self._names)
+
+    def records(self, ref: str) -> list[Stored]:
+        """The records of one reference, in reading order."""
+        out: list[Stored] = []
+        if self.spill is not None and ref in self.spill.refs:
+            for count, blob in self.spill.pieces(ref):
+                out.extend(decode_records(count, blob))
+        if ref in self._buckets:
+            out.extend(decode_records(self._counts[ref], self._buckets[ref]))
+        return out
+
+    def contested(self) -> tuple[set[int], set[str]]:
+        """Source hashes seen more than once (perhaps one resource read twice), and the references holding them."""
+        if self.spill is not None:
+            hashes = self.spill.duplicated(self._hashes)
+        else:
+            counted = Counter(self._hashes)  # counted in C
+            if len(counted) == len(self._hashes):
+                return set(), set()
+            hashes = {h for h, n in counted.items() if n > 1}
+            del counted
+        holding = compress(self._hash_buckets, map(hashes.__contains__, self._hashes))
+        return hashes, {self._names[b] for b in holding}
+
+    def export(self) -> Iterator[tuple[str, int, bytes]]:
+        """(reference, count, encoded records) of everything held, in reading order; the store is emptied."""
+        for ref in self._names:
+            if self.spill is not None and ref in self.spill.refs:
+                for count, blob in self.spill.pieces(ref):
+                    yield ref, count, blob
+            if ref in self._buckets:
+                yield ref, self._counts.pop(ref), bytes(self._buckets.pop(ref))
+
+    def hashes(self) -> tuple[array[int], array[int], list[str]]:
+        """The source hashes of the keyed records, the bucket each is filed under, and the buckets' references."""
+        return self._hashes, self._hash_buckets, self._names
+
+    def load(
+        self, pieces: Iterable[tuple[str, int, bytes]], hashes: array[int], buckets: array[int], names: list[str]
+    ) -> None:
+        """Take in records exported by another store (read after those held here)."""
+        for ref, count, blob in pieces:
+            bucket = self._bucket(ref)
+            bucket.extend(blob)
+            self._counts[ref] += count
+            self._size += len(blob)
+            self._held += count
+            if self._held >= SPILL_BATCH and self._over_limit():
+                self.flush()
+        numbers = [self._number(name) for name in names]
+        self._hashes.extend(hashes)
+        self._hash_buckets.extend(map(numbers.__getitem__, buckets))
+
+    def seal(self) -> None:
+        """Reading is over: what is still over the limit goes to disk, made quick to find by reference."""
+        if self._over_limit():
+            self.flush()
+        if self.spill is not None:
+            self.spill.index()
+
+    def reopen(self) -> None:
+        """In a forked process: a connection of its own to the records on disk."""
+        if self.spill is not None:
+            self.spill.reopen()
+
+    def close(self) -> None:
+        if self.spill is not None:
+            self.spill.close()
+            self.spill = None

@@ -1,0 +1,92 @@
+"""`--jobs N`: read and evaluate in N worker processes, with the same output as one process.
+
+Reading: the input is cut into units (NDJSON files between lines, other files whole); each worker
+reads units with a FactCollector of its own and sends back what it read as compact records (`Part`).
+The parent merges the parts in reading order, so duplicates, aliases, line numbers and the order of
+problems come out as one process would have them. Evaluating: workers forked from the parent see
+every record without a copy; each assembles, classifies and renders a contiguous range of patients,
+and the parent writes the ranges in order as they come. Processes are forked (POSIX only).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Callable, Iterator, Sequence
+from datetime import date
+from typing import Any, TypeVar
+
+from fhir_ns.fhir.extract import FactCollector, Part, PatientInput
+from fhir_ns.fhir.problems import Problem
+from fhir_ns.fhir.reader import Unit, split_units
+from fhir_ns.fhir.store import SpillLimit
+from fhir_ns.pipeline import Config, Run, evaluate_each
+from fhir_ns.rules import PatientResult
+from fhir_ns.validate.gate import EntryGate
+
+T = TypeVar("T")
+RANGES_PER_JOB = 4  # patients are evaluated in this many ranges per worker, so none waits long on another
+_state: dict[str, Any] = {}  # what the forked workers inherit
+
+
+def stream_parallel(
+    inputs: Sequence[str],
+    config: Config,
+    as_of: date,
+    out: Run,
+    render: Callable[[PatientResult], T],
+    ruleset_id: str | None,
+    gate: EntryGate | None,
+    jobs: int,
+    spill: SpillLimit | None,
+) -> Iterator[T]:
+    """`pipeline.stream` in `jobs` worker processes."""
+    context = multiprocessing.get_context("fork")
+    units = split_units(inputs)
+    collector = FactCollector(config.terminology, out.problems, spill)
+    collector.units = []
+    _state.update(config=config, gate=gate)
+    try:
+        with context.Pool(jobs) as pool:
+            lines_before: dict[str, int] = {}  # lines in the pieces of a file merged so far
+            for unit, part in zip(units, pool.imap(_read, enumerate(units)), strict=True):
+                offset = lines_before.get(unit.name, 0)
+                collector.absorb(part, offset)
+                lines_before[unit.name] = offset + part.lines
+        out.counts = collector.counts
+        cohort = collector.prepare()
+        _state.update(collector=collector, cohort=cohort, as_of=as_of, render=render, ruleset_id=ruleset_id)
+        count = len(cohort.patients)
+        pieces = max(1, min(count, jobs * RANGES_PER_JOB))
+        ranges = [(count * i // pieces, count * (i + 1) // pieces) for i in range(pieces)]
+        with context.Pool(jobs, initializer=collector.store.reopen) as pool:
+            for outputs, refused, problems, evaluated in pool.imap(_evaluate, ranges):
+                out.refused.extend(refused)
+                out.problems.extend(problems)
+                out.evaluated += evaluated
+                yield from outputs
+    finally:
+        collector.store.close()
+        _state.clear()
+
+
+def _read(job: tuple[int, Unit]) -> Part:
+    """In a worker: read one unit."""
+    index, unit = job
+    config: Config = _state["config"]
+    gate: EntryGate | None = _state["gate"]
+    collector = FactCollector(config.terminology, [])
+    collector.begin_unit(index)
+    collector.read([unit], gate.check if gate else None)
+    return collector.export(index, unit.lines())
+
+
+def _evaluate(span: tuple[int, int]) -> tuple[list[Any], list[PatientInput], list[Problem], int]:
+    """In a worker: assemble, classify and render one range of patients."""
+    collector: FactCollector = _state["collector"]
+    cohort = _state["cohort"]
+    local = Run()
+    patients = (collector.assemble(pid, refs, cohort.settled) for pid, refs in cohort.patients[span[0] : span[1]])
+    outputs = list(
+        evaluate_each(patients, _state["config"], _state["as_of"], local, _state["render"], _state["ruleset_id"])
+    )
+    return outputs, local.refused, local.problems, local.evaluated

@@ -1,0 +1,119 @@
+"""Layer 5: the fhir-ns input profile, checked as the classifier reads the input.
+
+The entries go through the classifier's own `FactCollector`, so every rule it applies (a subject, a
+date with a day, a unit the mapping accepts for the concept, a plausible value, a drug code or name,
+a dose with a unit, a patient in the input ...) is reported exactly as `convert` would. Added here is
+only what the collector does not say: unknown LOINC/RxNorm/ATC codes (information: the resource is
+not used), subjects that are not Patients, and negative values of concepts the mappings give no
+plausible range for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from fhir_ns.fhir.extract import READ_TYPES, FactCollector
+from fhir_ns.fhir.problems import Problem
+from fhir_ns.fhir.reader import Entry
+from fhir_ns.terminology import ATC, Terminology
+
+LOINC = "http://loinc.org"
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+DRUG_SYSTEMS = {RXNORM: "RxNorm", ATC: "ATC"}
+MEDICATION_USE = ("MedicationStatement", "MedicationRequest", "MedicationAdministration")
+
+
+def check_input(entries: Iterable[Entry], terminology: Terminology) -> list[Problem]:
+    """The classifier's problems with the entries, then this layer's own."""
+    problems: list[Problem] = []
+    collector = FactCollector(terminology, problems)
+    extra: list[Problem] = []
+    for entry in entries:
+        collector.add(entry)
+        if entry.resource.get("resourceType") in READ_TYPES:
+            extra.extend(_extra(entry, terminology))
+    for patient in collector.patients():
+        problems.extend(patient.problems)
+    return problems + extra
+
+
+def _extra(entry: Entry, term: Terminology) -> list[Problem]:
+    res = entry.resource
+    rtype = res["resourceType"]
+    source = f"{rtype}/{res['id']}" if isinstance(res.get("id"), str) else None
+    out: list[Problem] = []
+
+    def say(severity: Any, code: str, message: str, element: str) -> None:
+        out.append(Problem(severity, code, message, entry.location, element, source))
+
+    subject = res.get("subject") or (res.get("patient") if rtype != "Patient" else None)
+    reference = subject.get("reference") if isinstance(subject, dict) else None
+    if isinstance(reference, str) and not reference.startswith(("urn:", "#")):
+        parts = reference.split("/_history/")[0].rstrip("/").split("/")
+        if len(parts) >= 2 and parts[-2] != "Patient":
+            say(
+                "warning",
+                "invalid",
+                f"subject {reference} is not a Patient; fhir-ns files it as a patient of its own",
+                "subject",
+            )
+    if rtype == "Observation":
+        codings = _codings(res.get("code"))
+        concept = next((term.observation_codes[k] for k in map(_key, codings) if k in term.observation_codes), None)
+        loinc = [c.get("code") for c in codings if c.get("system") == LOINC]
+        if concept is None and loinc:
+            say(
+                "information",
+                "code-unknown",
+                f"LOINC {', '.join(map(str, loinc))} is not a code fhir-ns reads; the Observation is not used",
+                "code",
+            )
+        quantity = res.get("valueQuantity")
+        value = quantity.get("value") if isinstance(quantity, dict) else None
+        negative = isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0
+        if concept and negative and not term.concepts[concept].plausible:
+            say(
+                "error",
+                "value",
+                f"a negative {term.concepts[concept].label} ({value:g}) is not a measurement",
+                "valueQuantity.value",
+            )
+    elif rtype in MEDICATION_USE or rtype == "Medication":
+        concept = res.get("code") if rtype == "Medication" else _medication_concept(res)
+        if concept is not None and _drug_unknown(concept, term):
+            codes = [
+                f"{DRUG_SYSTEMS[str(c.get('system'))]} {c.get('code')}"
+                for c in _codings(concept)
+                if c.get("system") in DRUG_SYSTEMS
+            ]
+            if codes:
+                element = "code" if rtype == "Medication" else "medication[x]"
+                say("information", "code-unknown", f"{', '.join(codes)} is not a drug fhir-ns knows; not used", element)
+    return out
+
+
+def _medication_concept(res: dict[str, Any]) -> Any:
+    if isinstance(res.get("medicationCodeableConcept"), dict):
+        return res["medicationCodeableConcept"]
+    r5 = res.get("medication")
+    return r5.get("concept") if isinstance(r5, dict) else None
+
+
+def _drug_unknown(concept: Any, term: Terminology) -> bool:
+    for coding in _codings(concept):
+        system, code = coding.get("system"), coding.get("code")
+        if isinstance(system, str) and isinstance(code, str) and term.drug_for_code(system, code):
+            return False
+    texts = [concept.get("text")] + [c.get("display") for c in _codings(concept)]
+    return not any(isinstance(t, str) and term.drug_for_text(t) for t in texts)
+
+
+def _codings(concept: Any) -> list[dict[str, Any]]:
+    if not isinstance(concept, dict):
+        return []
+    return [c for c in concept.get("coding") or [] if isinstance(c, dict)]
+
+
+def _key(coding: dict[str, Any]) -> tuple[str, str]:
+    return str(coding.get("system") or ""), str(coding.get("code") or "")

@@ -1,0 +1,230 @@
+"""The fast path reads, decides and writes exactly what the plain path does.
+
+Typed decoding (msgspec shapes) against dict reading, --jobs against one process, facts spilled to
+SQLite against facts in memory, and output written as it is produced against output built whole.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from click.testing import CliRunner
+
+from fhir_ns.cli import cli
+from fhir_ns.cli.classify import json_element
+from fhir_ns.fhir import reader
+from fhir_ns.fhir.extract import FactCollector
+from fhir_ns.fhir.problems import Problem
+from fhir_ns.fhir.reader import read_entries, whole_files
+from fhir_ns.fhir.store import SpillLimit
+from fhir_ns.fhir.writer import Settings, entries_json, transaction, transaction_json
+from fhir_ns.output import json_array
+from fhir_ns.pipeline import Config, run
+from fhir_ns.terminology import load_terminology
+from tests.test_cli import prednisolone
+from tests.test_fhir_input import RXNORM, bundle, obs, patient
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+AS_OF = "2023-12-31"
+
+
+def odd_resources() -> list[dict[str, Any]]:
+    """Resources in every shape the reader has to cope with: valid, malformed and in between."""
+    med = {"resourceType": "Medication", "id": "m1", "code": {"coding": [{"system": RXNORM, "code": "8638"}]}}
+    request = {
+        "resourceType": "MedicationRequest",
+        "id": "r1",
+        "status": "active",
+        "intent": "order",
+        "subject": {"reference": "Patient/p1"},
+        "medicationReference": {"reference": "Medication/m1"},
+        "authoredOn": "2023-01-02",
+        "dosageInstruction": [
+            {"timing": {"repeat": {"boundsDuration": {"value": 6, "code": "wk"}, "frequency": 2, "period": 1}}},
+            "not a dosage",
+            {
+                "doseAndRate": [{"doseQuantity": {"value": 20, "unit": "mg"}}],
+                "timing": {"code": {"coding": [{"code": "BID"}]}},
+            },
+        ],
+    }
+    contained = {
+        "resourceType": "MedicationStatement",
+        "id": "s1",
+        "status": "completed",
+        "subject": {"reference": "urn:uuid:patient-2"},
+        "contained": [{"resourceType": "Medication", "id": "c", "code": {"text": "ciclosporin 100 mg/ml"}}, 5],
+        "medicationReference": {"reference": "#c"},
+        "effectivePeriod": {"start": "2023-02-01"},
+        "dosage": [
+            {"doseAndRate": [{"doseRange": {"low": {"value": 70, "code": "mg"}, "high": {"value": 80, "code": "mg"}}}]}
+        ],
+    }
+    return [
+        patient("p1"),
+        {"resourceType": "Patient", "id": "p2", "birthDate": "2015", "gender": ["odd"]},
+        {"resourceType": "Patient", "id": "p1", "birthDate": "2016-05-01"},
+        {"resourceType": "Patient", "birthDate": "2016-05-01"},
+        obs("o1", "2890-2", 3, "mg/mg", meta={"lastUpdated": "2023-01-02T10:00:00Z"}),
+        obs("o1", "2890-2", 0.1, "mg/mg", meta={"lastUpdated": "2023-01-03T10:00:00Z"}),
+        obs("o1", "2890-2", 0.1, "mg/mg", meta={"lastUpdated": "2023-01-03T10:00:00Z"}),
+        obs("o2", "2890-2", "many", "mg/mg"),
+        obs("o3", "1751-7", 2.0, "mg/mg"),
+        obs(
+            "o4",
+            "20454-5",
+            None,
+            valueCodeableConcept={"coding": [{"system": "http://snomed.info/sct", "code": "167277001"}, 7]},
+        ),
+        obs("o5", "20454-5", "lots"),
+        obs("o6", "2890-2", 3, "mg/mg", when="2023-01"),
+        obs("o7", "2890-2", None, dataAbsentReason={"text": "lost"}),
+        obs("o8", "2890-2", None, valueBoolean=True),
+        {**obs("o9", "2890-2", 3, "mg/mg"), "code": "not an object"},
+        obs("o10", "2890-2", 3, "mg/mg", subject="Patient/p9"),
+        obs("o11", "2890-2", 3, "mg/mg", subject="https://ehr.example/fhir/Patient/p1/_history/2"),
+        obs("o12", "2890-2", 3, "mg/mg", when=None, effectivePeriod={"end": "2023-01-02"}),
+        {**obs("o13", "2890-2", 3, "mg/mg"), "subject": "Patient/p1"},
+        {**obs("o14", "29463-7", 20, "kg"), "status": ["final"]},
+        obs("o15", "2890-2", 3, "mg/mg", subject="urn:uuid:patient-2"),
+        {k: v for k, v in obs("", "2890-2", 3, "mg/mg").items() if k != "id"},
+        {"resourceType": "Encounter", "id": "e1"},
+        {
+            "resourceType": "Condition",
+            "id": "c1",
+            "subject": {"reference": "Patient/p1"},
+            "code": {"coding": [{"system": "http://snomed.info/sct", "code": "52254009"}]},
+            "onsetPeriod": {"start": "2023-01-01"},
+            "abatementPeriod": "soon",
+        },
+        request,
+        med,
+        contained,
+        prednisolone("p1", "2023-01-02", "2023-02-12", 60),
+    ]
+
+
+def collected(collector: FactCollector, problems: list[Problem]) -> tuple[Any, ...]:
+    patients = collector.patients()
+    return (
+        [(p.facts, [str(x) for x in p.problems]) for p in patients],
+        [str(p) for p in problems],
+        collector.counts,
+    )
+
+
+@pytest.mark.parametrize("name", ["in.json", "in.ndjson"])
+def test_typed_reading_finds_the_same_facts_and_problems_as_dict_reading(tmp_path: Path, name: str) -> None:
+    resources = odd_resources()
+    full_urls = [f"https://ehr.example/fhir/{r['resourceType']}/{r.get('id', i)}" for i, r in enumerate(resources)]
+    full_urls[1] = "urn:uuid:patient-2"
+    path = tmp_path / name
+    if name.endswith(".ndjson"):
+        lines = [orjson.dumps(r) for r in resources]
+        lines[3:3] = [b"{not json", b"   ", orjson.dumps(bundle(patient("p3")))]
+        path.write_bytes(b"\n".join(lines) + b"\n")
+    else:
+        path.write_bytes(orjson.dumps(bundle(*resources, bundle(patient("p4")), full_urls=[*full_urls, "urn:x"])))
+    terminology = load_terminology()
+    plain: list[Problem] = []
+    by_dict = FactCollector(terminology, plain)
+    by_dict.add_all(read_entries([str(path)], plain))
+    typed: list[Problem] = []
+    by_shape = FactCollector(terminology, typed)
+    by_shape.read(whole_files([str(path)]))
+    assert collected(by_shape, typed) == collected(by_dict, plain)
+    assert any("identical copy" in p for p in collected(by_dict, plain)[0][0][1])  # the cases are exercised
+
+
+def split_cohort(tmp_path: Path) -> Path:
+    """A bulk export whose Observation file is read in several pieces, with faults in the later ones."""
+    directory = tmp_path / "export"
+    directory.mkdir()
+    cohort = SAMPLES / "cohort.ndjson"
+    for path in cohort.glob("*.ndjson"):
+        data = path.read_bytes()
+        if path.name == "Observation.ndjson":
+            lines = data.splitlines()
+            again = orjson.loads(lines[3])
+            again["meta"] = {"lastUpdated": "2030-01-01T00:00:00Z"}
+            lines += [
+                b"{broken",
+                orjson.dumps(again),
+                lines[5],
+                orjson.dumps(obs("lost", "2890-2", 3, "mg/mg", subject="Patient/nobody")),
+            ]
+            data = b"\n".join(lines) + b"\n"
+        (directory / path.name).write_bytes(data)
+    return directory
+
+
+def invoke(args: list[str]) -> tuple[int, bytes, str]:
+    result = CliRunner().invoke(cli, args)
+    return result.exit_code, result.stdout_bytes, result.stderr
+
+
+@pytest.mark.parametrize("fmt", ["json", "text"])
+def test_jobs_and_spill_print_the_same_as_one_process_in_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str
+) -> None:
+    monkeypatch.setattr(reader, "UNIT_BYTES", 4096)  # the Observation file in ~20 pieces
+    export = split_cohort(tmp_path)
+    base = ["classify", str(export), str(SAMPLES / "bundles"), "--as-of", AS_OF, "--format", fmt, "-v"]
+    one = invoke([*base, "--spill-above", "off"])
+    assert (
+        one[0] == 1 and "Observation.ndjson line 148: malformed JSON" in one[2] and "another version at" in one[2]
+    )  # faults seen, lines counted
+    assert invoke([*base, "--jobs", "2", "--spill-above", "off"]) == one
+    assert invoke([*base, "--spill-above", "0"]) == one
+    assert invoke([*base, "--jobs", "3", "--spill-above", "0"]) == one
+
+
+def test_convert_with_jobs_and_spill_writes_the_same_bundle(tmp_path: Path) -> None:
+    outputs = []
+    for extra in ([], ["--jobs", "2", "--spill-above", "0"]):
+        out = tmp_path / f"out{len(outputs)}.json"
+        code, _, _ = invoke(["convert", str(SAMPLES / "cohort.ndjson"), "--as-of", AS_OF, "-o", str(out), *extra])
+        assert code == 0
+        outputs.append(out.read_bytes())
+    assert outputs[0] == outputs[1]
+
+
+def test_facts_over_the_limit_are_kept_on_disk_and_removed_after() -> None:
+    inputs = whole_files([str(SAMPLES / "cohort.ndjson"), str(SAMPLES / "bundles")])
+    in_memory = FactCollector(load_terminology(), [])
+    in_memory.read(inputs)
+    on_disk = FactCollector(load_terminology(), [], SpillLimit(patients=0))
+    on_disk.read(inputs)
+    cohort = on_disk.prepare()
+    spill = on_disk.store.spill
+    assert spill is not None and spill.path.exists()
+    patients = [on_disk.assemble(pid, refs, cohort.settled) for pid, refs in cohort.patients]
+    on_disk.store.close()
+    assert not spill.path.exists()
+    assert [(p.facts, p.problems) for p in patients] == [(p.facts, p.problems) for p in in_memory.patients()]
+
+
+def test_streamed_output_is_byte_identical_to_output_built_whole() -> None:
+    outcome = run([str(SAMPLES / "bundles")], Config.load(), date(2024, 6, 30))
+    settings = Settings("https://nephro.example.net/fhir")
+    whole = orjson.dumps(transaction(outcome.results, settings), option=orjson.OPT_INDENT_2)
+    pieces = transaction_json((entries_json(r, settings) for r in outcome.results), settings)
+    assert b"".join(pieces) == whole
+    printed = orjson.dumps([r.as_json() for r in outcome.results], option=orjson.OPT_INDENT_2)
+    assert b"".join(json_array(json_element(r) for r in outcome.results)) == printed
+    assert b"".join(json_array([])) == orjson.dumps([], option=orjson.OPT_INDENT_2)
+    assert b"".join(transaction_json([], settings)) == orjson.dumps(
+        transaction([], settings), option=orjson.OPT_INDENT_2
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "limit"),
+    [("5000", SpillLimit(patients=5000)), ("200MB", SpillLimit(megabytes=200)), ("1gb", SpillLimit(megabytes=1024))],
+)
+def test_spill_limit_is_patients_or_a_size(text: str, limit: SpillLimit) -> None:
+    assert SpillLimit.parse(text) == limit
