@@ -85,7 +85,8 @@ def _evaluate(span: tuple[int, int]) -> tuple[list[Any], list[PatientInput], lis
     collector: FactCollector = _state["collector"]
     cohort = _state["cohort"]
     local = Run()
-    patients = (collector.assemble(pid, refs, cohort.settled) for pid, refs in cohort.patients[span[0] : span[1]])
+    assembled = (collector.assemble(pid, refs, cohort.settled) for pid, refs in cohort.patients[span[0] : span[1]])
+    patients = (p for p in assembled if p is not None)
     outputs = list(
         evaluate_each(patients, _state["config"], _state["as_of"], local, _state["render"], _state["ruleset_id"])
     )

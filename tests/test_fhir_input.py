@@ -311,3 +311,14 @@ def test_site_mapping_file_adds_a_local_lab_code(tmp_path: Path) -> None:
     collector.add_all(read_entries([str(path)], problems))
     [m] = collector.patients()[0].facts.measurements
     assert (m.concept, m.value, m.unit) == ("upcr", 250.0, "mg/mmol")
+
+
+def test_a_reference_whose_only_record_is_a_duplicate_kept_elsewhere_is_no_patient(tmp_path: Path) -> None:
+    first = tmp_path / "a.json"
+    second = tmp_path / "b.json"
+    first.write_bytes(orjson.dumps(bundle(patient(), obs("o1", "2890-2", 3, "mg/mg"))))
+    second.write_bytes(orjson.dumps(bundle(obs("o1", "2890-2", 3, "mg/mg", subject="Group/ward-3"))))
+    problems: list[Problem] = []
+    collector = FactCollector(load_terminology(), problems)
+    collector.add_all(read_entries([str(first), str(second)], problems))
+    assert [p.facts.patient_id for p in collector.patients()] == ["p1"]

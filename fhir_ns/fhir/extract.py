@@ -680,7 +680,9 @@ class FactCollector:
         cohort = self.prepare()
         try:
             for pid, refs in cohort.patients:
-                yield self.assemble(pid, refs, cohort.settled)
+                patient = self.assemble(pid, refs, cohort.settled)
+                if patient is not None:
+                    yield patient
         finally:
             self.store.close()
 
@@ -754,7 +756,7 @@ class FactCollector:
         self._refused_medications |= part.refused_medications
         self.store.load(part.records, *part.hashes)
 
-    def assemble(self, pid: str, refs: list[str], settled: _Settled) -> PatientInput:
+    def assemble(self, pid: str, refs: list[str], settled: _Settled) -> PatientInput | None:
         """One patient's facts and problems, from the records filed under `refs`."""
         info = self._patients.get(pid)
         patient: PatientInput | None = None
@@ -794,7 +796,8 @@ class FactCollector:
                 patient.problems.extend(self._problems(record, pid))
             if fact is not None:
                 _file(facts, fact)
-        assert patient is not None
+        if patient is None:  # every record of this reference was a duplicate kept under another patient
+            return None
         patient.facts.sort()
         return patient
 
