@@ -30,6 +30,7 @@ def atomic_output(path: str) -> Iterator[BinaryIO]:
     try:
         with os.fdopen(fd, "wb") as fh:
             yield fh
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; output gets the usual permissions
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -49,3 +50,9 @@ def json_array(elements: Iterable[bytes]) -> Iterator[bytes]:
         yield (b"[\n" if first else b",\n") + element
         first = False
     yield b"[]" if first else b"\n]"
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

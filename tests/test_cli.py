@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -144,3 +145,11 @@ def test_data_after_as_of_is_ignored(tmp_path: Path) -> None:
     good = next(d for d in orjson.loads(result.stdout) if d["patient"] == "good")
     assert [c["code"] for c in good["classifications"]] == ["insufficient-data"]
     assert "assessment is due 2023-01-30" in good["classifications"][0]["reason"]
+
+
+def test_output_files_get_the_usual_permissions(tmp_path: Path) -> None:
+    out = tmp_path / "out.json"
+    CliRunner().invoke(cli, ["convert", str(two_patients(tmp_path)), "--as-of", "2023-03-01", "-o", str(out)])
+    mask = os.umask(0)
+    os.umask(mask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~mask
