@@ -23,6 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from fhir_ns.fhir.extract import READ_TYPES  # noqa: E402
 from fhir_ns.pipeline import Config, collect  # noqa: E402
+from fhir_ns.terminology import load_terminology  # noqa: E402
 from fhir_ns.validate import LAYERS, EntryGate, Validator  # noqa: E402
 from fhir_ns.validate.elements import walk  # noqa: E402
 from fhir_ns.validate.invariants import FHIRPATH_MODEL_NAME, compiled, evaluate  # noqa: E402
@@ -69,6 +70,7 @@ def main() -> None:
         for label, gate in (
             ("no gate", None),
             ("gate on the types fhir-ns reads", EntryGate("R4")),
+            ("gate on what the classifier uses (convert)", EntryGate("R4", terminology=load_terminology())),
             ("gate on every resource type", EntryGate("R4", frozenset({"*"}) | _all_types())),
         ):
             start = time.perf_counter()

@@ -97,3 +97,22 @@ def test_the_fhir_version_decides_which_shape_is_refused(tmp_path: Path) -> None
     assert "MedicationStatement/pred-bad" not in as_r5.stderr
     assert "MedicationStatement/pred-good (medicationCodeableConcept): unknown element" in as_r5.stderr
     assert "Patient/bad" in patients and "Patient/good" not in patients
+
+
+def test_convert_does_not_refuse_a_patient_for_a_flaw_in_an_observation_the_classifier_ignores(tmp_path: Path) -> None:
+    from fhir_ns.fhir.problems import Location
+    from fhir_ns.fhir.reader import Entry
+    from fhir_ns.terminology import load_terminology
+    from fhir_ns.validate import EntryGate
+
+    gate = EntryGate("R4", terminology=load_terminology())
+    unrelated = {
+        "resourceType": "Observation",
+        "id": "x",
+        "status": "bogus",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "2345-7"}]},
+        "subject": {"reference": "Patient/p1"},
+    }
+    used = {**unrelated, "code": {"coding": [{"system": "http://loinc.org", "code": "2890-2"}]}}
+    assert gate.check(Entry(unrelated, Location("f.json", 0))) == []
+    assert [p.element for p in gate.check(Entry(used, Location("f.json", 0)))] == ["status"]

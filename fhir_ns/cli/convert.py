@@ -54,7 +54,7 @@ def convert(
     config = load_config(mapping_dirs)
     outcome = Run()
     settings = Settings(canonical_base.rstrip("/"))
-    gate = EntryGate(version)  # type: ignore[arg-type]
+    gate = EntryGate(version, terminology=config.terminology)  # type: ignore[arg-type]
     render = partial(entries_json, settings=settings)
     patients = stream(inputs, config, as_of or date.today(), outcome, render, ruleset_id, gate, jobs, spill)
     with atomic_output(output) as out:  # each patient's entries written as they are produced
