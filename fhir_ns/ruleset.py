@@ -73,15 +73,19 @@ class ProteinuriaCriteria(_Frozen):
 
 
 class CompleteRemission(ProteinuriaCriteria):
-    dipstick_consecutive_days: int = 3
+    dipstick_consecutive_days: int
     albumin: Threshold | None = None
+    albumin_within_days: int  # the albumin that confirms a CR is the nearest within this many days
     stable_kidney_function_max_rise: float | None = None
+    creatinine_baseline_days: int  # pre-episode creatinine: latest within this many days before onset
+    creatinine_within_days: int  # the creatinine at CR: nearest within this many days
 
 
 class PartialRemission(_Frozen):
     """Proteinuria below nephrotic range but not in CR, plus the optional conditions below."""
 
     albumin: Threshold | None = None
+    albumin_within_days: int  # the albumin that goes with a proteinuria value: nearest within this many days
     min_fall_from_presenting: float | None = None
 
 
@@ -138,6 +142,7 @@ class Nephrotoxicity(_Frozen):
 
 class Cni(_Frozen):
     response_window_days: int
+    course_gap_days: int  # CNI exposures this close are one course
     min_dose: dict[str, BodyDose] = Field(default_factory=dict)
     target_levels: dict[str, LevelRange] = Field(default_factory=dict)
     levels_in_range_fraction: float
@@ -156,6 +161,7 @@ class DoseRange(_Frozen):
 class MultidrugResistance(_Frozen):
     window_days: int
     min_classes: int
+    final_reading_days: int  # a proteinuria value is needed in the window's last this-many days
     min_dose: dict[str, BodyDose] = Field(default_factory=dict)
 
 

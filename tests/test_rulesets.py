@@ -179,3 +179,23 @@ def test_under_the_source_documents_upcr_decides_nothing():
 def test_under_the_source_documents_24h_protein_of_3_5_g_is_nephrotic():
     tl = Chart().protein_24h(0, 3500).timeline(1, "source-documents")
     assert tl.readings[0].level is Level.NEPHROTIC
+
+
+def test_the_albumin_window_of_partial_remission_is_the_rule_sets_not_the_codes():
+    from fhir_ns.rules import evaluate
+    from tests.chart import TERMINOLOGY
+
+    chart = Chart()
+    chart.upcr(0, 600).albumin(0, 18).prednisolone(0, 42, 48)
+    chart.upcr(27, 100).albumin(17, 32)  # albumin 10 days before the week-4 UPCR
+    chart.upcr(35, 10)
+    chart.facts.sort()
+    default = evaluate(chart.facts, RULESETS, TERMINOLOGY, day(60))
+    assert [c.code for c in default.classifications] == ["insufficient-data"]
+    assert "no albumin within 7 days" in default.classifications[0].reason
+    ipna = RULESETS["ipna-2022-child"]
+    wider = ipna.model_copy(
+        update={"partial_remission": ipna.partial_remission.model_copy(update={"albumin_within_days": 14})}
+    )
+    result = evaluate(chart.facts, {**RULESETS, wider.id: wider}, TERMINOLOGY, day(60))
+    assert [c.code for c in result.classifications] == ["ssns-late-responder"]

@@ -19,7 +19,6 @@ HISTOLOGY = {
     "histology-mpgn": "MPGN",
 }
 PSEUDO_TRIGGERS = {"infection": "an active infection", "non-adherence": "documented non-adherence"}
-CNI_COURSE_GAP_DAYS = 30
 
 
 def classify(tl: Timeline, result: PatientResult) -> dict[str, TrialOutcome]:
@@ -195,11 +194,13 @@ class CniCourse:
 
 
 def cni_courses(tl: Timeline) -> list[CniCourse]:
-    """Calcineurin-inhibitor exposures joined into courses (gaps up to 30 days, switching CNI included)."""
+    """Calcineurin-inhibitor exposures joined into courses (gaps up to the rule set's days, switching CNI included)."""
     courses: list[CniCourse] = []
     for e in sorted(tl.of_class("calcineurin-inhibitor"), key=lambda x: x.start):
         last = courses[-1] if courses else None
-        if last is not None and (last.end is None or e.start <= last.end + timedelta(days=CNI_COURSE_GAP_DAYS)):
+        if last is not None and (
+            last.end is None or e.start <= last.end + timedelta(days=tl.ruleset.cni.course_gap_days)
+        ):
             last.exposures.append(e)
             last.end = None if last.end is None or e.end is None else max(last.end, e.end)
         else:
@@ -380,13 +381,13 @@ def _multidrug(tl: Timeline, add: _Adder) -> None:
             )
         return
     remission = next((r for r in tl.readings_between(s0, end) if r.level is Level.REMISSION), None)
-    late = tl.readings_between(end - timedelta(days=90), end)
+    late = tl.readings_between(end - timedelta(days=rs.final_reading_days), end)
     if remission is not None:
         return
     if not late:
         add.insufficient(
             end,
-            f"no proteinuria value in the last 90 days of the {_span(rs.window_days)} of "
+            f"no proteinuria value in the last {rs.final_reading_days} days of the {_span(rs.window_days)} of "
             f"steroid-sparing treatment from {s0}",
             evidence,
         )

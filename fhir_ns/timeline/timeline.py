@@ -287,14 +287,14 @@ class Timeline:
         sources: list[str] = []
         words: list[str] = []
         if rs.albumin is not None:
-            albumin = self.nearest("albumin", day, 14)
+            albumin = self.nearest("albumin", day, rs.albumin_within_days)
             if albumin is None or not rs.albumin.met_by(albumin.value):
                 return False, (), ""
             sources.append(albumin.source)
             words.append(f"albumin {albumin.value:.0f} g/L")
         if rs.stable_kidney_function_max_rise is not None and episode is not None:
-            baseline = self.latest_before("creatinine", episode.start, 90)
-            now = self.nearest("creatinine", day, 30)
+            baseline = self.latest_before("creatinine", episode.start, rs.creatinine_baseline_days)
+            now = self.nearest("creatinine", day, rs.creatinine_within_days)
             if baseline and now:
                 if now.value > baseline.value * (1 + rs.stable_kidney_function_max_rise):
                     return False, (), ""
@@ -312,9 +312,13 @@ class Timeline:
         sources: list[str] = []
         words: list[str] = []
         if rs.albumin is not None:
-            albumin = self.nearest("albumin", reading.on, 7)
+            albumin = self.nearest("albumin", reading.on, rs.albumin_within_days)
             if albumin is None:
-                return None, f"no albumin within 7 days of {reading.on} to judge partial remission", ()
+                return (
+                    None,
+                    f"no albumin within {rs.albumin_within_days} days of {reading.on} to judge partial remission",
+                    (),
+                )
             if not rs.albumin.met_by(albumin.value):
                 return (
                     False,
