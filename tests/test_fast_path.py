@@ -26,7 +26,7 @@ from fhir_ns.output import json_array
 from fhir_ns.pipeline import Config, run
 from fhir_ns.terminology import load_terminology
 from tests.test_cli import prednisolone
-from tests.test_fhir_input import RXNORM, bundle, obs, patient
+from tests.test_fhir_input import RXNORM, UCUM, bundle, obs, patient
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 AS_OF = "2023-12-31"
@@ -228,3 +228,100 @@ def test_streamed_output_is_byte_identical_to_output_built_whole() -> None:
 )
 def test_spill_limit_is_patients_or_a_size(text: str, limit: SpillLimit) -> None:
     assert SpillLimit.parse(text) == limit
+
+
+def observation_variants() -> list[dict[str, Any]]:
+    """Observations around the edges of the collector's usual-Observation lane: each either taken by it or
+    left to the general reader, and either way filed as the general reader files it."""
+    snomed = "http://snomed.info/sct"
+    base = obs("v", "2890-2", 30, "mg/mmol", meta={"lastUpdated": "2023-01-02T10:00:00Z"})
+    quantity = base["valueQuantity"]
+    variants: list[dict[str, Any]] = [
+        base,
+        {**base, "status": "entered-in-error"},
+        {**base, "status": None},
+        {**base, "status": 7},
+        {**base, "meta": "soon"},
+        {**base, "meta": {"lastUpdated": 5}},
+        {**base, "id": ""},
+        {**base, "id": 12},
+        {**base, "subject": {"reference": ["Patient/p1"]}},
+        {**base, "subject": {"reference": "Patient/p2"}},
+        {**base, "effectiveDateTime": "2023-02-30"},
+        {**base, "effectiveDateTime": 20230102},
+        {**base, "effectiveDateTime": "2031-07-04T10:00:00Z"},
+        {**base, "code": {"coding": []}},
+        {**base, "code": {"coding": [{"system": "http://loinc.org", "code": "0000-0"}, base["code"]["coding"][0]]}},
+        {**base, "code": {"coding": [{"system": ["x"], "code": "2890-2"}]}},
+        {**base, "code": {"coding": ["2890-2"]}},
+        {**base, "valueQuantity": {**quantity, "value": True}},
+        {**base, "valueQuantity": {**quantity, "value": "30"}},
+        {**base, "valueQuantity": {**quantity, "value": 1e300}},
+        {**base, "valueQuantity": {**quantity, "value": -1}},
+        {**base, "valueQuantity": {**quantity, "code": "mg/g", "unit": "mg/g"}},
+        {**base, "valueQuantity": {**quantity, "code": "mg/mg", "unit": "mg/mg"}},
+        {**base, "valueQuantity": {**quantity, "code": "furlongs", "unit": "furlongs"}},
+        {**base, "valueQuantity": {**quantity, "code": None}},
+        {**base, "valueQuantity": {**quantity, "code": ["mg/mmol"]}},
+        {**base, "valueQuantity": {**quantity, "system": "http://example.org/units"}},
+        {**base, "valueQuantity": {"value": 30, "unit": "mg / mmol"}},
+        {**base, "valueQuantity": "30 mg/mmol"},
+        obs("w", "29463-7", 20, "kg"),
+        obs("w2", "29463-7", 900, "kg"),
+        obs("h", "8302-2", 120, "cm"),
+        obs("a", "1751-7", 25, "g/L"),
+        obs("a2", "1751-7", 2.5, "g/dL"),
+    ]
+    dipstick = obs("d", "20454-5", None, valueCodeableConcept={"coding": [{"system": snomed, "code": "167277001"}]})
+    answer = dipstick["valueCodeableConcept"]
+    variants += [
+        dipstick,
+        {**dipstick, "valueCodeableConcept": {"coding": [{"system": snomed, "code": "0"}, *answer["coding"]]}},
+        {**dipstick, "valueCodeableConcept": {"coding": [], "text": "2+"}},
+        {**dipstick, "valueCodeableConcept": {"coding": [{"system": snomed, "code": "0"}], "text": "2+"}},
+        {**dipstick, "valueQuantity": {"value": 100, "unit": "mg/dL", "system": UCUM, "code": "mg/dL"}},
+        {**dipstick, "valueQuantity": {"value": "x", "code": "mg/dL"}, "valueString": "3+"},
+        {**dipstick, "valueCodeableConcept": "++"},
+    ]
+    # each its own resource (ids made unique where there is one to extend)
+    return [{**v, "id": f"{v['id']}{n}"} if isinstance(v["id"], str) and v["id"] else v for n, v in enumerate(variants)]
+
+
+def test_the_usual_observation_lane_files_what_the_general_reader_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    resources = [patient("p1"), patient("p2"), *observation_variants()]
+    resources += resources[2:]  # every one read again: duplicates settled the same way
+    path = tmp_path / "in.ndjson"
+    path.write_bytes(b"\n".join(orjson.dumps(r) for r in resources) + b"\n")
+    terminology = load_terminology()
+
+    def read(lane: bool) -> tuple[FactCollector, list[Problem]]:
+        problems: list[Problem] = []
+        collector = FactCollector(terminology, problems)
+        if not lane:
+            monkeypatch.setattr(collector, "_usual_observation", lambda *args: False)
+        collector.read(whole_files([str(path)]))
+        return collector, problems
+
+    taken = []
+    original = FactCollector._usual_observation
+
+    def counting(self: FactCollector, *args: Any) -> bool:
+        taken.append(original(self, *args))
+        return taken[-1]
+
+    monkeypatch.setattr(FactCollector, "_usual_observation", counting)
+    with_lane, problems = read(True)
+    monkeypatch.undo()
+    without, plain = read(False)
+    assert 10 <= sum(taken) < len(taken)  # the lane takes the usual ones and leaves the others
+    exported = with_lane.export(0, 0), without.export(0, 0)
+    assert exported[0].records == exported[1].records  # the same records, byte for byte
+    assert exported[0].counts == exported[1].counts
+    assert [str(p) for p in problems] == [str(p) for p in plain]
+    by_dict: list[Problem] = []
+    dict_reader = FactCollector(terminology, by_dict)
+    dict_reader.add_all(read_entries([str(path)], by_dict))
+    again, again_problems = read(True)
+    assert collected(again, again_problems) == collected(dict_reader, by_dict)

@@ -9,6 +9,7 @@ are attributed to the patient when possible, so one bad resource refuses its own
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -41,7 +42,7 @@ from fhir_ns.fhir.shapes import (
     Timing,
 )
 from fhir_ns.fhir.store import NO_PATIENT, Pending, RecordStore, SpillLimit, Stored, StoredProblem
-from fhir_ns.terminology import Terminology
+from fhir_ns.terminology import Concept, Terminology
 from fhir_ns.timeline.model import ConditionFact, DrugExposure, GeneticResult, Measurement, PatientFacts
 
 UCUM = "http://unitsofmeasure.org"
@@ -132,7 +133,7 @@ class Part:
     medications: dict[str, Any]
     refused_medications: set[str]
     records: list[tuple[str, int, bytes]]
-    hashes: tuple[Any, Any, list[str]]  # see RecordStore.hashes
+    hashes: tuple[Any, Any, list[str], set[str]]  # see RecordStore.hashes
 
 
 @dataclass(slots=True)
@@ -165,6 +166,7 @@ class FactCollector:
         self._refused_medications: set[str] = set()
         self._references: dict[str, str] = {}  # reference as written -> normalised
         self._drugs: dict[Any, str | None] = {}  # (system, code) or a name -> the drug it means
+        self._units: dict[tuple[Any, ...], tuple[float, str, float, float] | None] = {}  # see _accepted_unit
         self.counts: dict[str, int] = {}
         self.units: list[UnitMap] = [UnitMap()]
         self._file_numbers: dict[str, int] = {}
@@ -183,8 +185,11 @@ class FactCollector:
                 self.add(entry, check(entry))
             return
         add = self._add
+        usual = self._usual_observation
         counts = self.counts
         for resource, raw, name, index, line, full_url in scan(units, self.problems, typed=True):
+            if type(resource) is shapes.Observation and usual(resource, raw, name, index, line):
+                continue
             if type(resource) is dict:
                 rtype = resource["resourceType"]
                 if rtype not in READ_TYPES:
@@ -257,11 +262,27 @@ class FactCollector:
                 payload = self._medication_use(rtype, res, source, draft)
         except _Refused as exc:
             problems.append(("error", exc.code, str(exc), exc.element, source))
+        self._file_record(ref, rtype, rid, source, res.meta, raw, name, entry, line, payload, problems)
+
+    def _file_record(
+        self,
+        ref: str,
+        rtype: str,
+        rid: str | None,
+        source: str,
+        meta: Any,
+        raw: bytes,
+        name: str,
+        entry: int | None,
+        line: int | None,
+        payload: Any,
+        problems: list[StoredProblem],
+    ) -> None:
+        """Keep what was read of one resource (the fields of a `Stored`) under its patient reference."""
         number = self._file_numbers.get(name)
         if number is None:
             number = self._file_numbers[name] = len(self.units[-1].files)
             self.units[-1].files.append(name)
-        meta = res.meta
         stamp = meta.lastUpdated if type(meta) is Meta else None
         # a fact carries its own source: the record does not repeat it
         own = payload is not None and type(payload) is not Pending
@@ -280,6 +301,100 @@ class FactCollector:
         )
         self._seq += 1
         self.store.add(ref, record, hash(source) if rid else None)
+
+    def _usual_observation(
+        self, obs: shapes.Observation, raw: bytes, name: str, entry: int | None, line: int | None
+    ) -> bool:
+        """File the usual Observation at once and say True: an id, a subject already seen, a known first
+        code, a day, and a quantity in an accepted and plausible unit or a coded dipstick grade. It is the
+        record `_add` would file (tests/test_fast_path.py compares them); anything else is left to `_add`
+        (False), which also says what is wrong."""
+        rid = obs.id
+        status = obs.status
+        subject = obs.subject
+        code = obs.code
+        when = obs.effectiveDateTime
+        if (
+            type(rid) is not str
+            or not rid
+            or (status is not None and (type(status) is not str or status in OBSERVATION_SKIP))
+            or type(subject) is not Reference
+            or type(subject.reference) is not str
+            or type(code) is not CodeableConcept
+            or type(code.coding) is not list
+            or not code.coding
+            or type(when) is not str
+        ):
+            return False
+        ref = self._references.get(subject.reference)
+        coding = code.coding[0]
+        day = DAY_CACHE.get(when[:10])
+        if ref is None or day is None or type(coding) is not Coding:
+            return False
+        system, value = coding.system, coding.code
+        if type(system) is not str or type(value) is not str:
+            return False
+        concept_name = self.term.observation_codes.get((system, value))
+        if concept_name is None:
+            return False
+        concept = self.term.concepts[concept_name]
+        source = "Observation/" + rid
+        if concept.genetic:
+            return False
+        if concept.ordinal:
+            grade = self._coded_grade(obs)
+            if grade is None:
+                return False
+            fact = Measurement(concept_name, day, float(grade), "grade", source)
+        else:
+            quantity = obs.valueQuantity
+            if type(quantity) is not Quantity:
+                return False
+            number = quantity.value
+            if type(number) is not float and type(number) is not int:
+                return False
+            try:
+                key = (concept_name, quantity.code, quantity.system, quantity.unit)
+                accepted = self._units.get(key, False)
+            except TypeError:  # an element that is not a string: _add says what
+                return False
+            if accepted is False:
+                accepted = self._units[key] = self._accepted_unit(concept, quantity)
+            if accepted is None:
+                return False
+            factor, family, low, high = accepted
+            converted = float(number) * factor
+            if not low <= converted <= high:
+                return False
+            fact = Measurement(concept_name, day, converted, family, source)
+        counts = self.counts
+        counts["Observation"] = counts.get("Observation", 0) + 1
+        self._file_record(ref, "Observation", rid, source, obs.meta, raw, name, entry, line, fact, [])
+        return True
+
+    def _accepted_unit(self, concept: Concept, quantity: Quantity) -> tuple[float, str, float, float] | None:
+        """(factor, family, plausible low, high) of a quantity's unit for a concept, as `_observation`
+        reads it; None when it would refuse the unit."""
+        unit = quantity.code
+        if type(unit) is not str or (quantity.system is not None and quantity.system != UCUM):
+            unit = _unit(quantity)
+        rule = concept.unit_rule(unit)
+        if rule is None:
+            return None
+        low, high = concept.plausible.get(rule.family) or (-math.inf, math.inf)
+        return rule.factor, rule.family, low, high
+
+    def _coded_grade(self, obs: shapes.Observation) -> int | None:
+        """The dipstick grade of an answer coded in a known code (its first coding), else None."""
+        if type(obs.valueQuantity) is Quantity:
+            return None
+        answer = obs.valueCodeableConcept
+        if type(answer) is not CodeableConcept or type(answer.coding) is not list or not answer.coding:
+            return None
+        coding = answer.coding[0]
+        if type(coding) is not Coding or type(coding.system) is not str or type(coding.code) is not str:
+            return None
+        return self.term.dipstick_codes.get((coding.system, coding.code))
 
     def _note(self, draft: _Draft, severity: Severity, code: str, message: str, element: str | None = None) -> None:
         draft[0].append((severity, code, message, element, draft[1]))
@@ -759,33 +874,37 @@ class FactCollector:
     def assemble(self, pid: str, refs: list[str], settled: _Settled) -> PatientInput | None:
         """One patient's facts and problems, from the records filed under `refs`."""
         info = self._patients.get(pid)
-        patient: PatientInput | None = None
+        notes = settled.notes
+        if len(refs) == 1 and refs[0] not in self.store.unkeyed and refs[0] not in settled.refs:
+            ref = refs[0]  # the usual patient: records in the order read, no duplicate among them
+            records = self.store.records(ref)
+            plain = [r.payload for r in records if type(r.payload) is Measurement and not r.problems]
+            ordered = [(r, ref) for r in records if type(r.payload) is not Measurement or r.problems]
+            first = (records[0], ref) if records else None
+        else:
+            pairs = [(record, ref) for ref in refs for record in self.store.records(ref)]
+            ordered = self._ordered(pairs, settled, len(refs) > 1)
+            plain = []
+            first = ordered[0] if ordered else None
         if info is not None:
             facts = PatientFacts(patient_id=pid, reference=f"Patient/{pid}", birth_date=info.birth_date, sex=info.sex)
             patient = PatientInput(facts, list(info.problems))
-        records = [(record, ref) for ref in refs for record in self.store.records(ref)]
-        notes = settled.notes
-        for record, ref in self._ordered(records, settled, len(refs) > 1):
-            if patient is None:
-                patient = PatientInput(PatientFacts(patient_id=pid, reference=ref), [])
-                facts = patient.facts
-                patient.problems.append(
-                    Problem(
-                        "warning",
-                        "not-found",
-                        f"no Patient resource for {ref} in the input; age and sex unknown",
-                        self.location(record),
-                        "subject",
-                        None,
-                        pid,
-                    )
-                )
+        elif first is not None:
+            record, ref = first
+            facts = PatientFacts(patient_id=pid, reference=ref)
+            where = self.location(record)
+            problem = f"no Patient resource for {ref} in the input; age and sex unknown"
+            patient = PatientInput(facts, [Problem("warning", "not-found", problem, where, "subject", None, pid)])
+        else:  # every record of this reference was a duplicate kept under another patient
+            return None
+        measurements = facts.measurements
+        measurements.extend(plain)
+        for record, _ in ordered:
             payload = record.payload
             if notes and record.seq in notes:
                 record.problems.extend(notes[record.seq])
-            elif type(payload) is Measurement and not record.problems:  # most records: nothing more to do
-                facts.sources.add(payload.source)
-                facts.measurements.append(payload)
+            elif type(payload) is Measurement and not record.problems:
+                measurements.append(payload)
                 continue
             if payload is None:
                 if record.problems:
@@ -796,9 +915,8 @@ class FactCollector:
                 patient.problems.extend(self._problems(record, pid))
             if fact is not None:
                 _file(facts, fact)
-        if patient is None:  # every record of this reference was a duplicate kept under another patient
-            return None
-        patient.facts.sort()
+        facts.sources.update([m.source for m in measurements])
+        facts.sort()  # the order filed does not matter: facts sort on a total key
         return patient
 
     def _ordered(self, records: list[tuple[Stored, str]], settled: _Settled, mixed: bool) -> list[tuple[Stored, str]]:
@@ -832,6 +950,7 @@ class FactCollector:
         hashes, refs = self.store.contested()
         if not hashes:
             return settled
+        settled.refs = refs
         versions: dict[tuple[str, str], list[Stored]] = {}
         for ref in refs:
             for record in self.store.records(ref):
@@ -901,6 +1020,7 @@ class _Settled:
     dropped: set[int] = field(default_factory=set)
     moved: dict[int, int] = field(default_factory=dict)
     notes: dict[int, list[StoredProblem]] = field(default_factory=dict)
+    refs: set[str] = field(default_factory=set)  # the references holding any of these
 
 
 def _shifted_location(location: Location, offset: int) -> Location:
@@ -921,10 +1041,12 @@ def _duplicate_note(record: Stored, severity: str, message: str) -> StoredProble
 
 
 def _file(facts: PatientFacts, payload: Measurement | DrugExposure | ConditionFact | GeneticResult) -> None:
-    facts.sources.add(payload.source)
+    """File a fact in its list; the sources of measurements are gathered once all are filed."""
     if type(payload) is Measurement:
         facts.measurements.append(payload)
-    elif isinstance(payload, DrugExposure):
+        return
+    facts.sources.add(payload.source)
+    if isinstance(payload, DrugExposure):
         facts.exposures.append(payload)
     elif isinstance(payload, ConditionFact):
         facts.conditions.append(payload)

@@ -27,6 +27,7 @@ from fhir_ns.timeline.model import ConditionFact, DrugExposure, GeneticResult, M
 
 NO_PATIENT = ""  # the bucket of records without a subject reference
 SPILL_BATCH = 20_000  # over the limit, records go to disk in batches of at least this many
+RUN_BATCH = 256  # records are encoded this many at a time (< 65536: a msgpack array16 at most)
 
 
 class Pending(msgspec.Struct, frozen=True, array_like=True, gc=False, tag="P"):
@@ -70,7 +71,6 @@ class Stored(msgspec.Struct, array_like=True, gc=False):
 
 
 _encoder = msgspec.msgpack.Encoder()
-_encode_into = _encoder.encode_into
 _records = msgspec.msgpack.Decoder(list[Stored])
 
 
@@ -160,11 +160,17 @@ class RecordStore:
         self._counts: dict[str, int] = {}
         self._size = 0
         self._held = 0  # records in memory
-        self._scratch = bytearray()
         self._numbers: dict[str, int] = {}  # reference -> bucket number, for the duplicate index
         self._names: list[str] = []
         self._hashes: array[int] = array("q")  # hash of the source of each keyed record...
         self._hash_buckets: array[int] = array("l")  # ...and the bucket it is in
+        self._hash_refs: list[str] = []  # (the references of the hashes not yet numbered)
+        self.unkeyed: set[str] = set()  # references holding a record without an id (read in another order)
+        # records not yet encoded: runs of consecutive records of one reference, encoded a run at a time
+        self._runs: list[tuple[str, list[tuple[Any, ...]]]] = []
+        self._run: list[tuple[Any, ...]] = []
+        self._run_ref: str | None = None
+        self._pending = 0
 
     def _bucket(self, ref: str) -> bytearray:
         blob = self._buckets.get(ref)
@@ -183,18 +189,39 @@ class RecordStore:
 
     def add(self, ref: str, record: tuple[Any, ...], source_hash: int | None) -> None:
         """File a record (the fields of a `Stored`, in order) under its patient reference."""
-        blob = self._buckets.get(ref)
-        if blob is None:
-            blob = self._bucket(ref)
-        scratch = self._scratch
-        _encode_into(record, scratch, 0)  # encoded apart, then appended: encode_into would over-allocate the bucket
-        blob += scratch
-        self._counts[ref] += 1
-        self._size += len(scratch)
+        if ref == self._run_ref:
+            self._run.append(record)
+        else:
+            self._run = [record]
+            self._run_ref = ref
+            self._runs.append((ref, self._run))
         if source_hash is not None:
             self._hashes.append(source_hash)
-            self._hash_buckets.append(self._numbers[ref])
-        self._held += 1
+            self._hash_refs.append(ref)
+        else:
+            self.unkeyed.add(ref)
+        self._pending += 1
+        if self._pending >= RUN_BATCH:
+            self._encode_runs()
+
+    def _encode_runs(self) -> None:
+        """Encode the records added since last time onto their buffers: one msgpack call per run of
+        records of one reference (a bulk export lists a patient's resources of a type together)."""
+        if not self._pending:
+            return
+        for ref, run in self._runs:
+            blob = self._buckets.get(ref)
+            if blob is None:
+                blob = self._bucket(ref)
+            encoded = _encoder.encode(run)
+            blob += memoryview(encoded)[1 if len(run) < 16 else 3 :]  # without the array's header
+            self._counts[ref] += len(run)
+            self._size += len(encoded)
+        numbers = self._numbers
+        self._hash_buckets.extend([numbers[ref] for ref in self._hash_refs])
+        self._held += self._pending
+        self._runs, self._run, self._run_ref, self._pending = [], [], None, 0
+        self._hash_refs = []
         if self.limit is not None and self._held >= SPILL_BATCH and self._over_limit():
             self.flush()
 
@@ -203,6 +230,7 @@ class RecordStore:
 
     def flush(self) -> None:
         """Move every buffer in memory to disk."""
+        self._encode_runs()
         if not self._buckets:
             return
         if self.spill is None:
@@ -212,10 +240,12 @@ class RecordStore:
 
     def refs(self) -> list[str]:
         """Every patient reference with records, in the order first seen."""
+        self._encode_runs()
         return list(self._names)
 
     def records(self, ref: str) -> list[Stored]:
         """The records of one reference, in reading order."""
+        self._encode_runs()
         out: list[Stored] = []
         if self.spill is not None and ref in self.spill.refs:
             for count, blob in self.spill.pieces(ref):
@@ -226,6 +256,7 @@ class RecordStore:
 
     def contested(self) -> tuple[set[int], set[str]]:
         """Source hashes seen more than once (perhaps one resource read twice), and the references holding them."""
+        self._encode_runs()
         if self.spill is not None:
             hashes = self.spill.duplicated(self._hashes)
         else:
@@ -239,6 +270,7 @@ class RecordStore:
 
     def export(self) -> Iterator[tuple[str, int, bytes]]:
         """(reference, count, encoded records) of everything held, in reading order; the store is emptied."""
+        self._encode_runs()
         for ref in self._names:
             if self.spill is not None and ref in self.spill.refs:
                 for count, blob in self.spill.pieces(ref):
@@ -246,14 +278,22 @@ class RecordStore:
             if ref in self._buckets:
                 yield ref, self._counts.pop(ref), bytes(self._buckets.pop(ref))
 
-    def hashes(self) -> tuple[array[int], array[int], list[str]]:
-        """The source hashes of the keyed records, the bucket each is filed under, and the buckets' references."""
-        return self._hashes, self._hash_buckets, self._names
+    def hashes(self) -> tuple[array[int], array[int], list[str], set[str]]:
+        """The source hashes of the keyed records, the bucket each is filed under, the buckets' references,
+        and the references holding records without an id."""
+        self._encode_runs()
+        return self._hashes, self._hash_buckets, self._names, self.unkeyed
 
     def load(
-        self, pieces: Iterable[tuple[str, int, bytes]], hashes: array[int], buckets: array[int], names: list[str]
+        self,
+        pieces: Iterable[tuple[str, int, bytes]],
+        hashes: array[int],
+        buckets: array[int],
+        names: list[str],
+        unkeyed: set[str],
     ) -> None:
         """Take in records exported by another store (read after those held here)."""
+        self._encode_runs()
         for ref, count, blob in pieces:
             bucket = self._bucket(ref)
             bucket.extend(blob)
@@ -265,9 +305,11 @@ class RecordStore:
         numbers = [self._number(name) for name in names]
         self._hashes.extend(hashes)
         self._hash_buckets.extend(map(numbers.__getitem__, buckets))
+        self.unkeyed |= unkeyed
 
     def seal(self) -> None:
         """Reading is over: what is still over the limit goes to disk, made quick to find by reference."""
+        self._encode_runs()
         if self._over_limit():
             self.flush()
         if self.spill is not None:
