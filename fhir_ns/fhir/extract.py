@@ -188,7 +188,7 @@ class FactCollector:
         usual = self._usual_observation
         counts = self.counts
         for resource, raw, name, index, line, full_url in scan(units, self.problems, typed=True):
-            if type(resource) is shapes.Observation and usual(resource, raw, name, index, line):
+            if type(resource) is shapes.Observation and usual(resource, raw or b"", name, index, line):
                 continue
             if type(resource) is dict:
                 rtype = resource["resourceType"]
@@ -353,13 +353,14 @@ class FactCollector:
             number = quantity.value
             if type(number) is not float and type(number) is not int:
                 return False
+            key = (concept_name, quantity.code, quantity.system, quantity.unit)
             try:
-                key = (concept_name, quantity.code, quantity.system, quantity.unit)
-                accepted = self._units.get(key, False)
+                known = key in self._units
             except TypeError:  # an element that is not a string: _add says what
                 return False
-            if accepted is False:
-                accepted = self._units[key] = self._accepted_unit(concept, quantity)
+            accepted = (
+                self._units[key] if known else self._units.setdefault(key, self._accepted_unit(concept, quantity))
+            )
             if accepted is None:
                 return False
             factor, family, low, high = accepted
