@@ -13,7 +13,7 @@ from __future__ import annotations
 import multiprocessing
 from collections.abc import Callable, Iterator, Sequence
 from datetime import date
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from fhir_ns.fhir.extract import FactCollector, Part, PatientInput
 from fhir_ns.fhir.problems import Problem
@@ -21,7 +21,9 @@ from fhir_ns.fhir.reader import Unit, split_units
 from fhir_ns.fhir.store import SpillLimit
 from fhir_ns.pipeline import Config, Run, evaluate_each
 from fhir_ns.rules import PatientResult
-from fhir_ns.validate.gate import EntryGate
+
+if TYPE_CHECKING:  # the gate (validation) is imported only by the commands that use it
+    from fhir_ns.validate.gate import EntryGate
 
 T = TypeVar("T")
 RANGES_PER_JOB = 4  # patients are evaluated in this many ranges per worker, so none waits long on another

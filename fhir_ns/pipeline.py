@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from fhir_ns.fhir.extract import FactCollector, PatientInput
 from fhir_ns.fhir.problems import Problem
@@ -15,7 +15,9 @@ from fhir_ns.fhir.store import SpillLimit
 from fhir_ns.rules import PatientResult, evaluate
 from fhir_ns.ruleset import RuleSet, load_rulesets
 from fhir_ns.terminology import Terminology, load_terminology
-from fhir_ns.validate.gate import EntryGate
+
+if TYPE_CHECKING:  # the gate (validation) is imported only by the commands that use it
+    from fhir_ns.validate.gate import EntryGate
 
 T = TypeVar("T")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import traceback
@@ -9,18 +10,26 @@ import traceback
 import click
 
 from fhir_ns import __version__
-from fhir_ns.cli.classify import classify
-from fhir_ns.cli.convert import convert
-from fhir_ns.cli.rulesets import rulesets
-from fhir_ns.cli.sync import sync
-from fhir_ns.cli.validate import validate
 from fhir_ns.errors import FhirNsError
 
 INTERNAL_ERROR = 70
+# each subcommand's module, imported when the subcommand is used (a run pays only for its own imports)
+COMMANDS = {name: f"fhir_ns.cli.{name}" for name in ("classify", "convert", "rulesets", "sync", "validate")}
 
 
 class FhirNsGroup(click.Group):
-    """Turns FhirNsError into its message and exit code, for every way the CLI is invoked."""
+    """Turns FhirNsError into its message and exit code, for every way the CLI is invoked; loads each
+    subcommand when it is asked for."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        command = getattr(importlib.import_module(COMMANDS[cmd_name]), cmd_name)
+        assert isinstance(command, click.Command)
+        return command
 
     def invoke(self, ctx: click.Context) -> object:
         try:
@@ -35,13 +44,6 @@ class FhirNsGroup(click.Group):
 def cli() -> None:
     """Nephrotic syndrome decision support from FHIR data: classify steroid/CNI response, find safety issues,
     and write DetectedIssue/CarePlan proposals."""
-
-
-cli.add_command(convert)
-cli.add_command(classify)
-cli.add_command(rulesets)
-cli.add_command(validate)
-cli.add_command(sync)
 
 
 def main() -> None:
