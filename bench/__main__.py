@@ -154,6 +154,9 @@ def measure(size: int, files: CohortFiles, args: argparse.Namespace, results: Re
     for stage in ("msgspec", "orjson"):
         got = run_stage(stage, files, args)
         add(Row(size, f"floor: {stage} decode", got["seconds"], got["resources"], megabytes, got["rss_kb"] / 1024))
+    got = run_stage("msgspec-grouped", files, args)
+    note = "+ each resource's code and value kept by patient"
+    add(Row(size, "floor: msgspec + grouping", got["seconds"], got["resources"], megabytes, got["rss_kb"] / 1024, note))
     if not args.skip_naive:
         got = run_stage("fhir.resources", files, args)
         note = f"1 in {args.sample} parsed ({got['sampled']:,}), extrapolated" if got["extrapolated"] else "all parsed"
@@ -212,6 +215,9 @@ def ratios(results: Results, sizes: list[int], jobs: int) -> str:
     parallel = results.get(big, f"fhir-ns classify --jobs {jobs}")
     if floor and classify:
         parts.append(f"classify/msgspec floor {floor.seconds / classify.seconds:.2f}x (target >= 0.5)")
+    grouped = results.get(big, "floor: msgspec + grouping")
+    if floor and grouped:
+        parts.append(f"decode + grouping alone/floor {floor.seconds / grouped.seconds:.2f}x")
     if floor and parallel:
         parts.append(f"classify --jobs {jobs}/floor {floor.seconds / parallel.seconds:.2f}x (target >= 0.8)")
     if naive and classify:

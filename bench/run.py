@@ -3,7 +3,8 @@
 Prints one JSON object: the stage, seconds, resources it handled, and the process's peak RSS.
 
 Stages:
-- `msgspec`, `orjson`: the decode floor (bench/floor.py).
+- `msgspec`, `orjson`: the decode floor (bench/floor.py); `msgspec-grouped`: the decode floor plus the
+  least Python per resource (bench/floor.py).
 - `fhir.resources`: R4B model parsing of a sample of every resource type (every k-th line), with the
   time per resource type extrapolated to the whole file; `--sample K`.
 - `read`, `group`, `timeline`, `rules`, `write`: fhir-ns in process, each stage including the ones
@@ -28,7 +29,7 @@ from typing import Any
 import orjson
 
 from bench.cohort import AS_OF
-from bench.floor import msgspec_floor, orjson_floor
+from bench.floor import msgspec_floor, msgspec_grouped, orjson_floor
 
 
 def peak_rss_kb() -> int:
@@ -120,6 +121,7 @@ def main(argv: list[str] | None = None) -> None:
     stages: dict[str, Callable[[], int]] = {
         "msgspec": lambda: msgspec_floor(ndjson_files(args.directory)),
         "orjson": lambda: orjson_floor(ndjson_files(args.directory)),
+        "msgspec-grouped": lambda: msgspec_grouped(ndjson_files(args.directory)),
     }
     if args.stage in stages:
         resources = stages[args.stage]()
