@@ -40,6 +40,11 @@ class Threshold(_Frozen):
     def met_by(self, x: float) -> bool:
         return _OPS[self.op](x, self.value)
 
+    @property
+    def compare(self) -> Callable[[float, float], bool]:
+        """The comparison as a function of (value, limit), to judge many values against one threshold."""
+        return _OPS[self.op]
+
     def __str__(self) -> str:
         return f"{self.op} {self.value:g} {self.unit}"
 

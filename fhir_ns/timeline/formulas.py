@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import date
+from functools import lru_cache
 
 CREATININE_UMOL_PER_MG_DL = 88.4
 
@@ -38,9 +39,15 @@ def gfr_category(egfr: float) -> str:
 def age_years(birth: date, day: date) -> float:
     """Age in years on `day`: completed years (birthdays counted by the calendar) plus the year's fraction."""
     years = day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
-    last = _birthday(birth, birth.year + years)
-    following = _birthday(birth, birth.year + years + 1)
-    return years + (day - last).days / (following - last).days
+    last, length = _year_of_age(birth, birth.year + years)
+    return years + (day - last).days / length
+
+
+@lru_cache(maxsize=4096)
+def _year_of_age(birth: date, year: int) -> tuple[date, int]:
+    """The birthday in `year` and the days until the next one (kept: a patient's ages fall in a few such years)."""
+    last = _birthday(birth, year)
+    return last, (_birthday(birth, year + 1) - last).days
 
 
 def _birthday(birth: date, year: int) -> date:

@@ -1,28 +1,32 @@
 """A patient's timeline under one rule set, as of one date: readings, body size, doses and episodes.
 
 Everything here is derived from `PatientFacts` with the rule set's parameters; each derived fact keeps
-the sources it rests on. Nothing after `as_of` is seen.
+the sources it rests on. Nothing after `as_of` is seen. A timeline does not change once built, so what the
+rules ask of it again and again (body size on a day, a drug class's exposures, readings by day) is worked
+out once.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_right
-from collections.abc import Iterable, Sequence
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from enum import Enum
 from functools import cache
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 
+from msgspec import Struct
 from msgspec.structs import replace
 
-from fhir_ns.ruleset import GradeThreshold, ProteinuriaCriteria, RuleSet, Threshold
+from fhir_ns.ruleset import ProteinuriaCriteria, RuleSet, Threshold
 from fhir_ns.terminology import Terminology
 from fhir_ns.timeline.formulas import age_years, bsa_mosteller, ckd_epi_2021, schwartz_bedside
 from fhir_ns.timeline.model import ConditionFact, DrugExposure, Measurement, PatientFacts
 
 PROTEINURIA = ("upcr", "protein-24h", "dipstick")
-_ON = attrgetter("on")
+_READING_ORDER = attrgetter("on", "measurement.source")
+_DAY = itemgetter(0)
 _FAMILY_LABEL = {"upcr": "UPCR", "protein-24h": "24-h protein", "dipstick": "dipstick"}
 
 
@@ -54,18 +58,122 @@ class BodySize:
         return bsa_mosteller(self.height_cm, self.weight_kg)
 
 
-@dataclass(frozen=True, slots=True)
-class Reading:
-    """A proteinuria measurement judged against the rule set: its level and the words for it."""
+class Reading(Struct, frozen=True, gc=False):
+    """A proteinuria measurement judged against the rule set: its level and the words for it.
+
+    A Struct rather than a dataclass because every proteinuria value of every patient becomes one (twice
+    when choosing the rule set) and a Struct is several times cheaper to make.
+    """
 
     measurement: Measurement
     level: Level
     text: str  # "UPCR 250 mg/mmol (nephrotic-range: >= 200 mg/mmol)"
     sources: tuple[str, ...]
+    on: date  # the measurement's day, at hand for the many comparisons of days
 
-    @property
-    def on(self) -> date:
-        return self.measurement.on
+
+_Verdict = tuple[bool | None, str, tuple[str, ...]]  # met? (None: cannot say), the threshold in words, extra sources
+
+
+@dataclass(frozen=True, slots=True)
+class _UnitRule:
+    """How a reading in one unit is held against a criterion: a comparison (after a conversion), or why it cannot be."""
+
+    words: str  # the threshold ("dipstick >= 3+", ">= 200 mg/mmol"), or why there is no comparison
+    compare: Callable[[float, float], bool] | None = None
+    limit: float = 0.0
+    factor: float | None = None  # converts the reading into the threshold's unit
+    unit: str = ""  # the threshold's unit, to state a converted value
+
+
+class _Criterion:
+    """One set of proteinuria criteria with each unit's threshold found once per rule set rather than per reading."""
+
+    __slots__ = ("criteria", "terminology", "_dipstick", "_upcr")
+
+    def __init__(self, criteria: ProteinuriaCriteria, terminology: Terminology) -> None:
+        self.criteria = criteria
+        self.terminology = terminology
+        self._dipstick: _UnitRule | None = None
+        self._upcr: dict[str, _UnitRule] = {}
+
+    def meets(self, m: Measurement, tl: Timeline) -> _Verdict:
+        """(met?, the threshold used in words, extra sources such as weight/height). None: cannot say."""
+        if m.concept == "dipstick":
+            rule = self._dipstick or self._dipstick_rule()
+        elif m.concept == "upcr":
+            rule = self._upcr.get(m.unit) or self._upcr_rule(m.unit)
+        elif not self.criteria.protein_24h:
+            return None, f"the rule set has no {_FAMILY_LABEL[m.concept]} threshold", ()
+        else:
+            return tl._meets_24h(m, self.criteria.protein_24h)
+        if rule.compare is None:
+            return None, rule.words, ()
+        if rule.factor is None:
+            return rule.compare(m.value, rule.limit), rule.words, ()
+        value = m.value * rule.factor
+        return (
+            rule.compare(value, rule.limit),
+            f"{rule.words}, comparing {value:.3g} {rule.unit} converted from {m.unit}",
+            (),
+        )
+
+    def _dipstick_rule(self) -> _UnitRule:
+        threshold = self.criteria.dipstick
+        if threshold is None:
+            self._dipstick = _UnitRule("the rule set has no dipstick threshold")
+        else:
+            limit = _grade_limit(threshold.op, self.terminology.grade_index(threshold.grade))
+            self._dipstick = _UnitRule(str(threshold), limit.compare, limit.value)
+        return self._dipstick
+
+    def _upcr_rule(self, unit: str) -> _UnitRule:
+        self._upcr[unit] = rule = self._find_upcr_rule(unit)
+        return rule
+
+    def _find_upcr_rule(self, unit: str) -> _UnitRule:
+        """The threshold in the reading's unit, else the first one it converts to."""
+        thresholds = self.criteria.upcr
+        if not thresholds:
+            return _UnitRule("the rule set has no UPCR threshold")
+        for t in thresholds:
+            if t.unit == unit:
+                return _UnitRule(str(t), t.compare, t.value)
+        conversions = self.terminology.concepts["upcr"].family_conversions
+        for t in thresholds:
+            factor = conversions.get((unit, t.unit))
+            if factor is not None:
+                return _UnitRule(str(t), t.compare, t.value, factor, t.unit)
+        return _UnitRule(f"no UPCR threshold in {unit} and no conversion")
+
+
+class _Criteria:
+    """A rule set's proteinuria criteria and windows, made ready once for all the patients judged with it."""
+
+    __slots__ = ("ruleset", "terminology", "nephrotic", "remission", "relapse", "anthropometry_window")
+
+    def __init__(self, ruleset: RuleSet, terminology: Terminology) -> None:
+        self.ruleset = ruleset  # held, so that the ids keying _CRITERIA stay theirs
+        self.terminology = terminology
+        self.nephrotic = _Criterion(ruleset.nephrotic, terminology)
+        self.remission = _Criterion(ruleset.complete_remission, terminology)
+        relapse = ruleset.relapse.proteinuria
+        self.relapse = None if relapse is None else _Criterion(relapse, terminology)  # None: nephrotic range
+        self.anthropometry_window = timedelta(days=ruleset.anthropometry_max_age_days)
+
+
+_CRITERIA: dict[tuple[int, int], _Criteria] = {}
+
+
+def _criteria(ruleset: RuleSet, terminology: Terminology) -> _Criteria:
+    """The rule set's criteria made ready, kept by identity (rule sets are frozen; a run has a handful)."""
+    key = (id(ruleset), id(terminology))
+    found = _CRITERIA.get(key)
+    if found is None:
+        if len(_CRITERIA) >= 32:  # a process that keeps loading rule sets does not keep them all
+            _CRITERIA.clear()
+        found = _CRITERIA[key] = _Criteria(ruleset, terminology)
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,21 +226,39 @@ class Timeline:
     exposures: list[DrugExposure] = field(default_factory=list)
     conditions: list[ConditionFact] = field(default_factory=list)
     readings: list[Reading] = field(default_factory=list)
+    assessable: list[Reading] = field(default_factory=list)  # the readings whose level is known
     episodes: list[Episode] = field(default_factory=list)
     onset_note: str = ""
+    _criteria: _Criteria = field(init=False, repr=False, compare=False)
+    _reading_days: list[date] = field(default_factory=list, init=False, repr=False, compare=False)
+    _assessable_days: list[date] = field(default_factory=list, init=False, repr=False, compare=False)
+    _days: dict[str, list[date]] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _sizes: dict[date, BodySize] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _classes: dict[str, tuple[DrugExposure, ...]] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _courses: tuple[DrugExposure, ...] | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def build(cls, facts: PatientFacts, ruleset: RuleSet, terminology: Terminology, as_of: date) -> Timeline:
         tl = cls(facts, ruleset, terminology, as_of)
+        tl._criteria = _criteria(ruleset, terminology)
+        by_concept = tl.measurements
         for m in facts.measurements:
             if m.on <= as_of:
-                tl.measurements.setdefault(m.concept, []).append(m)
+                series = by_concept.get(m.concept)
+                if series is None:
+                    by_concept[m.concept] = [m]
+                else:
+                    series.append(m)
         for e in facts.exposures:
             if e.start <= as_of:
                 tl.exposures.append(e if e.end is None or e.end <= as_of else replace(e, end=as_of))
         tl.conditions = [c for c in facts.conditions if c.onset is None or c.onset <= as_of]
-        tl.readings = [tl.judge(m) for c in PROTEINURIA for m in tl.measurements.get(c, [])]
-        tl.readings.sort(key=lambda r: (r.on, r.measurement.source))
+        judge = tl.judge
+        tl.readings = readings = [judge(m) for c in PROTEINURIA for m in by_concept.get(c, ())]
+        readings.sort(key=_READING_ORDER)
+        tl._reading_days = [r.on for r in readings]
+        tl.assessable = [r for r in readings if r.level is not Level.UNKNOWN]
+        tl._assessable_days = [r.on for r in tl.assessable]
         tl.episodes = tl._episodes()
         return tl
 
@@ -144,40 +270,49 @@ class Timeline:
 
     def body_size(self, day: date) -> BodySize:
         """Weight and height nearest before `day` within the rule set's window (None when too old)."""
-        window = timedelta(days=self.ruleset.anthropometry_max_age_days)
-        found: dict[str, Measurement] = {}
-        for concept in ("weight", "height"):
-            series = self.measurements.get(concept, [])
-            index = bisect_right(series, day, key=_ON)
-            if index and day - series[index - 1].on <= window:
-                found[concept] = series[index - 1]
-        w, h = found.get("weight"), found.get("height")
-        return BodySize(w.value if w else None, h.value if h else None, tuple(m.source for m in found.values()))
+        size = self._sizes.get(day)
+        if size is None:
+            w, h = self._latest_on_or_before("weight", day), self._latest_on_or_before("height", day)
+            sources = tuple(m.source for m in (w, h) if m is not None)
+            size = self._sizes[day] = BodySize(w.value if w else None, h.value if h else None, sources)
+        return size
+
+    def _latest_on_or_before(self, concept: str, day: date) -> Measurement | None:
+        """The last of the concept's measurements on or before `day`, if within the anthropometry window."""
+        series = self.measurements.get(concept)
+        if not series:
+            return None
+        days = self._days.get(concept)
+        if days is None:
+            days = self._days[concept] = [m.on for m in series]
+        index = bisect_right(days, day)
+        if index and day - days[index - 1] <= self._criteria.anthropometry_window:
+            return series[index - 1]
+        return None
 
     # -- proteinuria -----------------------------------------------------------------------------
-    def judge(self, m: Measurement, criteria: ProteinuriaCriteria | None = None) -> Reading:
+    def judge(self, m: Measurement) -> Reading:
         """Judge a proteinuria reading: nephrotic, remission range, in between, or not assessable."""
-        rs = self.ruleset
+        criteria = self._criteria
         label = _FAMILY_LABEL[m.concept]
         shown = self.show(m)
-        if criteria is not None:
-            met, why, extra = self._meets(m, criteria)
-            level = Level.NEPHROTIC if met else (Level.UNKNOWN if met is None else Level.INTERMEDIATE)
-            return Reading(m, level, f"{label} {shown} ({why})", (m.source, *extra))
-        nephrotic, why_n, extra_n = self._meets(m, rs.nephrotic)
+        nephrotic, why_n, extra_n = criteria.nephrotic.meets(m, self)
         if nephrotic:
-            return Reading(m, Level.NEPHROTIC, f"{label} {shown} (nephrotic range: {why_n})", (m.source, *extra_n))
-        remission, why_r, extra_r = self._meets(m, rs.complete_remission)
+            text = f"{label} {shown} (nephrotic range: {why_n})"
+            return Reading(m, Level.NEPHROTIC, text, (m.source, *extra_n), m.on)
+        remission, why_r, extra_r = criteria.remission.meets(m, self)
         if remission:
-            return Reading(m, Level.REMISSION, f"{label} {shown} (remission range: {why_r})", (m.source, *extra_r))
+            text = f"{label} {shown} (remission range: {why_r})"
+            return Reading(m, Level.REMISSION, text, (m.source, *extra_r), m.on)
         if nephrotic is None or remission is None:
             why = why_n if nephrotic is None else why_r
-            return Reading(m, Level.UNKNOWN, f"{label} {shown} (not assessable: {why})", (m.source,))
+            return Reading(m, Level.UNKNOWN, f"{label} {shown} (not assessable: {why})", (m.source,), m.on)
         return Reading(
             m,
             Level.INTERMEDIATE,
             f"{label} {shown} (below nephrotic range, above remission)",
             (m.source, *extra_n, *extra_r),
+            m.on,
         )
 
     def show(self, m: Measurement) -> str:
@@ -185,38 +320,8 @@ class Timeline:
             return self.terminology.dipstick_grades[int(m.value)]
         return f"{m.value:.3g} {m.unit}" if m.value < 1000 else f"{m.value:.0f} {m.unit}"
 
-    def _meets(self, m: Measurement, criteria: ProteinuriaCriteria) -> tuple[bool | None, str, tuple[str, ...]]:
-        """(met?, the threshold used in words, extra sources such as weight/height). None: cannot say."""
-        if m.concept == "dipstick":
-            return self._meets_grade(m, criteria.dipstick)
-        thresholds = criteria.upcr if m.concept == "upcr" else criteria.protein_24h
-        if not thresholds:
-            return None, f"the rule set has no {_FAMILY_LABEL[m.concept]} threshold", ()
-        if m.concept == "upcr":
-            return self._meets_upcr(m, thresholds)
-        return self._meets_24h(m, thresholds)
-
-    def _meets_grade(
-        self, m: Measurement, threshold: GradeThreshold | None
-    ) -> tuple[bool | None, str, tuple[str, ...]]:
-        if threshold is None:
-            return None, "the rule set has no dipstick threshold", ()
-        limit = _grade_limit(threshold.op, self.terminology.grade_index(threshold.grade))
-        return limit.met_by(m.value), str(threshold), ()
-
-    def _meets_upcr(self, m: Measurement, thresholds: Sequence[Threshold]) -> tuple[bool | None, str, tuple[str, ...]]:
-        for t in thresholds:
-            if t.unit == m.unit:
-                return t.met_by(m.value), str(t), ()
-        concept = self.terminology.concepts["upcr"]
-        for t in thresholds:
-            factor = concept.family_conversions.get((m.unit, t.unit))
-            if factor is not None:
-                value = m.value * factor
-                return t.met_by(value), f"{t}, comparing {value:.3g} {t.unit} converted from {m.unit}", ()
-        return None, f"no UPCR threshold in {m.unit} and no conversion", ()
-
-    def _meets_24h(self, m: Measurement, thresholds: Sequence[Threshold]) -> tuple[bool | None, str, tuple[str, ...]]:
+    def _meets_24h(self, m: Measurement, thresholds: Sequence[Threshold]) -> _Verdict:
+        """A 24-h protein against thresholds per day, per m² or per kg: the latter need the body size of its day."""
         size = self.body_size(m.on)
         missing = []
         for t in thresholds:
@@ -233,7 +338,8 @@ class Timeline:
 
     def readings_between(self, start: date, end: date) -> list[Reading]:
         """Assessable readings with start <= day <= end."""
-        return [r for r in self.readings if start <= r.on <= end and r.level is not Level.UNKNOWN]
+        days = self._assessable_days
+        return self.assessable[bisect_left(days, start) : bisect_right(days, end)]
 
     def nearest(self, concept: str, day: date, max_days: int) -> Measurement | None:
         best: Measurement | None = None
@@ -252,9 +358,7 @@ class Timeline:
         """The first complete remission strictly after `after` (dipstick: N consecutive days in range)."""
         rs = self.ruleset.complete_remission
         run: list[Reading] = []
-        for r in self.readings:
-            if r.on <= after:
-                continue
+        for r in self.readings[bisect_right(self._reading_days, after) :]:
             if r.measurement.concept == "dipstick":
                 if r.level is Level.REMISSION:
                     if run and (r.on - run[-1].on).days > 1:
@@ -349,15 +453,10 @@ class Timeline:
 
     def _relapse_after(self, after: date) -> Relapse | None:
         rs = self.ruleset.relapse
+        criterion = self._criteria.relapse
         run: list[Reading] = []
-        for r in self.readings:
-            if r.on <= after:
-                continue
-            meets = (
-                self.judge(r.measurement, rs.proteinuria).level is Level.NEPHROTIC
-                if rs.proteinuria
-                else r.level is Level.NEPHROTIC
-            )
+        for r in self.readings[bisect_right(self._reading_days, after) :]:
+            meets = bool(criterion.meets(r.measurement, self)[0]) if criterion else r.level is Level.NEPHROTIC
             if not meets:
                 if r.level is not Level.UNKNOWN:
                     run = []
@@ -411,8 +510,16 @@ class Timeline:
             return None
         return mg_per_day >= fraction * standard.value
 
+    def _first_nephrotic(self, since: date) -> Reading | None:
+        """The first nephrotic-range reading on or after `since`."""
+        readings = self.readings
+        for i in range(bisect_left(self._reading_days, since), len(readings)):
+            if readings[i].level is Level.NEPHROTIC:
+                return readings[i]
+        return None
+
     def _episodes(self) -> list[Episode]:
-        first = next((r for r in self.readings if r.level is Level.NEPHROTIC), None)
+        first = self._first_nephrotic(date.min)
         ns_conditions = [c for c in self.conditions if "nephrotic-syndrome" in c.concepts and c.onset is not None]
         condition = min(ns_conditions, key=lambda c: c.onset or date.max, default=None)
         if first is None and condition is None:
@@ -421,9 +528,7 @@ class Timeline:
             episode = Episode(first.on, f"first nephrotic-range proteinuria: {first.text}", first.sources, first)
         else:
             assert condition is not None and condition.onset is not None
-            presenting = next(
-                (r for r in self.readings if r.on >= condition.onset and r.level is Level.NEPHROTIC), None
-            )
+            presenting = self._first_nephrotic(condition.onset)
             episode = Episode(
                 condition.onset,
                 f"nephrotic syndrome recorded with onset {condition.onset}",
@@ -439,7 +544,7 @@ class Timeline:
             relapse = self._relapse_after(remission.on)
             if relapse is None:
                 break
-            presenting = next((r for r in self.readings if r.on >= relapse.on and r.level is Level.NEPHROTIC), None)
+            presenting = self._first_nephrotic(relapse.on)
             episode = Episode(relapse.on, relapse.text, relapse.sources, presenting, relapse=relapse)
             episodes.append(episode)
         return episodes
@@ -451,15 +556,20 @@ class Timeline:
         return False
 
     # -- drugs -----------------------------------------------------------------------------------
-    def of_class(self, drug_class: str) -> list[DrugExposure]:
-        return [e for e in self.exposures if e.drug_class == drug_class]
+    def of_class(self, drug_class: str) -> tuple[DrugExposure, ...]:
+        found = self._classes.get(drug_class)
+        if found is None:
+            found = self._classes[drug_class] = tuple(e for e in self.exposures if e.drug_class == drug_class)
+        return found
 
-    def glucocorticoids(self) -> list[DrugExposure]:
+    def glucocorticoids(self) -> tuple[DrugExposure, ...]:
         return self.of_class("glucocorticoid")
 
-    def steroid_courses(self) -> list[DrugExposure]:
+    def steroid_courses(self) -> tuple[DrugExposure, ...]:
         """Glucocorticoid taken day by day (oral or unspecified route); single IV pulses are not a course."""
-        return [e for e in self.glucocorticoids() if not e.single_administration and e.route != "iv"]
+        if self._courses is None:
+            self._courses = tuple(e for e in self.glucocorticoids() if not e.single_administration and e.route != "iv")
+        return self._courses
 
     def standard_steroid_dose(self, day: date, alternate_day: bool = False) -> Dose | None:
         """The rule set's standard prednis(ol)one dose for this patient on `day` (mg/day), or None."""
@@ -545,5 +655,5 @@ class Timeline:
                 )
             elif self.facts.sex in ("male", "female"):
                 out.append((m.on, ckd_epi_2021(m.value, age, self.facts.sex == "female"), (m.source,), "CKD-EPI 2021"))
-        out.sort(key=lambda x: x[0])
+        out.sort(key=_DAY)
         return out
