@@ -74,6 +74,8 @@ def _inadequate_trials(tl: Timeline, result: PatientResult, trials: dict[str, Tr
 def _cni_levels(tl: Timeline, result: PatientResult, _: object) -> None:
     for drug, target in sorted(tl.ruleset.cni.target_levels.items()):
         on_drug = [e for e in tl.exposures if e.drug == drug]
+        if not on_drug:  # no level counts as taken on treatment
+            continue
         levels = [m for m in tl.measurements.get(f"{drug}-level", []) if any(e.covers(m.on) for e in on_drug)]
         outside = [m for m in levels if not target.low <= m.value <= target.high]
         if not outside:
@@ -208,11 +210,12 @@ def _dose_ranges(tl: Timeline, result: PatientResult, _: object) -> None:
 
 def _raas(tl: Timeline, result: PatientResult, _: object) -> None:
     days = tl.ruleset.raas_persistent_proteinuria_days
-    assessable = [r for r in tl.readings if r.level is not Level.UNKNOWN]
-    if not assessable or assessable[-1].level is Level.REMISSION:
+    assessable = tl.assessable
+    remission = Level.REMISSION
+    if not assessable or assessable[-1].level is remission:
         return
     start = len(assessable) - 1
-    while start > 0 and assessable[start - 1].level is not Level.REMISSION:
+    while start > 0 and assessable[start - 1].level is not remission:
         start -= 1
     first, last = assessable[start], assessable[-1]
     if (last.on - first.on).days < days:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date, timedelta
 from enum import Enum
+
+from msgspec import Struct
 
 from fhir_ns.timeline.timeline import Dose, DrugExposure, Episode, Level, Reading, Remission, Timeline
 
@@ -20,8 +21,9 @@ class Response(Enum):
     NO_TRIAL = "no trial"
 
 
-@dataclass(frozen=True, slots=True)
-class TrialOutcome:
+class TrialOutcome(Struct, frozen=True, gc=False):
+    """What a steroid trial showed (a Struct, like the timeline's values: one or more per patient)."""
+
     response: Response
     since: date | None
     reason: str
@@ -139,8 +141,7 @@ def evaluate_trial(tl: Timeline, episode: Episode, initial: bool) -> TrialOutcom
     return _confirmation(tl, course, status, remission, f"partial remission at {week}: {words}", (*evidence, *sources))
 
 
-@dataclass(frozen=True, slots=True)
-class _Adequacy:
+class _Adequacy(Struct, frozen=True, gc=False):
     response: Response | None  # None: adequate
     reason: str
     sources: tuple[str, ...]

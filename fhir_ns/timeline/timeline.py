@@ -45,8 +45,20 @@ class Level(Enum):
     UNKNOWN = "not assessable"
 
 
-@dataclass(frozen=True, slots=True)
-class BodySize:
+# A member looked up on an Enum class goes through EnumType.__getattr__ (Python 3.11), several times slower
+# than a global: the per-reading code uses these.
+_NEPHROTIC, _REMISSION, _INTERMEDIATE, _UNKNOWN = Level.NEPHROTIC, Level.REMISSION, Level.INTERMEDIATE, Level.UNKNOWN
+_VERDICT = {
+    _NEPHROTIC: "nephrotic range: ",
+    _REMISSION: "remission range: ",
+    _INTERMEDIATE: "below nephrotic range, above remission",
+    _UNKNOWN: "not assessable: ",
+}
+
+
+class BodySize(Struct, frozen=True, gc=False):
+    """Weight and height for one day (a Struct: one is made for nearly every creatinine and dose judged)."""
+
     weight_kg: float | None
     height_cm: float | None
     sources: tuple[str, ...]
@@ -61,15 +73,28 @@ class BodySize:
 class Reading(Struct, frozen=True, gc=False):
     """A proteinuria measurement judged against the rule set: its level and the words for it.
 
-    A Struct rather than a dataclass because every proteinuria value of every patient becomes one (twice
-    when choosing the rule set) and a Struct is several times cheaper to make.
+    Every proteinuria value of every patient becomes one (twice when the rule set is chosen by onset) and
+    few are ever quoted: so a Struct, several times cheaper to make than a dataclass, and the sentence
+    put together only when asked for.
     """
 
     measurement: Measurement
     level: Level
-    text: str  # "UPCR 250 mg/mmol (nephrotic-range: >= 200 mg/mmol)"
+    why: str  # the threshold met (">= 200 mg/mmol") or why none applies; "" between the ranges
     sources: tuple[str, ...]
     on: date  # the measurement's day, at hand for the many comparisons of days
+    grade: str | None = None  # a dipstick's grade name; other values are shown as numbers
+
+    @property
+    def text(self) -> str:
+        """The reading in words: "UPCR 250 mg/mmol (nephrotic range: >= 200 mg/mmol)"."""
+        m = self.measurement
+        shown = self.grade if self.grade is not None else _number(m)
+        return f"{_FAMILY_LABEL[m.concept]} {shown} ({_VERDICT[self.level]}{self.why})"
+
+
+def _number(m: Measurement) -> str:
+    return f"{m.value:.3g} {m.unit}" if m.value < 1000 else f"{m.value:.0f} {m.unit}"
 
 
 _Verdict = tuple[bool | None, str, tuple[str, ...]]  # met? (None: cannot say), the threshold in words, extra sources
@@ -176,16 +201,14 @@ def _criteria(ruleset: RuleSet, terminology: Terminology) -> _Criteria:
     return found
 
 
-@dataclass(frozen=True, slots=True)
-class Remission:
+class Remission(Struct, frozen=True, gc=False):
     on: date
     complete: bool
     text: str
     sources: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Relapse:
+class Relapse(Struct, frozen=True, gc=False):
     on: date
     treated: bool
     text: str
@@ -204,8 +227,7 @@ class Episode:
     remission: Remission | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Dose:
+class Dose(Struct, frozen=True, gc=False):
     """A daily dose in one basis, with the sources (exposure, weight, height) it rests on."""
 
     value: float
@@ -257,7 +279,7 @@ class Timeline:
         tl.readings = readings = [judge(m) for c in PROTEINURIA for m in by_concept.get(c, ())]
         readings.sort(key=_READING_ORDER)
         tl._reading_days = [r.on for r in readings]
-        tl.assessable = [r for r in readings if r.level is not Level.UNKNOWN]
+        tl.assessable = [r for r in readings if r.level is not _UNKNOWN]
         tl._assessable_days = [r.on for r in tl.assessable]
         tl.episodes = tl._episodes()
         return tl
@@ -273,8 +295,11 @@ class Timeline:
         size = self._sizes.get(day)
         if size is None:
             w, h = self._latest_on_or_before("weight", day), self._latest_on_or_before("height", day)
-            sources = tuple(m.source for m in (w, h) if m is not None)
-            size = self._sizes[day] = BodySize(w.value if w else None, h.value if h else None, sources)
+            sources: tuple[str, ...] = () if w is None else (w.source,)
+            if h is not None:
+                sources += (h.source,)
+            size = BodySize(None if w is None else w.value, None if h is None else h.value, sources)
+            self._sizes[day] = size
         return size
 
     def _latest_on_or_before(self, concept: str, day: date) -> Measurement | None:
@@ -294,31 +319,21 @@ class Timeline:
     def judge(self, m: Measurement) -> Reading:
         """Judge a proteinuria reading: nephrotic, remission range, in between, or not assessable."""
         criteria = self._criteria
-        label = _FAMILY_LABEL[m.concept]
-        shown = self.show(m)
+        grade = self.terminology.dipstick_grades[int(m.value)] if m.unit == "grade" else None
         nephrotic, why_n, extra_n = criteria.nephrotic.meets(m, self)
         if nephrotic:
-            text = f"{label} {shown} (nephrotic range: {why_n})"
-            return Reading(m, Level.NEPHROTIC, text, (m.source, *extra_n), m.on)
+            return Reading(m, _NEPHROTIC, why_n, (m.source, *extra_n), m.on, grade)
         remission, why_r, extra_r = criteria.remission.meets(m, self)
         if remission:
-            text = f"{label} {shown} (remission range: {why_r})"
-            return Reading(m, Level.REMISSION, text, (m.source, *extra_r), m.on)
+            return Reading(m, _REMISSION, why_r, (m.source, *extra_r), m.on, grade)
         if nephrotic is None or remission is None:
-            why = why_n if nephrotic is None else why_r
-            return Reading(m, Level.UNKNOWN, f"{label} {shown} (not assessable: {why})", (m.source,), m.on)
-        return Reading(
-            m,
-            Level.INTERMEDIATE,
-            f"{label} {shown} (below nephrotic range, above remission)",
-            (m.source, *extra_n, *extra_r),
-            m.on,
-        )
+            return Reading(m, _UNKNOWN, why_n if nephrotic is None else why_r, (m.source,), m.on, grade)
+        return Reading(m, _INTERMEDIATE, "", (m.source, *extra_n, *extra_r), m.on, grade)
 
     def show(self, m: Measurement) -> str:
         if m.unit == "grade":
             return self.terminology.dipstick_grades[int(m.value)]
-        return f"{m.value:.3g} {m.unit}" if m.value < 1000 else f"{m.value:.0f} {m.unit}"
+        return _number(m)
 
     def _meets_24h(self, m: Measurement, thresholds: Sequence[Threshold]) -> _Verdict:
         """A 24-h protein against thresholds per day, per m² or per kg: the latter need the body size of its day."""
@@ -360,7 +375,7 @@ class Timeline:
         run: list[Reading] = []
         for r in self.readings[bisect_right(self._reading_days, after) :]:
             if r.measurement.concept == "dipstick":
-                if r.level is Level.REMISSION:
+                if r.level is _REMISSION:
                     if run and (r.on - run[-1].on).days > 1:
                         run = []
                     if not run or r.on != run[-1].on:
@@ -376,10 +391,10 @@ class Timeline:
                                 f"{len(run)} consecutive days ({texts}){why}",
                                 tuple(s for x in run for s in x.sources) + extra,
                             )
-                elif r.level is not Level.UNKNOWN:
+                elif r.level is not _UNKNOWN:
                     run = []
                 continue
-            if r.level is Level.REMISSION:
+            if r.level is _REMISSION:
                 ok, extra, why = self._remission_extras(r.on, episode)
                 if ok:
                     return Remission(r.on, True, f"{r.text}{why}", r.sources + extra)
@@ -456,9 +471,9 @@ class Timeline:
         criterion = self._criteria.relapse
         run: list[Reading] = []
         for r in self.readings[bisect_right(self._reading_days, after) :]:
-            meets = bool(criterion.meets(r.measurement, self)[0]) if criterion else r.level is Level.NEPHROTIC
+            meets = bool(criterion.meets(r.measurement, self)[0]) if criterion else r.level is _NEPHROTIC
             if not meets:
-                if r.level is not Level.UNKNOWN:
+                if r.level is not _UNKNOWN:
                     run = []
                 continue
             if run and (r.on - run[-1].on).days > 1:
@@ -514,7 +529,7 @@ class Timeline:
         """The first nephrotic-range reading on or after `since`."""
         readings = self.readings
         for i in range(bisect_left(self._reading_days, since), len(readings)):
-            if readings[i].level is Level.NEPHROTIC:
+            if readings[i].level is _NEPHROTIC:
                 return readings[i]
         return None
 
