@@ -2,11 +2,14 @@
 of `convert`'s entry gate (layers 2-3 before the classifier reads an entry).
 
     python bench/validate_cost.py [N]
+    python bench/validate_cost.py --gate INPUT...   # only the entry gate, on any input (a cohort's NDJSON)
 
 The input is the sample bundles, copied with fresh patient ids until N resources (default 10,000).
 Prints figures; asserts nothing (timings depend on the machine). The invariant layer is broken down
 by invariant, with how many of its evaluations native code decided (fhir_ns/validate/native.py) and how
-many went to fhirpathpy: the list of what to make native next, if the layer ever needs it.
+many went to fhirpathpy: the list of what to make native next, if the layer ever needs it. The gate is
+broken down into what it costs per resource it checks: the layers themselves (all it did before
+fhir_ns/validate/fastcheck.py), the fast check, how many entries that proves clean, and the gate as it is.
 """
 
 from __future__ import annotations
@@ -22,12 +25,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from fhir_ns.fhir.extract import READ_TYPES  # noqa: E402
+from fhir_ns.fhir.reader import read_entries  # noqa: E402
 from fhir_ns.pipeline import Config, collect  # noqa: E402
 from fhir_ns.terminology import load_terminology  # noqa: E402
 from fhir_ns.validate import LAYERS, EntryGate, Validator  # noqa: E402
+from fhir_ns.validate.bindings import check_bindings  # noqa: E402
 from fhir_ns.validate.elements import walk  # noqa: E402
+from fhir_ns.validate.fastcheck import proves_clean  # noqa: E402
 from fhir_ns.validate.invariants import FHIRPATH_MODEL_NAME, compiled, evaluate  # noqa: E402
-from fhir_ns.validate.spec import load_spec  # noqa: E402
+from fhir_ns.validate.spec import Spec, load_spec  # noqa: E402
+from fhir_ns.validate.structure import check_resource  # noqa: E402
 
 
 def build(target: Path, wanted: int) -> int:
@@ -47,6 +54,9 @@ def build(target: Path, wanted: int) -> int:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--gate"]:
+        gate_costs(sys.argv[2:])
+        return
     wanted = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
     config = Config.load()
     with tempfile.TemporaryDirectory() as tmp:
@@ -81,6 +91,40 @@ def main() -> None:
         for label, seconds in timings.items():
             if label != "no gate":
                 print(f"  {label}: {seconds:.2f} s (+{(seconds - base) / n * 1e6:.0f} us per resource)")
+        gate_costs(inputs)
+
+
+def gate_costs(inputs: list[str]) -> None:
+    """The entry gate on each resource of the types fhir-ns reads, given as its JSON text (`check_raw`)."""
+    entries = [
+        e for e in read_entries(inputs, [], typed=True) if e.raw is not None and not isinstance(e.resource, dict)
+    ]
+    spec, gate = load_spec("R4"), EntryGate("R4")
+    for entry in entries[:50]:  # schemas and models built, caches warm
+        gate.check_raw(entry.raw or b"", entry.resource.resource_type, entry.location)
+        _layers(entry.raw or b"", spec)
+    start = time.perf_counter()
+    proven = sum(proves_clean(e.raw or b"", e.resource.resource_type, "R4") for e in entries)
+    fast = time.perf_counter() - start
+    start = time.perf_counter()
+    for entry in entries:
+        gate.check_raw(entry.raw or b"", entry.resource.resource_type, entry.location)
+    now = time.perf_counter() - start
+    start = time.perf_counter()
+    for entry in entries:
+        _layers(entry.raw or b"", spec)
+    layers = time.perf_counter() - start
+    n = len(entries)
+    print(f"entry gate on {n} resources of the types fhir-ns reads (R4, every one checked), per resource:")
+    print(f"  layers 2-3 (the gate before the fast check) {layers / n * 1e6:7.1f} us")
+    print(f"  fast check                                  {fast / n * 1e6:7.1f} us, proving {proven / n:.2%} clean")
+    print(f"  the gate now (check_raw)                    {now / n * 1e6:7.1f} us")
+
+
+def _layers(raw: bytes, spec: Spec) -> None:
+    resource = orjson.loads(raw)
+    check_resource(resource, spec.version)
+    check_bindings(walk(resource, spec), spec)
 
 
 def invariant_costs(files: list[Path], resources: int) -> None:

@@ -3,12 +3,12 @@
 For each FHIR version and resource type, a strict msgspec schema is derived from the very fhir.resources models
 layer 2 validates with (`structure.model_class`: elements, cardinality, types, required elements, choice types)
 and from the required bindings layer 3 checks (`spec.bindings`, placed by the element paths `elements.walk`
-gives). Decoding an entry's JSON text with it succeeds only if neither layer can find anything in the entry. It is
-stricter than the layers wherever exactness would cost time or certainty: no nulls, no empty arrays, ids of 64
-characters at most, no 29 February, no leap second, no whitespace but space, tab, CR and LF anywhere, no nesting
-deeper than 24. What it does not model fails the decode: `fhir_comments`, elements of type uuid, contained
-resources of types fhir-ns does not read. A failed decode proves nothing; the gate then runs the layers, which say
-what is wrong, if anything. tests/test_fastcheck.py holds it to that against thousands of broken entries.
+gives). Decoding an entry's JSON text with it succeeds only if neither layer can find anything in the entry.
+It is stricter than the layers wherever exactness would cost time or certainty: no nulls, no empty arrays, ids
+of 64 characters at most, years 1000 to 2999, no leap second, no whitespace but space, tab, CR and LF, nothing
+nested deeper than 24. What it does not model fails the decode: `fhir_comments`, elements of type uuid,
+contained resources of types fhir-ns does not read. A failed decode proves nothing; the gate then runs the
+layers, which say what is wrong, if anything. tests/test_fastcheck.py holds it to that on thousands of entries.
 """
 
 from __future__ import annotations
@@ -48,7 +48,8 @@ _CODE = r"\A\S+(?:\s\S+)*\Z"  # fhir.resources: ^[^\s]+(\s[^\s]+)*$
 _YEAR = "[12][0-9]{3}"
 _MONTH = "(?:0[1-9]|1[0-2])"
 _MONTH_DAY = "(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])|(?:0[13-9]|1[0-2])-(?:29|30)|(?:0[13578]|1[02])-31)"
-_DATE = f"{_YEAR}-{_MONTH_DAY}"
+_LEAP_YEAR = "(?:[12][0-9](?:0[48]|[2468][048]|[13579][26])|(?:1[26]|2[048])00)"
+_DATE = f"(?:{_YEAR}-{_MONTH_DAY}|{_LEAP_YEAR}-02-29)"
 _TIME = r"(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,9})?"
 _ZONE = "(?:Z|[+-](?:(?:0[0-9]|1[0-3]):[0-5][0-9]|14:00))"
 
@@ -74,7 +75,7 @@ _PRIMITIVES: dict[str, Any] = {
     "positiveInt": Annotated[int, Meta(ge=1, le=_INT32)],
     "integer64": Annotated[int, Meta(ge=-_INT64, le=_INT64)],
     "decimal": Annotated[int, Meta(ge=-_INT64, le=_INT64)] | float,  # JSON has no NaN; msgspec refuses infinity
-    "date": Annotated[str, Meta(pattern=rf"\A{_YEAR}(?:-{_MONTH}|-{_MONTH_DAY})?\Z")],
+    "date": Annotated[str, Meta(pattern=rf"\A(?:{_YEAR}(?:-{_MONTH})?|{_DATE})\Z")],
     "dateTime": Annotated[str, Meta(pattern=rf"\A(?:{_YEAR}(?:-{_MONTH})?|{_DATE}(?:T{_TIME}{_ZONE})?)\Z")],
     "instant": Annotated[str, Meta(pattern=rf"\A{_DATE}T{_TIME}{_ZONE}\Z")],
     "time": Annotated[str, Meta(pattern=rf"\A{_TIME}\Z")],
@@ -82,7 +83,8 @@ _PRIMITIVES: dict[str, Any] = {
 _NOT_TEXT = frozenset({"boolean", "integer", "unsignedInt", "positiveInt", "integer64", "decimal"})
 # The base of elements whose paths the spec knows nothing under: walk names them, but no type or binding is found
 _UNNAMED = "?"
-_DECODE_ERRORS = (msgspec.DecodeError, RecursionError)
+_CODED = ("Coding", "CodeableConcept")  # the bindings of other types than code that layer 3 checks
+_DECODE_ERRORS = (ValueError, RecursionError)  # msgspec's errors, and text that is not UTF-8
 
 
 def proves_clean(raw: bytes, resource_type: str, version: FhirVersion) -> bool:
@@ -187,16 +189,17 @@ class _Schema:
             if child_base not in self.stems:
                 child_base = _UNNAMED
             binding = self.spec.bindings.get(path)
-        if isinstance(inner, type) and issubclass(inner, FhirElementOrResourceBase):
-            if typ != "Resource":
-                return None
+        is_resource = isinstance(inner, type) and issubclass(inner, FhirElementOrResourceBase)
+        if is_resource or typ == "Resource":  # contained: a resource, of the type its resourceType says
+            if is_resource != (typ == "Resource"):
+                return None  # a resource where walk sees none, or the other way round
             return _Field(name, alias, required, lambda: _listed(self.resources(), many))
         if isinstance(inner, type) and issubclass(inner, FhirBase):
             target = inner.get_model_klass()
             if binding is not None and binding.kind == "code":
                 binding = None  # a code binding on an element: layer 3 checks only string values
-            elif binding is not None and binding.kind != target.__name__:
-                return None  # a Coding or CodeableConcept binding on another type: layer 3 always fails it
+            elif binding is not None and (binding.kind != target.__name__ or binding.kind not in _CODED):
+                return None  # a coded binding on another type: layer 3 always fails it
             return _Field(name, alias, required, lambda: _listed(self.struct(target, child_base, binding), many))
         primitive = _primitive_name(inner)
         value_type = _PRIMITIVES.get(primitive or "")

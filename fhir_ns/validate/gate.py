@@ -13,13 +13,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
 import orjson
 
 from fhir_ns.fhir.extract import READ_TYPES
 from fhir_ns.fhir.problems import Location, Problem
 from fhir_ns.fhir.reader import Entry
-from fhir_ns.fhir.shapes import Resource
+from fhir_ns.fhir.shapes import CodeableConcept, Coding, Resource
 from fhir_ns.terminology import Terminology
 from fhir_ns.validate.bindings import check_bindings
 from fhir_ns.validate.elements import walk
@@ -63,10 +62,8 @@ class EntryGate:
         """
         if rtype not in self.types:
             return []
-        if shaped is not None and rtype in self.known:
-            code = msgspec.to_builtins(getattr(shaped, "code", None))  # as the dict reader would have it
-            if not _has_known_code(code, self.known[rtype]):
-                return []
+        if shaped is not None and rtype in self.known and not _has_known_shaped_code(shaped, self.known[rtype]):
+            return []
         if proves_clean(raw, rtype, self.spec.version):
             return []
         resource = orjson.loads(raw)
@@ -116,3 +113,15 @@ def _has_known_code(code: Any, known: set[tuple[str, str]]) -> bool:
     if not isinstance(codings, list):
         return True  # malformed: let layers 2-3 say what is wrong
     return any(isinstance(c, dict) and (c.get("system"), c.get("code")) in known for c in codings)
+
+
+def _has_known_shaped_code(shaped: Resource, known: set[tuple[str, str]]) -> bool:
+    """`_has_known_code` on the Struct of the entry (a JSON object is a Struct there, anything else as it is)."""
+    code = getattr(shaped, "code", None)
+    codings = code.coding if isinstance(code, CodeableConcept) else None
+    if not isinstance(codings, list):
+        return True
+    for coding in codings:  # noqa: SIM110 (any() over a generator costs more, on every Observation)
+        if isinstance(coding, Coding) and (coding.system, coding.code) in known:
+            return True
+    return False
