@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import date, timedelta
 
 from fhir_ns.rules.result import Classification, PatientResult
@@ -182,32 +181,6 @@ def _steroid_at(tl: Timeline, day: date, grace: int) -> tuple[str, str] | None:
     return best
 
 
-@dataclass(slots=True)
-class CniCourse:
-    start: date
-    end: date | None
-    exposures: list[DrugExposure]
-
-    @property
-    def drugs(self) -> list[str]:
-        return sorted({e.drug for e in self.exposures})
-
-
-def cni_courses(tl: Timeline) -> list[CniCourse]:
-    """Calcineurin-inhibitor exposures joined into courses (gaps up to the rule set's days, switching CNI included)."""
-    courses: list[CniCourse] = []
-    for e in sorted(tl.of_class("calcineurin-inhibitor"), key=lambda x: x.start):
-        last = courses[-1] if courses else None
-        if last is not None and (
-            last.end is None or e.start <= last.end + timedelta(days=tl.ruleset.cni.course_gap_days)
-        ):
-            last.exposures.append(e)
-            last.end = None if last.end is None or e.end is None else max(last.end, e.end)
-        else:
-            courses.append(CniCourse(e.start, e.end, [e]))
-    return courses
-
-
 def cni_adequacy(
     tl: Timeline, exposures: list[DrugExposure], start: date, days: int, min_dose: dict[str, BodyDose] | None = None
 ) -> tuple[bool | None, str, tuple[str, ...]]:
@@ -264,7 +237,7 @@ def cni_adequacy(
 
 def _cni_response(tl: Timeline, add: _Adder) -> None:
     window = tl.ruleset.cni.response_window_days
-    for course in cni_courses(tl):
+    for course in tl.cni_courses():
         if tl.in_remission_on(course.start):
             add.result.notes.append(
                 f"CNI course from {course.start} started in remission (steroid-sparing use); CNI response not judged"

@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from datetime import date, timedelta
 
 from fhir_ns.catalogue import info
-from fhir_ns.rules.classify import cni_courses
 from fhir_ns.rules.result import Finding, PatientResult
 from fhir_ns.rules.steroid import Response, TrialOutcome
 from fhir_ns.timeline.formulas import gfr_category
@@ -95,7 +94,7 @@ def _cni_levels(tl: Timeline, result: PatientResult, _: object) -> None:
 
 def _cni_nephrotoxicity(tl: Timeline, result: PatientResult, _: object) -> None:
     spec = tl.ruleset.cni.nephrotoxicity
-    for course in cni_courses(tl):
+    for course in tl.cni_courses():
         baseline = tl.latest_before("creatinine", course.start, spec.baseline_lookback_days)
         if baseline is None:
             continue
@@ -129,7 +128,7 @@ def _cni_nephrotoxicity(tl: Timeline, result: PatientResult, _: object) -> None:
 
 def _cni_stopped_early(tl: Timeline, result: PatientResult, _: object) -> None:
     minimum = tl.ruleset.cni.stopped_early_days
-    for course in cni_courses(tl):
+    for course in tl.cni_courses():
         if course.end is None or course.end >= tl.as_of:
             continue
         days = (course.end - course.start).days + 1

@@ -27,6 +27,7 @@ from fhir_ns.timeline.model import ConditionFact, DrugExposure, Measurement, Pat
 PROTEINURIA = ("upcr", "protein-24h", "dipstick")
 _READING_ORDER = attrgetter("on", "measurement.source")
 _DAY = itemgetter(0)
+_START = attrgetter("start")
 _FAMILY_LABEL = {"upcr": "UPCR", "protein-24h": "24-h protein", "dipstick": "dipstick"}
 
 
@@ -239,6 +240,19 @@ class Dose(Struct, frozen=True, gc=False):
 
 
 @dataclass(slots=True)
+class CniCourse:
+    """Calcineurin-inhibitor exposures taken as one course."""
+
+    start: date
+    end: date | None
+    exposures: list[DrugExposure]
+
+    @property
+    def drugs(self) -> list[str]:
+        return sorted({e.drug for e in self.exposures})
+
+
+@dataclass(slots=True)
 class Timeline:
     facts: PatientFacts
     ruleset: RuleSet
@@ -256,8 +270,9 @@ class Timeline:
     _assessable_days: list[date] = field(default_factory=list, init=False, repr=False, compare=False)
     _days: dict[str, list[date]] = field(default_factory=dict, init=False, repr=False, compare=False)
     _sizes: dict[date, BodySize] = field(default_factory=dict, init=False, repr=False, compare=False)
-    _classes: dict[str, tuple[DrugExposure, ...]] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _classes: dict[str, list[DrugExposure]] = field(default_factory=dict, init=False, repr=False, compare=False)
     _courses: tuple[DrugExposure, ...] | None = field(default=None, init=False, repr=False, compare=False)
+    _cni_courses: tuple[CniCourse, ...] | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def build(cls, facts: PatientFacts, ruleset: RuleSet, terminology: Terminology, as_of: date) -> Timeline:
@@ -271,9 +286,16 @@ class Timeline:
                     by_concept[m.concept] = [m]
                 else:
                     series.append(m)
+        by_class = tl._classes
         for e in facts.exposures:
             if e.start <= as_of:
-                tl.exposures.append(e if e.end is None or e.end <= as_of else replace(e, end=as_of))
+                seen = e if e.end is None or e.end <= as_of else replace(e, end=as_of)
+                tl.exposures.append(seen)
+                same_class = by_class.get(seen.drug_class)
+                if same_class is None:
+                    by_class[seen.drug_class] = [seen]
+                else:
+                    same_class.append(seen)
         tl.conditions = [c for c in facts.conditions if c.onset is None or c.onset <= as_of]
         judge = tl.judge
         tl.readings = readings = [judge(m) for c in PROTEINURIA for m in by_concept.get(c, ())]
@@ -371,7 +393,7 @@ class Timeline:
     # -- remission, relapse, episodes -------------------------------------------------------------
     def complete_remission_after(self, after: date, episode: Episode | None = None) -> Remission | None:
         """The first complete remission strictly after `after` (dipstick: N consecutive days in range)."""
-        rs = self.ruleset.complete_remission
+        needed = self.ruleset.complete_remission.dipstick_consecutive_days
         run: list[Reading] = []
         for r in self.readings[bisect_right(self._reading_days, after) :]:
             if r.measurement.concept == "dipstick":
@@ -380,10 +402,10 @@ class Timeline:
                         run = []
                     if not run or r.on != run[-1].on:
                         run.append(r)
-                    if len(run) >= rs.dipstick_consecutive_days:
+                    if len(run) >= needed:
                         ok, extra, why = self._remission_extras(run[0].on, episode)
                         if ok:
-                            texts = ", ".join(f"{x.on}" for x in run)
+                            texts = ", ".join(str(x.on) for x in run)
                             return Remission(
                                 run[0].on,
                                 True,
@@ -503,10 +525,11 @@ class Timeline:
 
     def _steroid_escalation(self, day: date, window: int) -> tuple[DrugExposure, Dose] | None:
         """A glucocorticoid course started within `window` days after `day` at a full daily dose."""
+        last = day + timedelta(days=window)
+        fraction = self.ruleset.steroid.adequate_fraction
         for e in self.steroid_courses():
-            if day <= e.start <= day + timedelta(days=window) and not e.alternate_day:
+            if day <= e.start <= last and not e.alternate_day:
                 dose = self.daily_dose(e, e.start, "mg/d", prednisone_equivalent=True)
-                fraction = self.ruleset.steroid.adequate_fraction
                 if dose is not None and self.share_of_standard_steroid(dose.value, e.start, fraction):
                     return e, dose
         return None
@@ -571,13 +594,10 @@ class Timeline:
         return False
 
     # -- drugs -----------------------------------------------------------------------------------
-    def of_class(self, drug_class: str) -> tuple[DrugExposure, ...]:
-        found = self._classes.get(drug_class)
-        if found is None:
-            found = self._classes[drug_class] = tuple(e for e in self.exposures if e.drug_class == drug_class)
-        return found
+    def of_class(self, drug_class: str) -> Sequence[DrugExposure]:
+        return self._classes.get(drug_class, ())
 
-    def glucocorticoids(self) -> tuple[DrugExposure, ...]:
+    def glucocorticoids(self) -> Sequence[DrugExposure]:
         return self.of_class("glucocorticoid")
 
     def steroid_courses(self) -> tuple[DrugExposure, ...]:
@@ -585,6 +605,21 @@ class Timeline:
         if self._courses is None:
             self._courses = tuple(e for e in self.glucocorticoids() if not e.single_administration and e.route != "iv")
         return self._courses
+
+    def cni_courses(self) -> tuple[CniCourse, ...]:
+        """Calcineurin-inhibitor exposures joined into courses (gaps up to the rule set's days, switching CNI included)."""
+        if self._cni_courses is None:
+            gap = timedelta(days=self.ruleset.cni.course_gap_days)
+            courses: list[CniCourse] = []
+            for e in sorted(self.of_class("calcineurin-inhibitor"), key=_START):
+                last = courses[-1] if courses else None
+                if last is not None and (last.end is None or e.start <= last.end + gap):
+                    last.exposures.append(e)
+                    last.end = None if last.end is None or e.end is None else max(last.end, e.end)
+                else:
+                    courses.append(CniCourse(e.start, e.end, [e]))
+            self._cni_courses = tuple(courses)
+        return self._cni_courses
 
     def standard_steroid_dose(self, day: date, alternate_day: bool = False) -> Dose | None:
         """The rule set's standard prednis(ol)one dose for this patient on `day` (mg/day), or None."""
@@ -610,10 +645,10 @@ class Timeline:
         """The exposure's daily dose on `day` in mg/d, mg/kg/d or mg/m2/d (None if it cannot be computed)."""
         if e.daily_dose is None:
             return None
-        size = self.body_size(day)
         mg = e.daily_dose
         sources = [e.source]
         if e.dose_basis in ("mg/kg", "mg/m2"):
+            size = self.body_size(day)
             divisor = size.weight_kg if e.dose_basis == "mg/kg" else size.bsa_m2
             if divisor is None:
                 return None
@@ -623,6 +658,7 @@ class Timeline:
             mg *= self.terminology.drugs[e.drug].prednisone_equivalent or 1.0
         if unit == "mg/d":
             return Dose(mg, unit, tuple(sources))
+        size = self.body_size(day)
         divisor = size.weight_kg if unit == "mg/kg/d" else size.bsa_m2
         if divisor is None:
             return None
