@@ -151,10 +151,13 @@ class _Schema:
         if binding is not None:
             checks.append(_coding_check(binding, many=binding.kind == "CodeableConcept"))
         required = {name for name, _ in model.model_construct().get_required_fields()}
+        required |= {info.alias or name for name, info in model.model_fields.items() if info.is_required()}
+        if required - {plan.alias for plan in plans}:
+            checks.append(_never)  # a required element the schema does not model: absent or not, not proven
         resource = {"tag_field": "resourceType", "tag": model.__resource_type__} if model.has_resource_base() else {}
         cls = msgspec.defstruct(
             f"{model.__name__}_{base.replace('.', '_')}",
-            [(p.name, Any) if p.required or p.alias in required else (p.name, Any, UNSET) for p in plans],
+            [(p.name, Any) if p.alias in required else (p.name, Any, UNSET) for p in plans],
             kw_only=True,
             forbid_unknown_fields=True,
             rename={p.name: p.alias for p in plans},
@@ -178,7 +181,6 @@ class _Schema:
             return None
         alias = info.alias or name
         inner, many = _unwrap(info.annotation)
-        required = info.is_required()
         if alias.startswith("_"):  # a primitive's id and extensions: walk names their children Element.<element>
             typ, child_base, binding = None, "Element", None
         else:
@@ -193,14 +195,14 @@ class _Schema:
         if is_resource or typ == "Resource":  # contained: a resource, of the type its resourceType says
             if is_resource != (typ == "Resource"):
                 return None  # a resource where walk sees none, or the other way round
-            return _Field(name, alias, required, lambda: _listed(self.resources(), many))
+            return _Field(name, alias, lambda: _listed(self.resources(), many))
         if isinstance(inner, type) and issubclass(inner, FhirBase):
             target = inner.get_model_klass()
             if binding is not None and binding.kind == "code":
                 binding = None  # a code binding on an element: layer 3 checks only string values
             elif binding is not None and (binding.kind != target.__name__ or binding.kind not in _CODED):
                 return None  # a coded binding on another type: layer 3 always fails it
-            return _Field(name, alias, required, lambda: _listed(self.struct(target, child_base, binding), many))
+            return _Field(name, alias, lambda: _listed(self.struct(target, child_base, binding), many))
         primitive = _primitive_name(inner)
         value_type = _PRIMITIVES.get(primitive or "")
         if value_type is None:
@@ -213,13 +215,12 @@ class _Schema:
                 if not allowed:
                     return None
                 value_type = Literal[allowed]
-        return _Field(name, alias, required, lambda: _listed(value_type, many))
+        return _Field(name, alias, lambda: _listed(value_type, many))
 
 
 class _Field(typing.NamedTuple):
     name: str
     alias: str
-    required: bool
     resolve: Callable[[], Any]
 
 
@@ -291,6 +292,10 @@ def _one_of(names: list[str], required: bool) -> Check:
             raise ValueError("choice")
 
     return check
+
+
+def _never(self: Any) -> None:
+    raise ValueError("not modelled")
 
 
 def _has_id_or_extension(self: Any) -> None:
