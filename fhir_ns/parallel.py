@@ -78,7 +78,7 @@ def _read(job: tuple[int, Unit]) -> Part:
     gate: EntryGate | None = _state["gate"]
     collector = FactCollector(config.terminology, [])
     collector.begin_unit(index)
-    collector.read([unit], gate.check if gate else None)
+    collector.read([unit], gate)
     return collector.export(index, unit.lines())
 
 

@@ -68,7 +68,7 @@ def read_input(
 ) -> FactCollector:
     """Read every input into a collector; with a gate, each entry passes it first (as a dict)."""
     collector = FactCollector(config.terminology, problems, spill)
-    collector.read(whole_files(inputs), gate.check if gate else None)
+    collector.read(whole_files(inputs), gate)
     return collector
 
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 import orjson
@@ -22,7 +22,7 @@ import orjson
 from fhir_ns.fhir import shapes
 from fhir_ns.fhir.dates import DAY_CACHE, DateError, parse_birth_date, parse_day
 from fhir_ns.fhir.problems import Location, Problem, Severity
-from fhir_ns.fhir.reader import Entry, Unit, read_units, scan
+from fhir_ns.fhir.reader import Entry, Unit, scan
 from fhir_ns.fhir.shapes import (
     UNSET,
     AdministrationDosage,
@@ -81,6 +81,14 @@ DOSE_UNITS = {
 }
 _TYPE_NAMES = {t: str(t.__struct_config__.tag) for t in shapes.Shaped.__args__}  # type: ignore[attr-defined]
 _UNIT_SHIFT = 32  # Stored.seq = unit << 32 | order within the unit
+
+
+class Gate(Protocol):
+    """What `read` asks of a validation gate (fhir_ns.validate.gate.EntryGate)."""
+
+    def check(self, entry: Entry) -> Sequence[Problem]: ...
+
+    def check_raw(self, raw: bytes, rtype: str, location: Location, shaped: Any = None) -> Sequence[Problem]: ...
 
 
 class _Refused(Exception):
@@ -177,27 +185,31 @@ class FactCollector:
         for entry in entries:
             self.add(entry)
 
-    def read(self, units: Iterable[Unit], check: Callable[[Entry], Sequence[Problem]] | None = None) -> None:
-        """Read every resource of the units: typed (the fast path), or with `check` (fhir-ns validate's
-        entry gate) each entry as a dict, checked first (see `add`)."""
-        if check is not None:
-            for entry in read_units(units, self.problems):
-                self.add(entry, check(entry))
-            return
+    def read(self, units: Iterable[Unit], gate: Gate | None = None) -> None:
+        """Read every resource of the units (typed: the fast path); with `gate` (convert's validation
+        gate), each entry is checked first and what it finds follows the entry (see `add`)."""
         add = self._add
         usual = self._usual_observation
         counts = self.counts
+        found: Sequence[Problem] = ()
         for resource, raw, name, index, line, full_url in scan(units, self.problems, typed=True):
-            if type(resource) is shapes.Observation and usual(resource, raw or b"", name, index, line):
-                continue
             if type(resource) is dict:
+                entry = Entry(resource, Location(name, index, line), full_url)
+                if gate is not None:
+                    self.add(entry, gate.check(entry))
+                    continue
                 rtype = resource["resourceType"]
                 if rtype not in READ_TYPES:
                     counts[rtype] = counts.get(rtype, 0) + 1
                     continue
-                self.add(Entry(resource, Location(name, index, line), full_url))
-            else:
-                add(resource, raw or b"", name, index, line, full_url, ())
+                self.add(entry)
+                continue
+            raw = raw or b""
+            if gate is not None:
+                found = gate.check_raw(raw, _TYPE_NAMES[type(resource)], Location(name, index, line), resource)
+            if not found and type(resource) is shapes.Observation and usual(resource, raw, name, index, line):
+                continue
+            add(resource, raw, name, index, line, full_url, found)
 
     def add(self, entry: Entry, found: Sequence[Problem] = ()) -> None:
         """Read one entry. `found`: problems already found with it (fhir-ns validate's entry gate); they
