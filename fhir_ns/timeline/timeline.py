@@ -239,6 +239,22 @@ class Dose(Struct, frozen=True, gc=False):
         return f"{self.value:.0f} {self.unit}" if self.value >= 10 else f"{self.value:.2g} {self.unit}"
 
 
+_Series = tuple[Sequence[Measurement], Sequence[date]]  # measurements in day order, and their days
+
+
+def _with_days(series: list[Measurement]) -> _Series:
+    return series, [m.on for m in series]
+
+
+def _latest_within(series: _Series, day: date, window: timedelta) -> Measurement | None:
+    """The last measurement on or before `day`, if no older than `window`."""
+    measurements, days = series
+    index = bisect_right(days, day)
+    if index and day - days[index - 1] <= window:
+        return measurements[index - 1]
+    return None
+
+
 @dataclass(slots=True)
 class CniCourse:
     """Calcineurin-inhibitor exposures taken as one course."""
@@ -268,7 +284,8 @@ class Timeline:
     _criteria: _Criteria = field(init=False, repr=False, compare=False)
     _reading_days: list[date] = field(default_factory=list, init=False, repr=False, compare=False)
     _assessable_days: list[date] = field(default_factory=list, init=False, repr=False, compare=False)
-    _days: dict[str, list[date]] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _weights: _Series = field(default=((), ()), init=False, repr=False, compare=False)
+    _heights: _Series = field(default=((), ()), init=False, repr=False, compare=False)
     _sizes: dict[date, BodySize] = field(default_factory=dict, init=False, repr=False, compare=False)
     _classes: dict[str, list[DrugExposure]] = field(default_factory=dict, init=False, repr=False, compare=False)
     _courses: tuple[DrugExposure, ...] | None = field(default=None, init=False, repr=False, compare=False)
@@ -287,6 +304,8 @@ class Timeline:
                 else:
                     series.append(m)
         by_class = tl._classes
+        tl._weights = _with_days(by_concept.get("weight", []))
+        tl._heights = _with_days(by_concept.get("height", []))
         for e in facts.exposures:
             if e.start <= as_of:
                 seen = e if e.end is None or e.end <= as_of else replace(e, end=as_of)
@@ -316,26 +335,14 @@ class Timeline:
         """Weight and height nearest before `day` within the rule set's window (None when too old)."""
         size = self._sizes.get(day)
         if size is None:
-            w, h = self._latest_on_or_before("weight", day), self._latest_on_or_before("height", day)
+            window = self._criteria.anthropometry_window
+            w, h = _latest_within(self._weights, day, window), _latest_within(self._heights, day, window)
             sources: tuple[str, ...] = () if w is None else (w.source,)
             if h is not None:
                 sources += (h.source,)
             size = BodySize(None if w is None else w.value, None if h is None else h.value, sources)
             self._sizes[day] = size
         return size
-
-    def _latest_on_or_before(self, concept: str, day: date) -> Measurement | None:
-        """The last of the concept's measurements on or before `day`, if within the anthropometry window."""
-        series = self.measurements.get(concept)
-        if not series:
-            return None
-        days = self._days.get(concept)
-        if days is None:
-            days = self._days[concept] = [m.on for m in series]
-        index = bisect_right(days, day)
-        if index and day - days[index - 1] <= self._criteria.anthropometry_window:
-            return series[index - 1]
-        return None
 
     # -- proteinuria -----------------------------------------------------------------------------
     def judge(self, m: Measurement) -> Reading:
