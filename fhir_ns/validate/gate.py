@@ -46,7 +46,7 @@ class EntryGate:
         """Problems of one entry as read: a dict, or a `shapes` Struct with its JSON text."""
         resource = entry.resource
         if not isinstance(resource, dict):
-            return self.check_raw(entry.raw, resource.resource_type, entry.location, resource) if entry.raw else []
+            return self.check_raw(entry.raw or b"", resource.resource_type, entry.location, resource)
         if not self._checks(resource):
             return []
         raw = _as_json(resource)
@@ -58,9 +58,10 @@ class EntryGate:
         """Problems of one entry given as its JSON text, `rtype` its resourceType: what `check` finds in it.
 
         `shaped`, the entry's `shapes` Struct if the caller has decoded it, lets an Observation or Condition
-        whose code the mappings do not know be passed over without looking at the text.
+        whose code the mappings do not know be passed over without looking at the text. No text, no problems,
+        as for a typed entry without its text.
         """
-        if rtype not in self.types:
+        if rtype not in self.types or not raw:
             return []
         if shaped is not None and rtype in self.known and not _has_known_shaped_code(shaped, self.known[rtype]):
             return []
