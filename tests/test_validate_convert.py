@@ -116,3 +116,13 @@ def test_convert_does_not_refuse_a_patient_for_a_flaw_in_an_observation_the_clas
     used = {**unrelated, "code": {"coding": [{"system": "http://loinc.org", "code": "2890-2"}]}}
     assert gate.check(Entry(unrelated, Location("f.json", 0))) == []
     assert [p.element for p in gate.check(Entry(used, Location("f.json", 0)))] == ["status"]
+
+
+def test_a_coding_whose_system_or_code_is_not_text_is_refused_not_a_crash(tmp_path: Path) -> None:
+    listed = obs("b1", "34366-5", 600, "mg/mmol", subject="Patient/bad", when="2023-01-02")
+    listed["code"]["coding"][0]["system"] = ["http://loinc.org"]
+    result, patients = convert(two_patients(tmp_path, listed), tmp_path)
+    assert result.exit_code == INPUT_SKIPPED
+    assert result.exception is None or isinstance(result.exception, SystemExit)  # not a crash
+    assert "code.coding[0].system" in result.stderr and "entry not used" in result.stderr
+    assert "Patient/bad" not in patients and "Patient/good" in patients

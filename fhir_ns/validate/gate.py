@@ -113,7 +113,14 @@ def _has_known_code(code: Any, known: set[tuple[str, str]]) -> bool:
     codings = code.get("coding") if isinstance(code, dict) else None
     if not isinstance(codings, list):
         return True  # malformed: let layers 2-3 say what is wrong
-    return any(isinstance(c, dict) and (c.get("system"), c.get("code")) in known for c in codings)
+    return any(isinstance(c, dict) and _known(c.get("system"), c.get("code"), known) for c in codings)
+
+
+def _known(system: Any, code: Any, known: set[tuple[str, str]]) -> bool:
+    """A known (system, code), or one that is not text at all (malformed: checked, so the layers say so)."""
+    if not isinstance(system, str | None) or not isinstance(code, str | None):
+        return True
+    return (system, code) in known
 
 
 def _has_known_shaped_code(shaped: Resource, known: set[tuple[str, str]]) -> bool:
@@ -123,6 +130,6 @@ def _has_known_shaped_code(shaped: Resource, known: set[tuple[str, str]]) -> boo
     if not isinstance(codings, list):
         return True
     for coding in codings:  # noqa: SIM110 (any() over a generator costs more, on every Observation)
-        if isinstance(coding, Coding) and (coding.system, coding.code) in known:
+        if isinstance(coding, Coding) and _known(coding.system, coding.code, known):
             return True
     return False
