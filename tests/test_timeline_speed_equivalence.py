@@ -4,8 +4,11 @@ sentence made when asked) gives the answers it gave when everything was worked o
 Unless said otherwise the child is 6 years old, 20 kg and 115 cm, under ipna-2022-child.
 """
 
+from datetime import date, timedelta
+
 import pytest
 
+from fhir_ns.timeline.formulas import age_years, completed_years
 from fhir_ns.timeline.timeline import Level
 from tests.chart import Chart, day
 
@@ -62,3 +65,10 @@ def test_a_remission_is_looked_for_strictly_after_the_day_given():
     remission = tl.complete_remission_after(day(5))
     assert remission is not None and remission.on == day(9)
     assert tl.complete_remission_after(day(4)).on == day(5)
+
+
+@pytest.mark.parametrize("birth", [date(2006, 2, 28), date(2008, 2, 29), date(2005, 3, 1), date(2006, 12, 31)])
+def test_the_child_formula_is_chosen_by_birthdays_passed_exactly_when_the_age_is_under_18(birth):
+    for offset in range(-3, 370):
+        on = date(birth.year + 18, 1, 1) + timedelta(days=offset)
+        assert (completed_years(birth, on) < 18) == (age_years(birth, on) < 18), on

@@ -38,9 +38,14 @@ def gfr_category(egfr: float) -> str:
 
 def age_years(birth: date, day: date) -> float:
     """Age in years on `day`: completed years (birthdays counted by the calendar) plus the year's fraction."""
-    years = day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
+    years = completed_years(birth, day)
     last, length = _year_of_age(birth, birth.year + years)
     return years + (day - last).days / length
+
+
+def completed_years(birth: date, day: date) -> int:
+    """Birthdays passed by `day` (age_years without the fraction, which never reaches the next birthday)."""
+    return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
 
 
 @lru_cache(maxsize=4096)

@@ -21,7 +21,7 @@ from msgspec.structs import replace
 
 from fhir_ns.ruleset import ProteinuriaCriteria, RuleSet, Threshold
 from fhir_ns.terminology import Terminology
-from fhir_ns.timeline.formulas import age_years, bsa_mosteller, ckd_epi_2021, schwartz_bedside
+from fhir_ns.timeline.formulas import age_years, bsa_mosteller, ckd_epi_2021, completed_years, schwartz_bedside
 from fhir_ns.timeline.model import ConditionFact, DrugExposure, Measurement, PatientFacts
 
 PROTEINURIA = ("upcr", "protein-24h", "dipstick")
@@ -326,11 +326,6 @@ class Timeline:
         return tl
 
     # -- people ----------------------------------------------------------------------------------
-    def age_years(self, day: date) -> float | None:
-        if self.facts.birth_date is None:
-            return None
-        return age_years(self.facts.birth_date, day)
-
     def body_size(self, day: date) -> BodySize:
         """Weight and height nearest before `day` within the rule set's window (None when too old)."""
         size = self._sizes.get(day)
@@ -698,20 +693,19 @@ class Timeline:
             (m.on, m.value, (m.source,), "reported") for m in self.measurements.get("egfr", [])
         ]
         reported_days = {d for d, *_ in out}
+        birth, sex = self.facts.birth_date, self.facts.sex
         for m in self.measurements.get("creatinine", []):
-            if m.on in reported_days:
+            if m.on in reported_days or birth is None:
                 continue
-            age = self.age_years(m.on)
-            if age is None:
-                continue
-            if age < 18:
+            if completed_years(birth, m.on) < 18:  # age under 18 (the fraction of a year never adds a birthday)
                 size = self.body_size(m.on)
                 if size.height_cm is None:
                     continue
                 out.append(
                     (m.on, schwartz_bedside(size.height_cm, m.value), (m.source, *size.sources), "bedside Schwartz")
                 )
-            elif self.facts.sex in ("male", "female"):
-                out.append((m.on, ckd_epi_2021(m.value, age, self.facts.sex == "female"), (m.source,), "CKD-EPI 2021"))
+            elif sex in ("male", "female"):
+                age = age_years(birth, m.on)
+                out.append((m.on, ckd_epi_2021(m.value, age, sex == "female"), (m.source,), "CKD-EPI 2021"))
         out.sort(key=_DAY)
         return out
