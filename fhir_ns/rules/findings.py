@@ -210,11 +210,10 @@ def _dose_ranges(tl: Timeline, result: PatientResult, _: object) -> None:
 def _raas(tl: Timeline, result: PatientResult, _: object) -> None:
     days = tl.ruleset.raas_persistent_proteinuria_days
     assessable = tl.assessable
-    remission = Level.REMISSION
-    if not assessable or assessable[-1].level is remission:
+    if not assessable or assessable[-1].level is Level.REMISSION:
         return
     start = len(assessable) - 1
-    while start > 0 and assessable[start - 1].level is not remission:
+    while start > 0 and assessable[start - 1].level is not Level.REMISSION:
         start -= 1
     first, last = assessable[start], assessable[-1]
     if (last.on - first.on).days < days:
