@@ -388,10 +388,7 @@ class FactCollector:
     def _accepted_unit(self, concept: Concept, quantity: Quantity) -> tuple[float, str, float, float] | None:
         """(factor, family, plausible low, high) of a quantity's unit for a concept, as `_observation`
         reads it; None when it would refuse the unit."""
-        unit = quantity.code
-        if type(unit) is not str or (quantity.system is not None and quantity.system != UCUM):
-            unit = _unit(quantity)
-        rule = concept.unit_rule(unit)
+        rule = concept.unit_rule(_unit(quantity))
         if rule is None:
             return None
         low, high = concept.plausible.get(rule.family) or (-math.inf, math.inf)
@@ -510,12 +507,8 @@ class FactCollector:
         value = quantity.value
         if type(value) is not float and type(value) is not int:  # JSON numbers only (not true/false)
             raise _Refused(f"valueQuantity.value is not a number: {value!r}", "valueQuantity.value", "value")
-        unit = quantity.code
-        if type(unit) is not str or (quantity.system is not None and quantity.system != UCUM):
-            unit = _unit(quantity)
-        rule = concept.units.get(unit) if unit is not None else None  # type: ignore[arg-type]
-        if rule is None:
-            rule = concept.unit_rule(unit)
+        unit = _unit(quantity)
+        rule = concept.unit_rule(unit)
         if rule is None:
             accepted = ", ".join(concept.units) or "none"
             raise _Refused(
