@@ -53,6 +53,8 @@ class Concept:
     plausible: dict[str, tuple[float, float]]
     ordinal: bool = False
     genetic: bool = False
+    equation: str | None = None  # an eGFR: the equation the lab used ("CKD-EPI 2021")
+    equation_for: str | None = None  # ... and the population it was made for: "adult" | "child"
 
     def unit_rule(self, unit: str | None) -> UnitRule | None:
         if unit is None:
@@ -181,6 +183,8 @@ def _load_concepts(path: Path) -> dict[str, Concept]:
             plausible={f: (float(lo), float(hi)) for f, (lo, hi) in (spec.get("plausible") or {}).items()},
             ordinal=bool(spec.get("ordinal", False)),
             genetic=bool(spec.get("genetic", False)),
+            equation=spec.get("equation"),
+            equation_for=spec.get("equation_for"),
         )
     return out
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
+from functools import partial
 from typing import Any, Protocol
 
 import msgspec
@@ -43,7 +44,7 @@ from fhir_ns.fhir.shapes import (
 )
 from fhir_ns.fhir.store import NO_PATIENT, Pending, RecordStore, SpillLimit, Stored, StoredProblem
 from fhir_ns.terminology import Concept, Terminology
-from fhir_ns.timeline.model import ConditionFact, DrugExposure, GeneticResult, Measurement, PatientFacts
+from fhir_ns.timeline.model import ConditionFact, DrugExposure, GeneticResult, Measurement, PatientFacts, Taper
 
 UCUM = "http://unitsofmeasure.org"
 READ_TYPES = shapes.READ_TYPES
@@ -646,7 +647,7 @@ class FactCollector:
                 return Pending(reference, res)
         return self._exposure(rtype, res, concept, source, draft)
 
-    def _exposure(self, rtype: str, res: Any, concept: Any, source: str, draft: _Draft) -> DrugExposure | None:
+    def _exposure(self, rtype: str, res: Any, concept: Any, source: str, draft: _Draft) -> DrugExposure | Taper | None:
         drug_name, by_name = self._drug(concept)
         if drug_name is None:
             return None
@@ -660,10 +661,9 @@ class FactCollector:
                 "medication[x]",
             )
         status = res.status
-        dosages: list[Any]
         if rtype == "MedicationAdministration":
-            dosages = [res.dosage] if isinstance(res.dosage, AdministrationDosage) else []
-            start, end = self._period(
+            given = [res.dosage] if isinstance(res.dosage, AdministrationDosage) else []
+            start, _ = self._period(
                 res,
                 (
                     "effectiveDateTime",
@@ -674,33 +674,119 @@ class FactCollector:
                     "occurrencePeriod",
                 ),
             )
-            end = start
-            daily, basis, alternate = self._administered_dose(dosages)
-            single = True
+            daily, basis = self._administered_dose(given)
+            return DrugExposure(
+                drug_name, drug.drug_class, start, start, daily, basis, source, False, _route(given), True, by_name
+            )
+        listed = res.dosage if rtype == "MedicationStatement" else res.dosageInstruction
+        dosages = [d for d in listed if isinstance(d, Dosage)] if isinstance(listed, list) else []
+        phases = _phases(dosages)
+        if rtype == "MedicationStatement":
+            start, end = self._period(res, ("effectivePeriod", "effectiveDateTime"))
+        elif not phases:
+            start, end = self._request_period(res, dosages)
         else:
-            listed = res.dosage if rtype == "MedicationStatement" else res.dosageInstruction
-            dosages = [d for d in listed if isinstance(d, Dosage)] if isinstance(listed, list) else []
-            if rtype == "MedicationStatement":
-                start, end = self._period(res, ("effectivePeriod", "effectiveDateTime"))
-            else:
-                start, end = self._request_period(res, dosages)
-            daily, basis, alternate = self._daily_dose(dosages, draft)
-            single = False
-            if end is None and not _is_in(status, ONGOING_STATUSES):
+            start, end = self._order_period(res, phases[0])
+        if end is None and not _is_in(status, ONGOING_STATUSES):
+            self._note(
+                draft,
+                "warning",
+                "incomplete",
+                f"status {status} but no end date; counted as one day",
+                "effective[x]",
+            )
+            end = start
+        if end is not None and end < start:
+            raise _Refused(f"ends ({end}) before it starts ({start})", "effectivePeriod", "value")
+        made = partial(DrugExposure, drug_name, drug.drug_class, source=source, matched_by_name=by_name)
+        if phases == []:
+            why = "some dosage instructions have a sequence number and others none, so their order cannot be read"
+            self._note(
+                draft, "warning", "incomplete", f"{why}; dose-based rules cannot use this order", "dosage.sequence"
+            )
+            return made(start, end, None, "mg", route=_route(dosages), dose_unknown=why)
+        if phases is None:
+            daily, basis, alternate, high = self._daily_dose(dosages, draft)
+            return made(start, end, daily, basis, alternate_day=alternate, route=_route(dosages), daily_dose_high=high)
+        return Taper(tuple(self._taper_phases(phases, start, end, made, draft)), source)
+
+    def _taper_phases(
+        self,
+        phases: list[list[Dosage]],
+        start: date,
+        end: date | None,
+        made: Callable[..., DrugExposure],
+        draft: _Draft,
+    ) -> Iterator[DrugExposure]:
+        """Each phase of a sequenced order as an exposure with its own dates, dose and frequency (RULES §6b).
+
+        A phase starts on its `boundsPeriod.start`, else the day after the previous phase ends; it ends on
+        its `boundsPeriod.end`, after its `boundsDuration`, or (the last phase) with the order. A phase
+        that cannot be placed makes the rest of the order one exposure whose dose is unknown, saying why.
+        """
+        cursor = start
+        for number, phase in enumerate(phases, 1):
+            bounds = _phase_bounds(phase)
+            first = self._bound_day(bounds, "start") or cursor
+            last = self._bound_day(bounds, "end")
+            if last is None and bounds is not None and isinstance(bounds.boundsDuration, Quantity):
+                last = (
+                    first + _duration(bounds.boundsDuration, "dosage.timing.repeat.boundsDuration") - timedelta(days=1)
+                )
+            if last is None and number < len(phases):
+                why = (
+                    f"dosage phase {number} of {len(phases)} (from {first}) has no end (boundsPeriod.end or "
+                    f"boundsDuration), so the phases after it cannot be placed in time"
+                )
                 self._note(
                     draft,
                     "warning",
                     "incomplete",
-                    f"status {status} but no end date; counted as one day",
-                    "effective[x]",
+                    f"{why}; dose-based rules cannot use this order from {first}",
+                    "dosage.timing.repeat",
                 )
-                end = start
-        if end is not None and end < start:
-            raise _Refused(f"ends ({end}) before it starts ({start})", "effectivePeriod", "value")
-        route = _route(dosages)
-        return DrugExposure(
-            drug_name, drug.drug_class, start, end, daily, basis, source, alternate, route, single, by_name
-        )
+                yield made(first, end, None, "mg", route=_route(phase), dose_unknown=why)
+                return
+            if last is None or (end is not None and last > end):
+                last = end  # the last phase runs with the order; a stopped order cuts its phases short
+            if end is not None and first > end:
+                return  # the order stopped before this phase began
+            if last is not None and last < first:
+                raise _Refused(
+                    f"dosage phase {number} ends ({last}) before it starts ({first})", "dosage.timing.repeat", "value"
+                )
+            daily, basis, alternate, high = self._daily_dose(phase, draft)
+            yield made(first, last, daily, basis, alternate_day=alternate, route=_route(phase), daily_dose_high=high)
+            if last is None:
+                return
+            cursor = last + timedelta(days=1)
+
+    def _bound_day(self, repeat: Repeat | None, key: str) -> date | None:
+        if repeat is None or not isinstance(repeat.boundsPeriod, dict) or repeat.boundsPeriod.get(key) is None:
+            return None
+        try:
+            return parse_day(repeat.boundsPeriod[key])
+        except DateError as exc:
+            raise _Refused(str(exc), f"dosage.timing.repeat.boundsPeriod.{key}", "value") from exc
+
+    def _order_period(self, req: shapes.MedicationRequest, first_phase: list[Dosage]) -> tuple[date, date | None]:
+        """A sequenced order's own period: it starts with its first phase (else its validity or authoring) and
+        ends with its validity period or expected supply; its phases give their own dates."""
+        dispense = req.dispenseRequest if isinstance(req.dispenseRequest, DispenseRequest) else None
+        validity = dispense.validityPeriod if dispense is not None and isinstance(dispense.validityPeriod, dict) else {}
+        start = self._bound_day(_phase_bounds(first_phase), "start")
+        if start is None:
+            start = (
+                self._period(dispense, ("validityPeriod",))[0]
+                if validity.get("start")
+                else self._period(req, ("authoredOn",))[0]
+            )
+        if validity.get("end") is not None:
+            return start, self._period(dispense, ("validityPeriod",))[1]
+        supply = dispense.expectedSupplyDuration if dispense is not None else None
+        if isinstance(supply, Quantity):
+            return start, start + _duration(supply, "dispenseRequest.expectedSupplyDuration") - timedelta(days=1)
+        return start, None
 
     def _drug(self, concept: Any) -> tuple[str | None, bool]:
         known = self._drugs  # the answers for codes and names already looked up
@@ -759,15 +845,16 @@ class FactCollector:
             return start, start + _duration(supply, "dispenseRequest.expectedSupplyDuration") - timedelta(days=1)
         return start, None
 
-    def _daily_dose(self, dosages: list[Dosage], draft: _Draft) -> tuple[float | None, str, bool]:
-        total = 0.0
+    def _daily_dose(self, dosages: list[Dosage], draft: _Draft) -> tuple[float | None, str, bool, float | None]:
+        """(daily dose, its basis, alternate-day?, the high end when a dose is a range) of concurrent dosages."""
+        low = high = 0.0
         basis: str | None = None
-        alternate = False
+        alternate = ranged = False
         for dosage in dosages:
             amount = _dose_amount(dosage.doseAndRate)
             if amount is None:
                 continue
-            per_admin, unit = amount
+            least, most, unit = amount
             per_day = _administrations_per_day(dosage.timing)
             if per_day is None:
                 self._note(draft, "warning", "incomplete", "dosage has no timing; taken as once a day", "dosage.timing")
@@ -775,21 +862,23 @@ class FactCollector:
             if basis is not None and basis != unit:
                 raise _Refused(f"dosages mix {basis} and {unit}", "dosage.doseAndRate", "value")
             basis = unit
-            total += per_admin * per_day
+            low += least * per_day
+            high += most * per_day
+            ranged = ranged or most != least
             alternate = alternate or abs(per_day - 0.5) < 1e-9
         if basis is None:
             if dosages:
                 self._note(draft, "warning", "incomplete", "no dose quantity; dose-based rules cannot use it", "dosage")
-            return None, "mg", False
-        return total, basis, alternate
+            return None, "mg", False, None
+        return low, basis, alternate, high if ranged else None
 
-    def _administered_dose(self, dosages: list[AdministrationDosage]) -> tuple[float | None, str, bool]:
+    def _administered_dose(self, dosages: list[AdministrationDosage]) -> tuple[float | None, str]:
         for dosage in dosages:
             if isinstance(dosage.dose, Quantity):
                 amount = _quantity_mg(dosage.dose, "dosage.dose")
                 if amount:
-                    return amount[0], amount[1], False
-        return None, "mg", False
+                    return amount[0], amount[1]
+        return None, "mg"
 
     # -- grouping --------------------------------------------------------------------------------
     def patients(self) -> list[PatientInput]:
@@ -988,7 +1077,7 @@ class FactCollector:
             settled.notes[kept.seq] = notes
         return settled
 
-    def _resolve(self, record: Stored, pending: Pending, source: str) -> DrugExposure | None:
+    def _resolve(self, record: Stored, pending: Pending, source: str) -> DrugExposure | Taper | None:
         draft: _Draft = (record.problems, f"{record.rtype}/{record.rid}" if record.rid else None)
         if pending.medication_ref in self._refused_medications:
             draft[0].append(
@@ -1046,7 +1135,7 @@ def _duplicate_note(record: Stored, severity: str, message: str) -> StoredProble
     return (severity, "duplicate", message, None, f"{record.rtype}/{record.rid}")
 
 
-def _file(facts: PatientFacts, payload: Measurement | DrugExposure | ConditionFact | GeneticResult) -> None:
+def _file(facts: PatientFacts, payload: Measurement | DrugExposure | Taper | ConditionFact | GeneticResult) -> None:
     """File a fact in its list; the sources of measurements are gathered once all are filed."""
     if type(payload) is Measurement:
         facts.measurements.append(payload)
@@ -1054,6 +1143,8 @@ def _file(facts: PatientFacts, payload: Measurement | DrugExposure | ConditionFa
     facts.sources.add(payload.source)
     if isinstance(payload, DrugExposure):
         facts.exposures.append(payload)
+    elif isinstance(payload, Taper):
+        facts.exposures.extend(payload.phases)
     elif isinstance(payload, ConditionFact):
         facts.conditions.append(payload)
     elif isinstance(payload, GeneticResult):
@@ -1095,7 +1186,7 @@ def _unit(quantity: Quantity) -> str | None:
     return unit if isinstance(unit, str) else (code if isinstance(code, str) else None)
 
 
-def _quantity_mg(quantity: Quantity, element: str) -> tuple[float, str] | None:
+def _quantity_mg(quantity: Quantity, element: str) -> tuple[float, str]:
     value = quantity.value
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         raise _Refused(f"dose is not a number: {value!r}", element, "value")
@@ -1108,14 +1199,16 @@ def _quantity_mg(quantity: Quantity, element: str) -> tuple[float, str] | None:
     return float(value) * rule[1], rule[0]
 
 
-def _dose_amount(dose_and_rate: Any) -> tuple[float, str] | None:
+def _dose_amount(dose_and_rate: Any) -> tuple[float, float, str] | None:
+    """(low, high, basis) of one administration: equal ends for a quantity, both ends of a range."""
     if not isinstance(dose_and_rate, list):
         return None
     for item in dose_and_rate:
         if not isinstance(item, DoseAndRate):
             continue
         if isinstance(item.doseQuantity, Quantity):
-            return _quantity_mg(item.doseQuantity, "dosage.doseAndRate.doseQuantity")
+            value, unit = _quantity_mg(item.doseQuantity, "dosage.doseAndRate.doseQuantity")
+            return value, value, unit
         dose_range = item.doseRange
         if (
             isinstance(dose_range, Range)
@@ -1124,9 +1217,32 @@ def _dose_amount(dose_and_rate: Any) -> tuple[float, str] | None:
         ):
             low = _quantity_mg(dose_range.low, "dosage.doseAndRate.doseRange.low")
             high = _quantity_mg(dose_range.high, "dosage.doseAndRate.doseRange.high")
-            if low and high and low[1] == high[1]:
-                return (low[0] + high[0]) / 2, low[1]
+            if low[1] != high[1]:
+                raise _Refused(f"dose range mixes {low[1]} and {high[1]}", "dosage.doseAndRate.doseRange", "value")
+            if high[0] < low[0]:
+                raise _Refused("dose range's high end is below its low end", "dosage.doseAndRate.doseRange", "value")
+            return low[0], high[0], low[1]
     return None
+
+
+def _phases(dosages: list[Dosage]) -> list[list[Dosage]] | None:
+    """Dosages grouped into sequenced phases (same `sequence`: concurrent), in order; None when the
+    order has one phase (no sequence numbers, or all the same); [] when the order cannot be read."""
+    numbers = {d.sequence for d in dosages}
+    if len(numbers) < 2:
+        return None
+    if any(type(n) is not int for n in numbers):
+        return []  # some have a sequence number and others none (or not a number): the order cannot be read
+    return [[d for d in dosages if d.sequence == n] for n in sorted(numbers)]
+
+
+def _phase_bounds(phase: list[Dosage]) -> Repeat | None:
+    """The timing of a phase that carries its bounds (the first of its concurrent dosages that has any)."""
+    repeats = [r for r in (_repeat(d) for d in phase) if r is not None]
+    for repeat in repeats:
+        if isinstance(repeat.boundsPeriod, dict) or isinstance(repeat.boundsDuration, Quantity):
+            return repeat
+    return repeats[0] if repeats else None
 
 
 def _repeat(dosage: Dosage) -> Repeat | None:

@@ -82,6 +82,7 @@ class DoseAndRate(Struct, gc=False):
 class Dosage(Struct, gc=False):
     """Dosage of a MedicationStatement or MedicationRequest."""
 
+    sequence: Any = None
     timing: Timing | NotObject = None
     route: CodeableConcept | NotObject = None
     doseAndRate: list[DoseAndRate | NotObject] | NotArray = None  # noqa: N815

@@ -195,19 +195,26 @@ def cni_adequacy(
         if spec is None:
             continue
         mine = [e for e in exposures if e.drug == drug]
-        mean, mean_sources = tl.mean_daily_dose(
-            mine,
-            max(start, mine[0].start),
-            max(
-                1,
-                (min(mine[-1].end or tl.as_of, start + timedelta(days=days - 1)) - max(start, mine[0].start)).days + 1,
-            ),
-        )
-        need = tl.body_dose(spec.mg_per_m2, spec.mg_per_kg, None, max(start, mine[0].start))
-        if mean is None or need is None:
+        first = max(start, mine[0].start)
+        span = max(1, (min(mine[-1].end or tl.as_of, start + timedelta(days=days - 1)) - first).days + 1)
+        mean, mean_sources = tl.mean_daily_dose(mine, first, span)
+        need = tl.body_dose(spec.mg_per_m2, spec.mg_per_kg, None, first)
+        if mean is None:
+            words.append(tl.unknown_dose(mine, mean_sources[0], first))
             continue
-        dose_known = True
+        if need is None:
+            continue
         per = need.unit.split("(")[1].rstrip(")")
+        if mean < need.value and tl.dose_ranges_in(mine, first, span):
+            most, _ = tl.mean_daily_dose(mine, first, span, high=True)
+            if most is not None and most >= need.value:
+                words.append(
+                    f"{drug} dose given as a range: mean {mean:.0f}-{most:.0f} mg/day vs minimum "
+                    f"{need.value:.0f} mg/day ({per}), adequacy cannot be shown"
+                )
+                sources += mean_sources
+                continue
+        dose_known = True
         ok = mean >= need.value
         words.append(f"{drug} mean {mean:.0f} mg/day vs minimum {need.value:.0f} mg/day ({per})")
         sources += [*mean_sources, *need.sources]
@@ -231,7 +238,8 @@ def cni_adequacy(
         if share > rs.levels_in_range_fraction:
             return True, "; ".join(words), tuple(sources)
     if not dose_known and not levels_all:
-        return None, "neither the dose per body size nor trough levels are recorded", tuple(e.source for e in exposures)
+        why = "; ".join(words) if words else "neither the dose per body size nor trough levels are recorded"
+        return None, why, tuple(dict.fromkeys([*sources, *(e.source for e in exposures)]))
     return False, "; ".join(words), tuple(sources)
 
 
@@ -389,10 +397,22 @@ def _standard_dose(
     first = exposures[0]
     dose = tl.daily_dose(first, first.start, "mg/d")
     need = tl.body_dose(spec.mg_per_m2, spec.mg_per_kg, None, first.start)
-    if dose is None or need is None:
-        return None, f"{drug} dose per body size unknown", (first.source,)
+    if dose is None:
+        return None, tl.unknown_dose(exposures, first.source, first.start), (first.source,)
+    if need is None:
+        return None, f"{drug} standard dose per body size unknown (no weight/height)", (first.source,)
     ok = dose.value >= need.value
-    return ok, f"{drug} {dose.value:.0f} mg/day vs standard {need.value:.0f} mg/day", (*dose.sources, *need.sources)
+    words = f"{drug} {dose.value:.0f} mg/day vs standard {need.value:.0f} mg/day"
+    if not ok and first.dose_range:
+        most = tl.daily_dose(first, first.start, "mg/d", high=True)
+        if most is not None and most.value >= need.value:
+            return (
+                None,
+                f"{drug} dose given as a range {dose.value:.0f}-{most.value:.0f} mg/day vs standard "
+                f"{need.value:.0f} mg/day: adequacy cannot be shown",
+                (*dose.sources, *need.sources),
+            )
+    return ok, words, (*dose.sources, *need.sources)
 
 
 def _steroid_intolerance(tl: Timeline, add: _Adder) -> None:

@@ -173,12 +173,14 @@ def _cyclophosphamide(tl: Timeline, result: PatientResult, _: object) -> None:
     if not crossed:
         return
     severity = "high" if "high" in crossed else "moderate"
+    ranged = any(e.dose_range for e in exposures)
     limit = spec.high_mg_per_kg if severity == "high" else spec.moderate_mg_per_kg
     _add(
         result,
         "cyclophosphamide-cumulative-dose",
         crossed["moderate"],
-        f"cumulative cyclophosphamide {total:.0f} mg/kg over {len(exposures)} record(s) exceeds {limit:g} mg/kg "
+        f"cumulative cyclophosphamide {'at least ' if ranged else ''}{total:.0f} mg/kg over {len(exposures)} "
+        f"record(s){' (doses written as ranges counted at their low end)' if ranged else ''} exceeds {limit:g} mg/kg "
         f"({severity}; limits {spec.moderate_mg_per_kg:g} and {spec.high_mg_per_kg:g} mg/kg)",
         sources,
         severity=severity,
@@ -234,6 +236,14 @@ def _raas(tl: Timeline, result: PatientResult, _: object) -> None:
 def _ckd(tl: Timeline, result: PatientResult, _: object) -> None:
     spec = tl.ruleset.ckd
     series = tl.egfr_series()
+    unused = tl.unused_egfr()
+    if unused:
+        earliest, equation = unused[0]
+        result.notes.append(
+            f"{len(unused)} reported eGFR value(s) not used because the equation does not fit the patient's age "
+            f"(first: {earliest.value:.0f} by {equation} on {earliest.on}, {earliest.source}); eGFR is taken as "
+            "bedside Schwartz from creatinine and height under 18 and CKD-EPI 2021 from 18"
+        )
     if len(series) < 2:
         return
     baseline = series[0]
@@ -242,7 +252,9 @@ def _ckd(tl: Timeline, result: PatientResult, _: object) -> None:
         (lambda v: v < spec.egfr_below, lambda v: f"below {spec.egfr_below:g}"),
         (
             lambda v: v <= floor,
-            lambda v: f"{1 - v / baseline[1]:.0%} below the baseline {baseline[1]:.0f} of {baseline[0]}",
+            lambda v: (
+                f"{1 - v / baseline[1]:.0%} below the baseline {baseline[1]:.0f} ({baseline[3]}) of {baseline[0]}"
+            ),
         ),
     )
     for low, words in criteria:

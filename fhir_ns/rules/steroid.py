@@ -151,14 +151,37 @@ class _Adequacy(Struct, frozen=True, gc=False):
 def _adequacy(tl: Timeline, course: DrugExposure, t0: date) -> _Adequacy:
     rs = tl.ruleset.steroid
     days = rs.trial.adequacy_days or rs.trial.assessment_day
-    mean, sources = tl.mean_daily_dose(tl.steroid_courses(), t0, days, prednisone_equivalent=True)
+    courses = tl.steroid_courses()
+    mean, sources = tl.mean_daily_dose(courses, t0, days, prednisone_equivalent=True)
     if mean is None:
         return _Adequacy(
             Response.UNDECIDED,
-            f"the dose of {sources[0]} cannot be computed (no dose, or a per-body "
-            f"dose without weight/height), so the trial's adequacy is unknown",
+            f"{tl.unknown_dose(courses, sources[0], t0)}, so the trial's adequacy is unknown",
             sources,
         )
+    judged = _against_standard(tl, mean, t0, days, sources)
+    ranged = tl.dose_ranges_in(courses, t0, days)
+    if not ranged or judged.response is not Response.INADEQUATE:
+        return judged  # the low end of a range decides when it is adequate
+    most, _ = tl.mean_daily_dose(courses, t0, days, prednisone_equivalent=True, high=True)
+    if most is None or _against_standard(tl, most, t0, days, ()).response is Response.INADEQUATE:
+        return judged  # even the high end is below: under-dosed either way
+    written = ", ".join(
+        f"{e.drug} {e.daily_dose:g}-{e.daily_dose_high:g} {e.dose_basis}/day from {e.start}" for e in ranged
+    )
+    return _Adequacy(
+        Response.UNDECIDED,
+        f"dose given as a range ({written}): mean {mean:.0f}-{most:.0f} mg/day over {days} days, below the "
+        f"adequate dose at the low end and above it at the high end, so adequacy cannot be shown "
+        f"({judged.reason})",
+        (*judged.sources, *(e.source for e in ranged)),
+        judged.basis,
+    )
+
+
+def _against_standard(tl: Timeline, mean: float, t0: date, days: int, sources: tuple[str, ...]) -> _Adequacy:
+    """A mean daily prednisone-equivalent dose over the first `days` of a trial against the standard dose."""
+    rs = tl.ruleset.steroid
     needed_fraction = rs.adequate_fraction
     cap = rs.standard_daily.max_mg
     if cap is not None and mean >= needed_fraction * cap:

@@ -37,7 +37,10 @@ class DrugExposure(Fact, frozen=True, array_like=True, gc=False, tag="D"):
     `daily_dose` is per day in `dose_basis` ("mg", "mg/kg" or "mg/m2"); alternate-day regimens keep
     the per-administration dose halved here and `alternate_day` set. `end` is the last day taken,
     inclusive; None means still taking it at the evaluation date. `single_administration` marks one
-    dose on one day (a pulse or an infusion).
+    dose on one day (a pulse or an infusion). One phase of a taper order is one exposure (its own
+    dates, dose and frequency; the order's `source`). A dose written as a range keeps its low end in
+    `daily_dose` and its high end in `daily_dose_high` (never a midpoint). `dose_unknown` says why
+    the dose cannot be used when the record has one that cannot be placed (a phase without dates).
     """
 
     drug: str
@@ -51,9 +54,23 @@ class DrugExposure(Fact, frozen=True, array_like=True, gc=False, tag="D"):
     route: str | None = None
     single_administration: bool = False
     matched_by_name: bool = False
+    daily_dose_high: float | None = None
+    dose_unknown: str | None = None
+
+    @property
+    def dose_range(self) -> bool:
+        """Was the dose written as a range (low and high end)?"""
+        return self.daily_dose_high is not None and self.daily_dose_high != self.daily_dose
 
     def covers(self, day: date) -> bool:
         return self.start <= day and (self.end is None or day <= self.end)
+
+
+class Taper(Fact, frozen=True, array_like=True, gc=False, tag="T"):
+    """A medication order or statement given in sequenced phases: one exposure per phase, in order."""
+
+    phases: tuple[DrugExposure, ...]
+    source: str
 
 
 class ConditionFact(Fact, frozen=True, array_like=True, gc=False, tag="C"):

@@ -643,18 +643,23 @@ class Timeline:
             words += f", capped at {cap:g} mg"
         return Dose(value, f"mg/d ({words})", size.sources)
 
-    def daily_dose(self, e: DrugExposure, day: date, unit: str, prednisone_equivalent: bool = False) -> Dose | None:
-        """The exposure's daily dose on `day` in mg/d, mg/kg/d or mg/m2/d (None if it cannot be computed)."""
+    def daily_dose(
+        self, e: DrugExposure, day: date, unit: str, prednisone_equivalent: bool = False, high: bool = False
+    ) -> Dose | None:
+        """The exposure's daily dose on `day` in mg/d, mg/kg/d or mg/m2/d (None if it cannot be computed).
+
+        A dose written as a range gives its low end, or its high end with `high`; never a midpoint.
+        """
         if e.daily_dose is None:
             return None
-        mg = e.daily_dose
+        mg = e.daily_dose_high if high and e.daily_dose_high is not None else e.daily_dose
         sources = [e.source]
         if e.dose_basis in ("mg/kg", "mg/m2"):
             size = self.body_size(day)
             divisor = size.weight_kg if e.dose_basis == "mg/kg" else size.bsa_m2
             if divisor is None:
                 return None
-            mg = e.daily_dose * divisor
+            mg *= divisor
             sources += size.sources
         if prednisone_equivalent:
             mg *= self.terminology.drugs[e.drug].prednisone_equivalent or 1.0
@@ -667,9 +672,16 @@ class Timeline:
         return Dose(mg / divisor, unit, tuple(dict.fromkeys([*sources, *size.sources])))
 
     def mean_daily_dose(
-        self, exposures: Iterable[DrugExposure], start: date, days: int, prednisone_equivalent: bool = False
+        self,
+        exposures: Iterable[DrugExposure],
+        start: date,
+        days: int,
+        prednisone_equivalent: bool = False,
+        high: bool = False,
     ) -> tuple[float | None, tuple[str, ...]]:
-        """Mean mg/day over [start, start + days), days without the drug counting zero; None if a dose is unknown."""
+        """Mean mg/day over [start, start + days), days without the drug counting zero; None if a dose is unknown
+        (then the sources are the exposure's own). Doses written as ranges count their low end, or their high
+        end with `high`."""
         total = 0.0
         sources: list[str] = []
         end = start + timedelta(days=days - 1)
@@ -678,7 +690,7 @@ class Timeline:
             last = min(e.end or self.as_of, end)
             if last < first:
                 continue
-            dose = self.daily_dose(e, first, "mg/d", prednisone_equivalent)
+            dose = self.daily_dose(e, first, "mg/d", prednisone_equivalent, high)
             if dose is None:
                 return None, (e.source,)
             covered = 1 if e.single_administration else (last - first).days + 1
@@ -686,14 +698,42 @@ class Timeline:
             sources += dose.sources
         return total / days, tuple(dict.fromkeys(sources))
 
+    def dose_ranges_in(self, exposures: Iterable[DrugExposure], start: date, days: int) -> list[DrugExposure]:
+        """The exposures overlapping [start, start + days) whose dose was written as a range."""
+        end = start + timedelta(days=days - 1)
+        return [e for e in exposures if e.dose_range and e.start <= end and (e.end is None or e.end >= start)]
+
+    def unknown_dose(self, exposures: Iterable[DrugExposure], source: str, day: date) -> str:
+        """Why the dose of the exposure(s) from `source` cannot be computed, in words."""
+        mine = [e for e in exposures if e.source == source]
+        for e in mine:
+            if e.dose_unknown:
+                return f"the dose of {source} cannot be used: {e.dose_unknown}"
+        for e in mine:
+            if e.daily_dose is None:
+                return f"{source} records no dose"
+        return (
+            f"the dose of {source} is per body size and there is no weight/height within "
+            f"{self.ruleset.anthropometry_max_age_days} days before {day}"
+        )
+
     # -- kidney function -------------------------------------------------------------------------
     def egfr_series(self) -> list[tuple[date, float, tuple[str, ...], str]]:
-        """(day, eGFR, sources, how) from reported eGFR and from creatinine by the age-fitting formula."""
-        out: list[tuple[date, float, tuple[str, ...], str]] = [
-            (m.on, m.value, (m.source,), "reported") for m in self.measurements.get("egfr", [])
-        ]
-        reported_days = {d for d, *_ in out}
+        """(day, eGFR, sources, equation) by the equation fitting the age on that day (RULES §6b).
+
+        Under 18: a reported value made with a paediatric equation, else bedside Schwartz from creatinine and
+        height; a lab's adult-equation value is not used. From 18: a reported CKD-EPI 2021 value, else
+        CKD-EPI 2021 from creatinine. A day with a usable reported value needs no creatinine.
+        """
         birth, sex = self.facts.birth_date, self.facts.sex
+        out: list[tuple[date, float, tuple[str, ...], str]] = []
+        for concept in self.terminology.concepts.values():
+            if concept.equation is None:
+                continue
+            for m in self.measurements.get(concept.name, ()):
+                if self._egfr_usable(concept.equation, concept.equation_for, m.on):
+                    out.append((m.on, m.value, (m.source,), f"{concept.equation}, reported"))
+        reported_days = {d for d, *_ in out}
         for m in self.measurements.get("creatinine", []):
             if m.on in reported_days or birth is None:
                 continue
@@ -709,3 +749,21 @@ class Timeline:
                 out.append((m.on, ckd_epi_2021(m.value, age, sex == "female"), (m.source,), "CKD-EPI 2021"))
         out.sort(key=_DAY)
         return out
+
+    def unused_egfr(self) -> list[tuple[Measurement, str]]:
+        """Reported eGFR values not used because their equation does not fit the age (with the equation)."""
+        out = []
+        for concept in self.terminology.concepts.values():
+            if concept.equation is not None:
+                for m in self.measurements.get(concept.name, ()):
+                    if not self._egfr_usable(concept.equation, concept.equation_for, m.on):
+                        out.append((m, concept.equation))
+        return sorted(out, key=lambda pair: pair[0].on)
+
+    def _egfr_usable(self, equation: str, made_for: str | None, day: date) -> bool:
+        birth = self.facts.birth_date
+        if birth is None:
+            return made_for != "child"
+        if completed_years(birth, day) < 18:
+            return made_for == "child"
+        return equation == "CKD-EPI 2021"
