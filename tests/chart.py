@@ -90,6 +90,7 @@ class Chart:
         alternate_day: bool = False,
         single: bool = False,
         route: str | None = None,
+        high_mg: float | None = None,
     ) -> Chart:
         self.facts.exposures.append(
             DrugExposure(
@@ -103,6 +104,7 @@ class Chart:
                 alternate_day,
                 route,
                 single,
+                daily_dose_high=high_mg,
             )
         )
         return self

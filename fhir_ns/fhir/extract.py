@@ -687,6 +687,22 @@ class FactCollector:
             start, end = self._request_period(res, dosages)
         else:
             start, end = self._order_period(res, phases[0])
+        made = partial(DrugExposure, drug_name, drug.drug_class, source=source, matched_by_name=by_name)
+        if phases:
+            if end is not None and end < start:
+                raise _Refused(f"ends ({end}) before it starts ({start})", "effectivePeriod", "value")
+            placed = list(self._taper_phases(phases, start, end, made, draft))
+            last = placed[-1] if placed else None
+            if last is not None and last.end is None and not _is_in(status, ONGOING_STATUSES):
+                self._note(
+                    draft,
+                    "warning",
+                    "incomplete",
+                    f"status {status} but its last dosage phase has no end date; that phase counted as one day",
+                    "dosage.timing.repeat",
+                )
+                placed[-1] = msgspec.structs.replace(last, end=last.start)
+            return Taper(tuple(placed), source)
         if end is None and not _is_in(status, ONGOING_STATUSES):
             self._note(
                 draft,
@@ -698,17 +714,14 @@ class FactCollector:
             end = start
         if end is not None and end < start:
             raise _Refused(f"ends ({end}) before it starts ({start})", "effectivePeriod", "value")
-        made = partial(DrugExposure, drug_name, drug.drug_class, source=source, matched_by_name=by_name)
         if phases == []:
             why = "some dosage instructions have a sequence number and others none, so their order cannot be read"
             self._note(
                 draft, "warning", "incomplete", f"{why}; dose-based rules cannot use this order", "dosage.sequence"
             )
             return made(start, end, None, "mg", route=_route(dosages), dose_unknown=why)
-        if phases is None:
-            daily, basis, alternate, high = self._daily_dose(dosages, draft)
-            return made(start, end, daily, basis, alternate_day=alternate, route=_route(dosages), daily_dose_high=high)
-        return Taper(tuple(self._taper_phases(phases, start, end, made, draft)), source)
+        daily, basis, alternate, high = self._daily_dose(dosages, draft)
+        return made(start, end, daily, basis, alternate_day=alternate, route=_route(dosages), daily_dose_high=high)
 
     def _taper_phases(
         self,
