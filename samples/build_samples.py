@@ -430,6 +430,46 @@ class Story:
         )
         return self
 
+    def tapered(self, drug: str, start: int, phases: list[tuple[float, int, int]], why: str = "") -> Story:
+        """A MedicationRequest as hospital systems write a taper: one dosage instruction per phase
+        (`sequence` 1, 2, ...), each (mg per administration, every n days, for n weeks) with its boundsDuration."""
+        dosages = []
+        for number, (mg, every_days, weeks) in enumerate(phases, 1):
+            dosage = self._dosage(drug, mg, 1, every_days, "oral", why=f" for {weeks} weeks")
+            dosage["sequence"] = number
+            dosage["timing"]["repeat"]["boundsDuration"] = {"value": weeks, "unit": "wk", "system": UCUM, "code": "wk"}
+            if number > 1:
+                dosage["text"] = "then " + dosage["text"]
+            dosages.append(dosage)
+        days = sum(7 * weeks for _, _, weeks in phases)
+        self._new(
+            "MedicationRequest",
+            status=self._status(start + days - 1),
+            intent="order",
+            medicationCodeableConcept=self._drug_concept(drug),
+            subject=self._subject(),
+            authoredOn=self.at(start, "11:30"),
+            note=[{"text": f"Taper{why}"}] if why else [],
+            dosageInstruction=dosages,
+        )
+        return self
+
+    def ordered_range(self, drug: str, start: int, end: int, low: float, high: float, text: str) -> Story:
+        """A MedicationRequest whose dose is a range ("30-60 mg once daily"), as ward protocols write it."""
+        dosage = self._dosage(drug, low, 1, 1, "oral", (start, end))
+        dosage["text"] = text
+        dosage["doseAndRate"] = [{"doseRange": {"low": _quantity(low, "mg"), "high": _quantity(high, "mg")}}]
+        self._new(
+            "MedicationRequest",
+            status=self._status(end),
+            intent="order",
+            medicationCodeableConcept=self._drug_concept(drug),
+            subject=self._subject(),
+            authoredOn=self.at(start, "11:30"),
+            dosageInstruction=[dosage],
+        )
+        return self
+
     def infused(self, drug: str, n: int, mg: float, why: str = "") -> Story:
         """A MedicationAdministration: one intravenous pulse given over an hour on day `n`."""
         self._new(
@@ -687,6 +727,65 @@ def sdns(pid: str = "sdns-mia", cyclophosphamide: bool = False) -> Story:
         s.ordered("prednisolone", 126, None, alternate, every_days=2, why=" (40 mg/m2 on alternate days, slow taper)")
         s.taking("levamisole", 130, None, 45, every_days=2, why=" (2.5 mg/kg on alternate days)")
         s.labs(160, upcr=10, albumin=38, creatinine=26)
+    return s
+
+
+def taper_order(pid: str = "taper-lea") -> Story:
+    """Steroid dependence seen only when each phase of the hospital's taper orders keeps its own dates."""
+    s = Story(
+        "taper-order",
+        pid,
+        born="2016-11-20",
+        gender="female",
+        given="Lea",
+        family="Moreau",
+        onset="2023-03-06",
+        as_of_day=200,
+        classifications=["ssns", "frns", "sdns"],
+        note="6-year-old girl (20 kg, 115 cm); every course is one MedicationRequest with three sequenced phases "
+        "(60 mg/m2/day for 4 weeks, then 40 mg/m2 on alternate days for 4 weeks, then 20 mg/m2 on alternate days "
+        "for 2 weeks); remission on day 8; relapses on day 45 and day 101, each in the alternate-day phase of the "
+        "previous taper: steroid-dependent and frequently relapsing (read as if the phases ran at once, the orders "
+        "were alternate-day courses dated by their first phase, and the child had no steroid trial)",
+    )
+    s.body(0, 20, 115).labs(0, upcr=640, albumin=17, creatinine=30).dipstick(0, "4+")
+    s.condition("childhood NS", 0, status="recurrence")
+    daily, alternate, low = per_m2(60, 115, 20, cap=60), per_m2(40, 115, 20, cap=40), per_m2(20, 115, 20, cap=40)
+    taper = [(daily, 1, 4), (alternate, 2, 4), (low, 2, 2)]
+    why = f" (60 mg/m2/day, BSA {bsa(115, 20):.2f} m2, then alternate days)"
+    s.tapered("prednisolone", 0, taper, why)
+    s.dipsticks(6, ["1+", "trace", "negative", "negative", "negative"])
+    s.labs(14, upcr=12, albumin=33)
+    for relapse in (45, 101):  # days 28-55 of the first taper; days 76-103 of the second (from day 48)
+        s.dipsticks(relapse - 1, ["trace", "3+", "3+", "3+"])
+        s.labs(relapse + 2, upcr=380, albumin=24)
+        s.tapered("prednisolone", relapse + 3, taper, why)
+        s.dipsticks(relapse + 9, ["1+", "trace", "negative", "negative", "negative"])
+        s.labs(relapse + 20, upcr=11, albumin=34)
+    s.labs(190, upcr=9, albumin=40, creatinine=31)
+    return s
+
+
+def dose_range(pid: str = "range-omar") -> Story:
+    """A dose written as a range that straddles the adequate dose: adequacy, and so resistance, cannot be shown."""
+    s = Story(
+        "dose-range",
+        pid,
+        born="2017-06-02",
+        gender="male",
+        given="Omar",
+        family="Haddad",
+        onset="2023-09-11",
+        as_of_day=45,
+        classifications=["insufficient-data"],
+        note="6-year-old boy (20 kg, 115 cm; standard 48 mg/day); prednisolone ordered as 30-60 mg once daily for "
+        "6 weeks and still nephrotic at week 4: at the low end the trial is under-dosed, at the high end it is "
+        "adequate, so steroid response cannot be judged (no midpoint is taken)",
+    )
+    s.body(0, 20, 115).labs(0, upcr=720, albumin=15, creatinine=28).dipstick(0, "4+")
+    s.condition("childhood NS", 0)
+    s.ordered_range("prednisolone", 0, 41, 30, 60, "prednisolone 30-60 mg orally once daily (1.5-3 mg/kg)")
+    s.labs(14, upcr=510, albumin=18).labs(28, upcr=430, albumin=19)
     return s
 
 
@@ -1068,6 +1167,8 @@ STORIES: list[Callable[[], Story]] = [
     lambda: srns_initial("srns-amelia", monogenic=True),
     tacrolimus_level,
     lambda: sdns("sdns-cpa-mia", cyclophosphamide=True),
+    taper_order,
+    dose_range,
 ]
 URN_BUNDLES = {"late-responder"}  # every entry a urn:uuid fullUrl, references to the Patient by urn:uuid
 # The cohort: five of the phenotypes again, as other patients, in one bulk export.

@@ -175,7 +175,8 @@ def _steroid_at(tl: Timeline, day: date, grace: int) -> tuple[str, str] | None:
     best: tuple[str, str] | None = None
     for e in tl.steroid_courses():
         if e.start < day and (e.end is None or e.end >= day):
-            return f"while taking {e.drug} started {e.start}", e.source
+            dosing = "alternate-day dosing" if e.alternate_day else "daily dosing"
+            return f"while taking {e.drug} ({dosing} from {e.start})", e.source
         if e.end is not None and e.end < day and (day - e.end).days <= grace:
             best = (f"{(day - e.end).days} days after stopping {e.drug} on {e.end}", e.source)
     return best
