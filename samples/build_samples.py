@@ -745,8 +745,9 @@ def taper_order(pid: str = "taper-lea") -> Story:
         note="6-year-old girl (20 kg, 115 cm); every course is one MedicationRequest with three sequenced phases "
         "(60 mg/m2/day for 4 weeks, then 40 mg/m2 on alternate days for 4 weeks, then 20 mg/m2 on alternate days "
         "for 2 weeks); remission on day 8; relapses on day 45 and day 101, each in the alternate-day phase of the "
-        "previous taper: steroid-dependent and frequently relapsing (read as if the phases ran at once, the orders "
-        "were alternate-day courses dated by their first phase, and the child had no steroid trial)",
+        "previous taper: steroid-dependent and frequently relapsing (read as if the phases ran at once, each order "
+        "lasted only its first phase's 4 weeks, the relapses came 18 and 26 days after 'stopping', and SDNS was "
+        "missed)",
     )
     s.body(0, 20, 115).labs(0, upcr=640, albumin=17, creatinine=30).dipstick(0, "4+")
     s.condition("childhood NS", 0, status="recurrence")
@@ -780,7 +781,8 @@ def dose_range(pid: str = "range-omar") -> Story:
         classifications=["insufficient-data"],
         note="6-year-old boy (20 kg, 115 cm; standard 48 mg/day); prednisolone ordered as 30-60 mg once daily for "
         "6 weeks and still nephrotic at week 4: at the low end the trial is under-dosed, at the high end it is "
-        "adequate, so steroid response cannot be judged (no midpoint is taken)",
+        "adequate, so steroid response cannot be judged (the midpoint, 45 mg/day, once made it an adequate trial "
+        "and the boy steroid-resistant)",
     )
     s.body(0, 20, 115).labs(0, upcr=720, albumin=15, creatinine=28).dipstick(0, "4+")
     s.condition("childhood NS", 0)
