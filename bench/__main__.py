@@ -19,6 +19,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -297,6 +298,12 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="instead of timing, print the share of patients with each finding and classification",
     )
+    parser.add_argument(
+        "--as-of",
+        type=date.fromisoformat,
+        default=AS_OF,
+        help=f"--findings: evaluate as of this day (default {AS_OF}, when every course has ended)",
+    )
     args = parser.parse_args(argv)
     sizes = sorted(set(args.patients + ([100_000] if args.huge else [])))
     print(f"fhir-ns benchmark: Python {sys.version.split()[0]}, {os.cpu_count()} CPU(s), as of {AS_OF}", flush=True)
@@ -314,7 +321,7 @@ def main(argv: list[str] | None = None) -> None:
         from bench.findings import report
 
         for size in sizes:
-            print(report(cohorts[size]), flush=True)
+            print(report(cohorts[size], args.as_of), flush=True)
         return
     print(HEADER, flush=True)
     for size in sizes:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
+from datetime import date
 
 from bench.cohort import AS_OF, CohortFiles
 from fhir_ns.pipeline import Config, Run, stream
@@ -19,12 +20,12 @@ def _codes(result: PatientResult) -> tuple[set[str], set[str]]:
     return {f.code for f in result.findings}, {c.code for c in result.classifications}
 
 
-def shares(files: CohortFiles) -> tuple[int, Counter[str], Counter[str]]:
+def shares(files: CohortFiles, as_of: date = AS_OF) -> tuple[int, Counter[str], Counter[str]]:
     """(patients classified, patients per finding code, patients per classification code)."""
     findings: Counter[str] = Counter()
     classifications: Counter[str] = Counter()
     patients = 0
-    for found, classified in stream([str(files.ndjson)], Config.load(), AS_OF, Run(), _codes):
+    for found, classified in stream([str(files.ndjson)], Config.load(), as_of, Run(), _codes):
         patients += 1
         findings.update(found)
         classifications.update(classified)
@@ -40,9 +41,9 @@ def table(title: str, patients: int, counts: Counter[str]) -> Iterable[str]:
         yield "| (none) | 0 | 0.0% |"
 
 
-def report(files: CohortFiles) -> str:
-    patients, findings, classifications = shares(files)
-    lines = [f"{patients:,} patients classified as of {AS_OF}", ""]
+def report(files: CohortFiles, as_of: date = AS_OF) -> str:
+    patients, findings, classifications = shares(files, as_of)
+    lines = [f"{patients:,} patients classified as of {as_of}", ""]
     lines += table("finding", patients, findings)
     lines += ["", *table("classification", patients, classifications)]
     return "\n".join(lines)
