@@ -2,7 +2,8 @@
 
 For each cohort size it generates (once, cached under --data) a synthetic bulk export, then runs every
 measurement in its own process and prints one row per measurement, the per-stage split of fhir-ns, and
-a final line of ratios against the targets of issue 5. `--profile` adds a cProfile of fhir-ns classify.
+a final line of ratios against the targets of issue 5. `--profile` adds a cProfile of fhir-ns classify;
+`--findings` times nothing and prints the share of patients with each finding (bench/findings.py).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -291,6 +293,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--convert", action="store_true", help="also run convert (slow: its validation gate)")
     parser.add_argument("--profile", action="store_true", help="print a cProfile of classify on the smallest cohort")
     parser.add_argument("--json", type=Path, help="also write the rows to this file")
+    parser.add_argument(
+        "--findings",
+        action="store_true",
+        help="instead of timing, print the share of patients with each finding and classification",
+    )
+    parser.add_argument(
+        "--as-of",
+        type=date.fromisoformat,
+        default=AS_OF,
+        help=f"--findings: evaluate as of this day (default {AS_OF}, when every course has ended)",
+    )
     args = parser.parse_args(argv)
     sizes = sorted(set(args.patients + ([100_000] if args.huge else [])))
     print(f"fhir-ns benchmark: Python {sys.version.split()[0]}, {os.cpu_count()} CPU(s), as of {AS_OF}", flush=True)
@@ -304,6 +317,12 @@ def main(argv: list[str] | None = None) -> None:
             f"({time.perf_counter() - started:.0f} s to generate or find) in {files.root}",
             flush=True,
         )
+    if args.findings:
+        from bench.findings import report
+
+        for size in sizes:
+            print(report(cohorts[size], args.as_of), flush=True)
+        return
     print(HEADER, flush=True)
     for size in sizes:
         measure(size, cohorts[size], args, results)

@@ -210,6 +210,9 @@ class RuleSet(_Frozen):
     frequent_relapse: list[FrequentRelapseCriterion]
     cni: Cni
     dose_ranges: list[DoseRange] = Field(default_factory=list)
+    # a course's mean dose is out of range when beyond the range by more than this share of the bound crossed
+    dose_range_tolerance: float = Field(default=0.10, ge=0, lt=1)
+    dose_range_min_days: int = Field(default=14, ge=1)  # a shorter course's dose is not judged
     multidrug: MultidrugResistance
     cyclophosphamide: Cyclophosphamide
     raas_persistent_proteinuria_days: int

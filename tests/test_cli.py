@@ -143,8 +143,9 @@ def test_data_after_as_of_is_ignored(tmp_path: Path) -> None:
         cli, ["classify", str(two_patients(tmp_path)), "--as-of", "2023-01-10", "--format", "json"]
     )
     good = next(d for d in orjson.loads(result.stdout) if d["patient"] == "good")
-    assert [c["code"] for c in good["classifications"]] == ["insufficient-data"]
-    assert "assessment is due 2023-01-30" in good["classifications"][0]["reason"]
+    assert [c["code"] for c in good["classifications"]] == ["response-pending"]
+    assert "decided on 2023-01-30" in good["classifications"][0]["reason"]
+    assert good["classifications"][0]["revisit_on"] == good["revisit_on"] == "2023-01-30"
 
 
 def test_output_files_get_the_usual_permissions(tmp_path: Path) -> None:

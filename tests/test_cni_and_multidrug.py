@@ -75,8 +75,25 @@ def test_cyclosporine_stopped_after_3_months_is_not_6_months_of_cni_and_not_resi
 
 def test_cni_resistance_is_not_judged_before_6_months():
     result = still_nephrotic(on_cyclosporine(160), 75, 120, 160, 200).evaluate(SIX_MONTHS_LATER - 1)
-    assert codes(result) == ["srns-initial"]
-    assert any(f"response is judged at 6 months ({day(SIX_MONTHS_LATER)})" in n for n in result.notes)
+    assert "cni-resistant" not in codes(result)
+
+
+def test_the_cni_response_is_pending_on_day_182_of_the_course_and_decided_on_day_183():
+    chart = still_nephrotic(on_cyclosporine(160), 75, 120, 160, 200, 225)
+    on_182 = chart.evaluate(CNI_START + 182)
+    assert codes(on_182) == ["srns-initial", "response-pending"]
+    pending = first(on_182, "response-pending")
+    assert (pending.since, pending.revisit_on, on_182.revisit_on) == (day(CNI_START), day(228), day(228))
+    assert pending.reason.startswith(f"CNI response pending: cyclosporine from {day(CNI_START)}, no partial")
+    assert f"decided at 6 months, on {day(228)}" in pending.reason
+    assert not any("CNI course" in n for n in on_182.notes)
+    on_183 = chart.evaluate(CNI_START + 183)
+    assert codes(on_183) == ["srns-initial", "cni-resistant"] and on_183.revisit_on is None
+
+
+def test_a_response_within_the_6_months_decides_it_before_they_end():
+    chart = still_nephrotic(on_cyclosporine(), 75).upcr(120, 100).albumin(120, 32)
+    assert codes(chart.evaluate(130)) == ["srns-initial", "cni-responsive"]
 
 
 def test_cyclosporine_below_150_mg_per_m2_without_levels_is_not_resistance_but_insufficient_data():
@@ -153,6 +170,38 @@ def test_no_cr_after_12_months_of_two_classes_of_steroid_sparing_agents_is_multi
 def test_multidrug_resistance_is_not_judged_before_12_months():
     result = still_nephrotic(on_cyclosporine_and_mmf(), *MONTHLY).evaluate(TWELVE_MONTHS_LATER - 1)
     assert "mdr-srns" not in codes(result)
+
+
+def test_multidrug_resistance_is_pending_on_day_364_and_decided_on_day_365():
+    chart = still_nephrotic(on_cyclosporine_and_mmf(), *MONTHLY)
+    on_364 = chart.evaluate(CNI_START + 364)
+    assert codes(on_364) == ["srns-initial", "response-pending", "cni-resistant"]
+    pending = first(on_364, "response-pending")
+    assert (pending.since, pending.revisit_on, on_364.revisit_on) == (day(CNI_START), day(410), day(410))
+    assert pending.reason.startswith(
+        f"multidrug resistance pending: 2 classes of steroid-sparing agent from {day(CNI_START)} "
+        "(cyclosporine, mycophenolate-mofetil) and no complete remission"
+    )
+    assert f"decided after 12 months, on {day(410)}" in pending.reason
+    on_365 = chart.evaluate(CNI_START + 365)
+    assert codes(on_365) == ["srns-initial", "cni-resistant", "mdr-srns"] and on_365.revisit_on is None
+
+
+def test_open_cni_and_multidrug_windows_of_one_start_are_one_pending_decided_on_the_earlier_day():
+    result = still_nephrotic(on_cyclosporine_and_mmf(), 75).evaluate(100)
+    [pending] = [c for c in result.classifications if c.code == "response-pending"]
+    assert pending.revisit_on == result.revisit_on == day(SIX_MONTHS_LATER)
+    assert "CNI response pending" in pending.reason and "multidrug resistance pending" in pending.reason
+
+
+def test_one_class_of_steroid_sparing_agent_leaves_no_multidrug_resistance_pending():
+    result = still_nephrotic(on_cyclosporine(160), *MONTHLY).evaluate(300)
+    assert codes(result) == ["srns-initial", "cni-resistant"] and result.revisit_on is None
+
+
+def test_a_cr_inside_the_12_months_leaves_no_multidrug_resistance_pending():
+    result = still_nephrotic(on_cyclosporine_and_mmf(), 75).upcr(260, 10).evaluate(300)
+    assert "response-pending" not in codes(result) and result.revisit_on is None
 
 
 def test_one_class_of_steroid_sparing_agent_is_not_multidrug_resistance():

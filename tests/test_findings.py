@@ -4,7 +4,17 @@ The child is 6 years old, 20 kg and 115 cm (BSA 0.80 m2). In the CNI stories the
 steroid-resistant from day 28 and cyclosporine 160 mg/m2/day starts on day 45.
 """
 
-from tests.chart import Chart, codes, day, finding_codes, steroid_resistant_child, steroid_sensitive_child
+from fhir_ns.rules import evaluate
+from tests.chart import (
+    RULESETS,
+    TERMINOLOGY,
+    Chart,
+    codes,
+    day,
+    finding_codes,
+    steroid_resistant_child,
+    steroid_sensitive_child,
+)
 
 CNI_START = 45
 
@@ -183,7 +193,99 @@ def test_mycophenolate_below_its_range_is_dose_out_of_range():
     result = steroid_resistant_child().drug("mycophenolate-mofetil", CNI_START, None, 600, basis="mg/m2").evaluate(60)
     finding = one(result, "dose-out-of-range")
     assert finding.category == "DOSELINDSA"
-    assert "mycophenolate-mofetil 600 mg/m2/d" in finding.reason
+    assert "mycophenolate-mofetil mean 600 mg/m2/d" in finding.reason
+
+
+# -- dose findings are for courses (RULES.md §11): the mean over >= 14 days, beyond a 10 % tolerance -----
+
+
+def test_the_sentence_gives_the_mean_the_days_it_covers_the_range_and_the_tolerance():
+    finding = one(on_cyclosporine(120, end=CNI_START + 62).evaluate(150), "dose-out-of-range")
+    assert finding.reason.startswith(
+        f"cyclosporine mean 120 mg/m2/d over 63 days from {day(CNI_START)} is below the range 150-200 mg/m2/d "
+        "by more than the 10% tolerance"
+    )
+    assert finding.since == day(CNI_START)
+
+
+def test_a_low_first_record_and_a_high_second_record_of_one_course_are_judged_on_their_mean():
+    # 100 mg/m2 for 30 days then 200 mg/m2 for 30 days: mean 150, in range (the first record alone is not)
+    chart = on_cyclosporine(100, end=CNI_START + 29).drug("cyclosporine", CNI_START + 30, CNI_START + 59, 200, "mg/m2")
+    assert findings(chart.evaluate(150), "dose-out-of-range") == []
+
+
+def test_two_low_records_of_one_course_give_one_finding_and_the_gap_between_them_counts_zero():
+    # 100 mg/m2 on days 45-74 and 80-109 (a 5-day gap, within the 30-day course gap): 60 days of 65 taken
+    chart = on_cyclosporine(100, end=CNI_START + 29).drug("cyclosporine", CNI_START + 35, CNI_START + 64, 100, "mg/m2")
+    finding = one(chart.evaluate(150), "dose-out-of-range")
+    assert "mean 92 mg/m2/d over 65 days" in finding.reason
+    assert len(finding.implicated) == 2
+
+
+def test_two_courses_apart_by_more_than_the_gap_give_one_finding_each():
+    chart = on_cyclosporine(100, end=CNI_START + 29).drug("cyclosporine", CNI_START + 90, CNI_START + 119, 100, "mg/m2")
+    assert [f.since for f in findings(chart.evaluate(200), "dose-out-of-range")] == [
+        day(CNI_START),
+        day(CNI_START + 90),
+    ]
+
+
+def test_a_13_day_course_is_not_judged_and_a_14_day_course_is():
+    assert findings(on_cyclosporine(100, end=CNI_START + 12).evaluate(150), "dose-out-of-range") == []
+    assert len(findings(on_cyclosporine(100, end=CNI_START + 13).evaluate(150), "dose-out-of-range")) == 1
+
+
+def test_a_running_course_is_judged_once_it_has_lasted_14_days_at_the_evaluation_date():
+    assert findings(on_cyclosporine(100).evaluate(CNI_START + 12), "dose-out-of-range") == []
+    assert len(findings(on_cyclosporine(100).evaluate(CNI_START + 13), "dose-out-of-range")) == 1
+
+
+def test_cyclosporine_within_10_percent_below_the_range_is_not_flagged_and_beyond_it_is():
+    # the low end 150 less 10 % is 135
+    assert findings(on_cyclosporine(136).evaluate(100), "dose-out-of-range") == []
+    assert one(on_cyclosporine(134).evaluate(100), "dose-out-of-range").category == "DOSELINDSA"
+
+
+def test_cyclosporine_within_10_percent_above_the_range_is_not_flagged_and_beyond_it_is():
+    # the high end 200 plus 10 % is 220
+    assert findings(on_cyclosporine(219).evaluate(100), "dose-out-of-range") == []
+    assert one(on_cyclosporine(221).evaluate(100), "dose-out-of-range").category == "DOSEHINDSA"
+
+
+def test_mycophenolate_tolerance_applies_outside_the_80_to_125_percent_range_of_its_1200_target():
+    def mmf(mg_per_m2: float):
+        chart = steroid_resistant_child().drug("mycophenolate-mofetil", CNI_START, None, mg_per_m2, basis="mg/m2")
+        return findings(chart.evaluate(100), "dose-out-of-range")
+
+    assert mmf(870) == [] and len(mmf(860)) == 1  # 960 less 10 % is 864
+    assert mmf(1640) == [] and len(mmf(1660)) == 1  # 1500 plus 10 % is 1650
+
+
+def test_an_adult_dose_per_kg_is_judged_on_the_per_kg_range_with_the_tolerance():
+    def adult(mg_per_kg: float):
+        chart = Chart(born_years_before=40, weight=70, height=175).upcr(0, 600).albumin(0, 20)
+        return findings(
+            chart.drug("cyclosporine", 10, None, mg_per_kg, basis="mg/kg").evaluate(60), "dose-out-of-range"
+        )
+
+    assert adult(2.8) == []  # 3 mg/kg/day less 10 % is 2.7
+    [finding] = adult(2.6)
+    assert finding.category == "DOSELINDW"
+    assert "cyclosporine mean 2.6 mg/kg/d over 51 days" in finding.reason and "range 3-5 mg/kg/d" in finding.reason
+
+
+def test_every_rule_set_states_the_dose_tolerance_and_the_shortest_course_judged():
+    for ruleset in RULESETS.values():
+        assert (ruleset.dose_range_tolerance, ruleset.dose_range_min_days) == (0.10, 14), ruleset.id
+
+
+def test_the_tolerance_is_the_rule_sets():
+    strict = RULESETS["ipna-2022-child"].model_copy(update={"dose_range_tolerance": 0.0})
+    chart = on_cyclosporine(140)
+    chart.facts.sort()
+    result = evaluate(chart.facts, {strict.id: strict}, TERMINOLOGY, day(100), strict.id)
+    assert "by more than the 0% tolerance" in one(result, "dose-out-of-range").reason
+    assert findings(chart.evaluate(100), "dose-out-of-range") == []
 
 
 # -- RAAS blockade ------------------------------------------------------------------------------------

@@ -239,6 +239,16 @@ def test_a_relapse_in_cr_within_4_weeks_of_prednisolone_is_not_secondary_resista
     assert codes(result) == ["ssns", "infrequent-relapse"]
 
 
+def test_a_relapse_treated_for_less_than_4_weeks_at_the_evaluation_date_is_response_pending():
+    chart = relapse_treated_from_day_63((91, 250))
+    on_90 = chart.evaluate(63 + 27)
+    assert codes(on_90) == ["ssns", "infrequent-relapse", "response-pending"]
+    pending = first(on_90, "response-pending")
+    assert (pending.since, pending.revisit_on, on_90.revisit_on) == (day(63), day(91), day(91))
+    assert f"steroid response to the relapse of {day(60)} pending (secondary resistance)" in pending.reason
+    assert codes(chart.evaluate(63 + 28)) == ["ssns", "infrequent-relapse", "srns-secondary"]
+
+
 def test_secondary_resistance_keeps_the_earlier_steroid_sensitive_history():
     result = relapse_treated_from_day_63((91, 250)).evaluate(120)
     assert codes(result) == ["ssns", "infrequent-relapse", "srns-secondary"]

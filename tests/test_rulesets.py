@@ -112,8 +112,9 @@ NO_REMISSION = ((28, 450), (56, 450), (84, 450), (112, 450))
 def test_an_adult_still_nephrotic_at_week_4_is_not_yet_steroid_resistant():
     result = adult_on_prednisone(*NO_REMISSION).evaluate(60)
     assert result.ruleset.id == "kdigo-2021-adult"
-    assert codes(result) == ["insufficient-data"]
-    assert f"week 16 assessment is due {day(112)}" in result.classifications[0].reason
+    assert codes(result) == ["response-pending"]
+    assert f"week 16 response is decided on {day(112)}" in result.classifications[0].reason
+    assert result.classifications[0].revisit_on == result.revisit_on == day(112)
 
 
 def test_an_adult_without_remission_after_16_weeks_is_steroid_resistant():

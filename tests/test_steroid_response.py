@@ -72,6 +72,17 @@ def test_pr_at_week_4_evaluated_inside_weeks_4_to_6_is_pending_confirmation():
     assert f"runs until {day(42)}" in pending.reason
 
 
+def test_pending_confirmation_is_its_own_pending_category_decided_on_the_last_day_of_week_6():
+    chart = presenting_child().upcr(28, 100).albumin(28, 32).upcr(33, 90).upcr(42, 90).albumin(42, 33)
+    on_41 = chart.evaluate(as_of_day=41)
+    assert codes(on_41) == ["srns-pending-confirmation"]  # not also response-pending
+    pending = only(on_41, "srns-pending-confirmation")
+    assert pending.revisit_on == on_41.revisit_on == day(42)
+    assert pending.as_json()["revisit_on"] == day(42).isoformat()
+    on_42 = chart.evaluate(as_of_day=42)
+    assert codes(on_42) == ["srns-initial"] and on_42.revisit_on is None
+
+
 def test_pending_confirmation_is_replaced_by_the_outcome_once_known():
     chart = presenting_child().upcr(28, 100).albumin(28, 32).upcr(40, 10)
     assert codes(chart.evaluate(as_of_day=35)) == ["srns-pending-confirmation"]
@@ -179,11 +190,42 @@ def test_no_proteinuria_between_day_21_and_day_35_is_insufficient_data_saying_so
     assert f"{day(21)} to {day(35)}" in reason
 
 
-def test_a_trial_still_running_at_the_evaluation_date_is_insufficient_data():
+def test_a_trial_still_running_at_the_evaluation_date_is_response_pending_not_insufficient_data():
     result = presenting_child().upcr(14, 400).evaluate(as_of_day=20)
-    assert codes(result) == ["insufficient-data"]
-    reason = result.classifications[0].reason
-    assert f"assessment is due {day(28)}" in reason and "after the evaluation date" in reason
+    assert codes(result) == ["response-pending"]
+    pending = only(result, "response-pending")
+    assert pending.since == day(0)
+    assert pending.revisit_on == result.revisit_on == day(28)
+    assert pending.reason.startswith("steroid response pending: prednisolone course started 2023-01-02")
+    assert f"week 4 response is decided on {day(28)} (day 28)" in pending.reason
+    assert "from the proteinuria of days 21-35" in pending.reason
+    assert pending.as_json()["revisit_on"] == "2023-01-30"
+
+
+def test_the_week_4_response_is_pending_on_day_27_and_decided_on_day_28():
+    chart = presenting_child().upcr(14, 400).upcr(28, 400).albumin(28, 20)
+    on_27 = chart.evaluate(as_of_day=27)
+    assert codes(on_27) == ["response-pending"] and on_27.revisit_on == day(28)
+    on_28 = chart.evaluate(as_of_day=28)
+    assert codes(on_28) == ["srns-initial"] and on_28.revisit_on is None
+
+
+def test_no_value_yet_in_days_21_to_35_is_pending_until_day_35_then_insufficient_data():
+    chart = presenting_child().upcr(14, 400)
+    on_34 = chart.evaluate(as_of_day=34)
+    assert codes(on_34) == ["response-pending"]
+    pending = only(on_34, "response-pending")
+    assert pending.revisit_on == on_34.revisit_on == day(35)
+    assert f"no proteinuria value yet between day 21 and day 35 ({day(21)} to {day(35)})" in pending.reason
+    assert f"waits for one until {day(35)}" in pending.reason
+    on_35 = chart.evaluate(as_of_day=35)
+    assert codes(on_35) == ["insufficient-data"]
+    assert "no proteinuria value between day 21 and day 35" in on_35.classifications[0].reason
+
+
+def test_a_value_from_day_29_decides_the_week_4_response_before_day_35():
+    result = presenting_child().upcr(14, 400).upcr(30, 400).albumin(30, 20).evaluate(as_of_day=31)
+    assert codes(result) == ["srns-initial"]
 
 
 def test_nephrotic_syndrome_without_a_daily_prednisolone_course_is_insufficient_data():
@@ -220,8 +262,8 @@ def test_no_nephrotic_range_proteinuria_at_all_is_insufficient_data():
 def test_data_after_the_evaluation_date_are_ignored():
     chart = presenting_child().upcr(14, 400).upcr(20, 10)
     early = chart.evaluate(as_of_day=15)
-    assert codes(early) == ["insufficient-data"]
-    assert "assessment is due" in early.classifications[0].reason
+    assert codes(early) == ["response-pending"]
+    assert f"decided on {day(28)}" in early.classifications[0].reason
     assert codes(chart.evaluate(as_of_day=25)) == ["ssns"]
 
 
@@ -373,6 +415,7 @@ SCENARIOS = {
     "ssns": lambda: steroid_sensitive_child().evaluate(60),
     "late responder": lambda: presenting_child().upcr(28, 100).albumin(28, 32).upcr(35, 12).evaluate(60),
     "pending": lambda: presenting_child().upcr(28, 100).albumin(28, 32).evaluate(35),
+    "response pending": lambda: presenting_child().upcr(14, 400).evaluate(20),
     "srns-initial": lambda: steroid_resistant_child().evaluate(60),
     "under-dosed": lambda: (
         Chart(weight=10, height=90).upcr(0, 600).prednisolone(0, 41, mg=20).upcr(28, 400).evaluate(60)

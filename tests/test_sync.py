@@ -366,3 +366,29 @@ def test_a_write_that_keeps_failing_skips_that_patient_only_and_the_next_run_com
     assert summary.ok and summary.written == 1 and summary.incremental
     assert set(issues_by_patient(fhir_server)) == {steady, flaky}
     assert_no_duplicates(fhir_server)
+
+
+def test_a_pending_answer_is_rechecked_when_its_window_closes_with_no_new_data(
+    fhir_server: FhirServer, tmp_path: Path
+) -> None:
+    # prednisolone from 2023-05-15: the week-4 response is pending on 2023-06-01 and decided on 2023-06-12
+    [pid] = fhir_server.load(sample("srns-initial"))
+    state = tmp_path / "state.sqlite"
+
+    def sync_as_of(day: str) -> Result:
+        return CliRunner().invoke(
+            cli, ["sync", "--base-url", fhir_server.base_url, "--state", str(state), "--as-of", day]
+        )
+
+    first = sync_as_of("2023-06-01")
+    assert first.exit_code == 0, first.output
+    assert codes(issues_by_patient(fhir_server)[pid]) == ["response-pending"]
+    assert "considered 0" in sync_as_of("2023-06-11").stderr  # nothing changed, the window still open
+
+    decided = sync_as_of("2023-06-12")
+    assert decided.exit_code == 0, decided.output
+    assert "considered 1" in decided.stderr
+    issues = issues_by_patient(fhir_server)[pid]
+    assert codes(issues) == ["srns-initial"]
+    assert codes(issues, "cancelled") == ["response-pending"]
+    assert_no_duplicates(fhir_server)

@@ -123,6 +123,7 @@ def test_project_code_systems_are_valid_and_cover_every_code_the_rules_emit() ->
         "cni-resistant",
         "mdr-srns",
         "steroid-intolerant",
+        "response-pending",
         "insufficient-data",
         "cni-nephrotoxicity",
         "cni-level-out-of-range",
@@ -136,3 +137,18 @@ def test_project_code_systems_are_valid_and_cover_every_code_the_rules_emit() ->
         "steroid-intolerance",
     }
     assert codes == expected
+
+
+def test_an_open_window_is_written_as_a_response_pending_issue_the_output_profile_accepts() -> None:
+    from fhir_ns.ruleset import load_rulesets
+    from fhir_ns.validate.output_profile import check_output
+
+    result = Chart().upcr(0, 600).albumin(0, 18).prednisolone(0, 41, 48).upcr(14, 400).evaluate(20)
+    bundle = transaction([result], Settings())
+    [issue] = resources(bundle, "DetectedIssue")
+    assert issue["code"]["coding"][1]["code"] == "response-pending"
+    assert (issue["severity"], issue["code"]["coding"][0]["code"]) == ("low", "OBSA")
+    assert "decided on 2023-01-30" in issue["detail"] and issue["evidence"]
+    [plan] = resources(bundle, "CarePlan")  # supportive care: the nephrotic syndrome is established
+    assert "supportive care" in plan["title"].lower()
+    assert check_output(bundle, load_rulesets()) == []

@@ -51,21 +51,38 @@ class _Adder:
     def __init__(self, result: PatientResult) -> None:
         self.result = result
 
-    def __call__(self, code: str, since: date, reason: str, evidence: Sequence[str]) -> None:
-        """Record a category once (its first date); insufficient-data reasons of one date are joined."""
+    def __call__(
+        self, code: str, since: date, reason: str, evidence: Sequence[str], revisit_on: date | None = None
+    ) -> None:
+        """Record a category once (its first date); insufficient-data and response-pending reasons of one date
+        are joined (one DetectedIssue each), a pending one decided on the earliest of their days."""
+        if revisit_on is not None:
+            self.result.revisit(revisit_on)
         items = self.result.classifications
         for i, old in enumerate(items):
-            if old.code == code == "insufficient-data" and old.since == since:
+            if old.code == code and code in JOINED and old.since == since:
+                days = [d for d in (old.revisit_on, revisit_on) if d is not None]
                 items[i] = Classification(
-                    code, since, f"{old.reason}; {reason}", tuple(dict.fromkeys([*old.evidence, *evidence]))
+                    code,
+                    since,
+                    f"{old.reason}; {reason}",
+                    tuple(dict.fromkeys([*old.evidence, *evidence])),
+                    min(days) if days else None,
                 )
                 return
-        if code != "insufficient-data" and self.result.has(code):
+        if code not in JOINED and self.result.has(code):
             return
-        items.append(Classification(code, since, reason, tuple(dict.fromkeys(evidence))))
+        items.append(Classification(code, since, reason, tuple(dict.fromkeys(evidence)), revisit_on))
 
     def insufficient(self, since: date, reason: str, evidence: Sequence[str]) -> None:
         self("insufficient-data", since, reason, evidence)
+
+    def pending(self, since: date, reason: str, evidence: Sequence[str], decided_on: date) -> None:
+        """An assessment whose window is still open at the evaluation date (RULES.md §11): decided on `decided_on`."""
+        self("response-pending", since, reason, evidence, decided_on)
+
+
+JOINED = ("insufficient-data", "response-pending")  # one per date, the reasons joined
 
 
 INITIAL_CODES = {
@@ -79,10 +96,10 @@ INITIAL_CODES = {
 def _initial_category(outcome: TrialOutcome, add: _Adder) -> None:
     code = INITIAL_CODES.get(outcome.response)
     since = outcome.since or add.result.as_of
-    if outcome.due is not None:
-        add.result.revisit(outcome.due)
-    if code is not None:
-        add(code, since, outcome.reason, outcome.evidence)
+    if outcome.response is Response.IN_PROGRESS and outcome.due is not None:
+        add.pending(since, f"steroid response pending: {outcome.reason}", outcome.evidence, outcome.due)
+    elif code is not None:
+        add(code, since, outcome.reason, outcome.evidence, outcome.due)
     elif outcome.response is Response.INADEQUATE:
         add.insufficient(
             since, f"steroid response cannot be judged: the trial was under-dosed ({outcome.reason})", outcome.evidence
@@ -103,6 +120,13 @@ def _relapses(tl: Timeline, outcomes: dict[str, TrialOutcome], add: _Adder) -> N
                 outcome.since or episode.start,
                 f"earlier steroid-sensitive; relapse on {episode.start}: {outcome.reason}",
                 outcome.evidence,
+            )
+        elif outcome.response is Response.IN_PROGRESS and outcome.due is not None:
+            add.pending(
+                outcome.since or episode.start,
+                f"steroid response to the relapse of {episode.start} pending (secondary resistance): {outcome.reason}",
+                outcome.evidence,
+                outcome.due,
             )
     if not relapses:
         return
@@ -267,9 +291,12 @@ def _cni_response(tl: Timeline, add: _Adder) -> None:
             )
             continue
         if tl.as_of < end:
-            add.result.revisit(end)
-            add.result.notes.append(
-                f"CNI course from {course.start}: no remission yet; response is judged at {_span(window)} ({end})"
+            add.pending(
+                course.start,
+                f"CNI response pending: {' and '.join(course.drugs)} from {course.start}, no partial or complete "
+                f"remission by the evaluation date {tl.as_of}; the response is decided at {_span(window)}, on {end}",
+                evidence,
+                end,
             )
             continue
         lasted = ((course.end or tl.as_of) - course.start).days + 1
@@ -340,7 +367,19 @@ def _multidrug(tl: Timeline, add: _Adder) -> None:
     end = s0 + timedelta(days=rs.window_days)
     in_window = [e for e in sparing if e.start <= end]
     if tl.as_of < end:
-        add.result.revisit(end)
+        # pending only on the way to it: enough classes started and no complete remission yet
+        started = sorted({e.drug_class for e in in_window})
+        if len(started) >= rs.min_classes and not any(
+            r.level is Level.REMISSION for r in tl.readings_between(s0, tl.as_of)
+        ):
+            add.pending(
+                s0,
+                f"multidrug resistance pending: {len(started)} classes of steroid-sparing agent from {s0} "
+                f"({', '.join(sorted({e.drug for e in in_window}))}) and no complete remission by the evaluation "
+                f"date {tl.as_of}; it is decided after {_span(rs.window_days)}, on {end}",
+                [e.source for e in in_window],
+                end,
+            )
         return
     classes: dict[str, list[str]] = {}
     unknown: list[str] = []

@@ -9,7 +9,7 @@ from fhir_ns.catalogue import info
 from fhir_ns.rules.result import Finding, PatientResult
 from fhir_ns.rules.steroid import Response, TrialOutcome
 from fhir_ns.timeline.formulas import gfr_category
-from fhir_ns.timeline.timeline import Level, Timeline
+from fhir_ns.timeline.timeline import Dose, DrugCourse, Level, Timeline
 
 
 def find(tl: Timeline, result: PatientResult, trials: dict[str, TrialOutcome]) -> None:
@@ -189,24 +189,46 @@ def _cyclophosphamide(tl: Timeline, result: PatientResult, _: object) -> None:
 
 
 def _dose_ranges(tl: Timeline, result: PatientResult, _: object) -> None:
+    """Once per course: the mean dose over the course (days without the drug inside it count zero), when the
+    course lasted the rule set's minimum days and the mean lies beyond the range by more than its tolerance."""
+    tolerance = tl.ruleset.dose_range_tolerance
     for spec in tl.ruleset.dose_ranges:
-        for e in (x for x in tl.exposures if x.drug == spec.drug and not x.single_administration):
-            dose = tl.daily_dose(e, e.start, spec.unit)
-            if dose is None or spec.low <= dose.value <= spec.high:
+        for course in tl.courses_of(spec.drug):
+            days = ((course.end or tl.as_of) - course.start).days + 1
+            if days < tl.ruleset.dose_range_min_days:
                 continue
-            low = dose.value < spec.low
+            mean = _course_mean(tl, course, days, spec.unit)
+            if mean is None:
+                continue
+            low = mean.value < spec.low * (1 - tolerance)
+            if not low and mean.value <= spec.high * (1 + tolerance):
+                continue
             per_size = "SA" if spec.unit == "mg/m2/d" else "W"
-            category = f"DOSE{'L' if low else 'H'}IND{per_size}"
             _add(
                 result,
                 "dose-out-of-range",
-                e.start,
-                f"{e.drug} {dose.value:.0f} {spec.unit} from {e.start} is {'below' if low else 'above'} the range "
-                f"{spec.low:g}-{spec.high:g} {spec.unit} ({spec.source})",
-                dose.sources,
-                category=category,
-                implicated=[e.source],
+                course.start,
+                f"{spec.drug} mean {mean} over {days} days from {course.start} is "
+                f"{'below' if low else 'above'} the range {spec.low:g}-{spec.high:g} {spec.unit} by more than the "
+                f"{tolerance:.0%} tolerance ({spec.source})",
+                mean.sources,
+                category=f"DOSE{'L' if low else 'H'}IND{per_size}",
+                implicated=[e.source for e in course.exposures],
             )
+
+
+def _course_mean(tl: Timeline, course: DrugCourse, days: int, unit: str) -> Dose | None:
+    """The course's mean daily dose in `unit`, per body size on the course's first day (None when unknown)."""
+    mean, sources = tl.mean_daily_dose(course.exposures, course.start, days)
+    if mean is None:
+        return None
+    if unit == "mg/d":
+        return Dose(mean, unit, sources)
+    size = tl.body_size(course.start)
+    divisor = size.weight_kg if unit == "mg/kg/d" else size.bsa_m2
+    if divisor is None:
+        return None
+    return Dose(mean / divisor, unit, tuple(dict.fromkeys([*sources, *size.sources])))
 
 
 def _raas(tl: Timeline, result: PatientResult, _: object) -> None:

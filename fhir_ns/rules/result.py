@@ -11,20 +11,25 @@ from fhir_ns.ruleset import RuleSet
 
 @dataclass(frozen=True, slots=True)
 class Classification:
-    """A category met (ns-classification code), since when, why in one sentence, and on what evidence."""
+    """A category met (ns-classification code), since when, why in one sentence, and on what evidence; a
+    pending one (`response-pending`, `srns-pending-confirmation`) also says when it will be decided."""
 
     code: str
     since: date
     reason: str
     evidence: tuple[str, ...]
+    revisit_on: date | None = None  # a pending category: the day its window closes and it is decided
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "code": self.code,
             "since": self.since.isoformat(),
             "reason": self.reason,
             "evidence": list(self.evidence),
         }
+        if self.revisit_on is not None:
+            out["revisit_on"] = self.revisit_on.isoformat()
+        return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,7 +30,7 @@ class TrialOutcome(Struct, frozen=True, gc=False):
     evidence: tuple[str, ...]
     course: DrugExposure | None = None
     dose_basis: str | None = None  # "per m2" / "per kg" when the dose was judged against body size
-    due: date | None = None  # when a pending outcome will be decided
+    due: date | None = None  # when a pending outcome will be decided (the first evaluation date its window is closed)
 
 
 def evaluate_trial(tl: Timeline, episode: Episode, initial: bool) -> TrialOutcome:
@@ -80,12 +80,15 @@ def evaluate_trial(tl: Timeline, episode: Episode, initial: bool) -> TrialOutcom
                     (*evidence, *sources),
                     course,
                 )
+    low, high = trial.assessment_window
     if tl.as_of < assess:
         return TrialOutcome(
             Response.IN_PROGRESS,
             t0,
-            f"{course.drug} course started {t0}; the {week} assessment is due {assess}, after the "
-            f"evaluation date {tl.as_of}",
+            f"{course.drug} course started {t0}, no {'complete ' if trial.response == 'complete' else ''}remission "
+            f"by the evaluation date {tl.as_of}; the {week} "
+            f"response is decided on {assess} (day {trial.assessment_day}) from the proteinuria of days "
+            f"{low}-{high} of the course",
             evidence,
             course,
             due=assess,
@@ -97,10 +100,20 @@ def evaluate_trial(tl: Timeline, episode: Episode, initial: bool) -> TrialOutcom
             adequacy.response, assess, adequacy.reason, (*evidence, *adequacy.sources), course, adequacy.basis
         )
 
-    low, high = trial.assessment_window
     window = tl.readings_between(t0 + timedelta(days=low), t0 + timedelta(days=high))
     before = [r for r in window if r.on <= assess]
     status = before[-1] if before else (window[0] if window else None)
+    if status is None and tl.as_of < t0 + timedelta(days=high):
+        return TrialOutcome(
+            Response.IN_PROGRESS,
+            t0,
+            f"{course.drug} course started {t0}, {adequacy.reason}; no proteinuria value yet between day {low} and "
+            f"day {high} ({t0 + timedelta(days=low)} to {t0 + timedelta(days=high)}): the {week} response waits "
+            f"for one until {t0 + timedelta(days=high)}",
+            (*evidence, *adequacy.sources),
+            course,
+            due=t0 + timedelta(days=high),
+        )
     if status is None:
         return TrialOutcome(
             Response.UNDECIDED,
@@ -244,7 +257,7 @@ def _confirmation(
             f"{partial_words}; the confirmation period ({period}) runs until {end}",
             evidence,
             course,
-            due=end + timedelta(days=1),
+            due=end,
         )
     confirming = tl.readings_between(assess + timedelta(days=1), end)
     if not confirming:

@@ -256,8 +256,8 @@ def _latest_within(series: _Series, day: date, window: timedelta) -> Measurement
 
 
 @dataclass(slots=True)
-class CniCourse:
-    """Calcineurin-inhibitor exposures taken as one course."""
+class DrugCourse:
+    """Exposures taken as one course: each starts within the rule set's gap after the ones before end."""
 
     start: date
     end: date | None
@@ -289,7 +289,7 @@ class Timeline:
     _sizes: dict[date, BodySize] = field(default_factory=dict, init=False, repr=False, compare=False)
     _classes: dict[str, list[DrugExposure]] = field(default_factory=dict, init=False, repr=False, compare=False)
     _courses: tuple[DrugExposure, ...] | None = field(default=None, init=False, repr=False, compare=False)
-    _cni_courses: tuple[CniCourse, ...] | None = field(default=None, init=False, repr=False, compare=False)
+    _cni_courses: tuple[DrugCourse, ...] | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def build(cls, facts: PatientFacts, ruleset: RuleSet, terminology: Terminology, as_of: date) -> Timeline:
@@ -608,20 +608,27 @@ class Timeline:
             self._courses = tuple(e for e in self.glucocorticoids() if not e.single_administration and e.route != "iv")
         return self._courses
 
-    def cni_courses(self) -> tuple[CniCourse, ...]:
+    def cni_courses(self) -> tuple[DrugCourse, ...]:
         """Calcineurin-inhibitor exposures joined into courses (gaps up to the rule set's days, switching CNI included)."""
         if self._cni_courses is None:
-            gap = timedelta(days=self.ruleset.cni.course_gap_days)
-            courses: list[CniCourse] = []
-            for e in sorted(self.of_class("calcineurin-inhibitor"), key=_START):
-                last = courses[-1] if courses else None
-                if last is not None and (last.end is None or e.start <= last.end + gap):
-                    last.exposures.append(e)
-                    last.end = None if last.end is None or e.end is None else max(last.end, e.end)
-                else:
-                    courses.append(CniCourse(e.start, e.end, [e]))
-            self._cni_courses = tuple(courses)
+            self._cni_courses = self._join(self.of_class("calcineurin-inhibitor"))
         return self._cni_courses
+
+    def courses_of(self, drug: str) -> tuple[DrugCourse, ...]:
+        """One drug's day-by-day exposures joined into courses like `cni_courses` (single doses left out)."""
+        return self._join([e for e in self.exposures if e.drug == drug and not e.single_administration])
+
+    def _join(self, exposures: Iterable[DrugExposure]) -> tuple[DrugCourse, ...]:
+        gap = timedelta(days=self.ruleset.cni.course_gap_days)
+        courses: list[DrugCourse] = []
+        for e in sorted(exposures, key=_START):
+            last = courses[-1] if courses else None
+            if last is not None and (last.end is None or e.start <= last.end + gap):
+                last.exposures.append(e)
+                last.end = None if last.end is None or e.end is None else max(last.end, e.end)
+            else:
+                courses.append(DrugCourse(e.start, e.end, [e]))
+        return tuple(courses)
 
     def standard_steroid_dose(self, day: date, alternate_day: bool = False) -> Dose | None:
         """The rule set's standard prednis(ol)one dose for this patient on `day` (mg/day), or None."""
