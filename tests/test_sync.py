@@ -366,3 +366,34 @@ def test_a_write_that_keeps_failing_skips_that_patient_only_and_the_next_run_com
     assert summary.ok and summary.written == 1 and summary.incremental
     assert set(issues_by_patient(fhir_server)) == {steady, flaky}
     assert_no_duplicates(fhir_server)
+
+
+def test_sync_writes_the_same_care_plans_as_convert_revoked_superseded_plan_included(
+    fhir_server: FhirServer, tmp_path: Path
+) -> None:
+    fhir_server.load(sample("cni-resistant"))
+    assert sync(fhir_server, tmp_path / "state.sqlite").exit_code == 0
+    out = tmp_path / "convert.json"
+    converted = CliRunner().invoke(
+        cli, ["convert", str(SAMPLES / "bundles" / "cni-resistant.json"), "--as-of", AS_OF, "-o", str(out)]
+    )
+    assert converted.exit_code == 0, converted.output
+
+    def shape(plan: dict[str, Any]) -> tuple[Any, ...]:
+        return (
+            plan["identifier"][0]["value"],
+            plan["status"],
+            [r["identifier"]["value"] for r in plan.get("replaces", [])],
+            [(a["detail"]["status"], a.get("outcomeReference")) for a in plan.get("activity", [])],
+            plan.get("note"),
+        )
+
+    written = sorted(shape(p) for p in fhir_server.search("CarePlan"))
+    expected = sorted(
+        shape(e["resource"])
+        for e in orjson.loads(out.read_bytes())["entry"]
+        if e["resource"]["resourceType"] == "CarePlan"
+    )
+    assert written == expected
+    assert {p[1] for p in written} == {"draft", "revoked"}
+    assert any(p[2] for p in written)  # the current plan replaces the revoked one
