@@ -148,13 +148,10 @@ def careplans() -> CarePlanCatalogue:
             template_id, spec["title"], spec.get("intent", "proposal"), tuple(activities)
         )
     contraindications = tuple(
-        Contraindication(code, tuple(spec["rules_out"]), spec["because"])
+        Contraindication(info(code).code, tuple(spec["rules_out"]), spec["because"])
         for code, spec in (data.get("contraindications") or {}).items()
     )
-    supersession = {code: tuple(later) for code, later in (data.get("supersession") or {}).items()}
+    supersession = {
+        info(code).code: tuple(info(c).code for c in later) for code, later in (data.get("supersession") or {}).items()
+    }
     return CarePlanCatalogue(templates, contraindications, supersession)
-
-
-def careplan_templates() -> dict[str, CarePlanTemplate]:
-    """The care plan proposals of mappings/careplans.yaml, by id."""
-    return careplans().templates

@@ -158,3 +158,22 @@ def test_proposals_are_in_the_json_of_the_result():
     assert data[1]["replaces"] == ["srns-child"]
     start_cni = next(a for a in data[0]["activities"] if a["text"].startswith("Start a calcineurin"))
     assert start_cni["status"] == "in-progress" and start_cni["sources"][0].startswith("MedicationStatement/")
+
+
+def test_the_care_plan_data_names_only_templates_drugs_and_concepts_that_exist():
+    """careplans.yaml is data a site edits: a misspelt class or concept would silently never match."""
+    from fhir_ns.catalogue import careplans
+    from tests.chart import RULESETS, TERMINOLOGY
+
+    data = careplans()
+    used = {t for ruleset in RULESETS.values() for ts in ruleset.careplans.values() for t in ts}
+    assert used | {"supportive-care"} <= set(data.templates)
+    classes = {d.drug_class for d in TERMINOLOGY.drugs.values()}
+    concepts = {c for cs in TERMINOLOGY.condition_codes.values() for c in cs}
+    kinds = {k for t in data.templates.values() for a in t.activities for k in a.involves}
+    for template in data.templates.values():
+        for a in template.activities:
+            for match in (a.in_progress_when, a.completed_when):
+                assert set(match.drug_classes) <= classes and set(match.drugs) <= set(TERMINOLOGY.drugs), a.text
+                assert set(match.conditions) <= concepts, a.text
+    assert all(set(ci.rules_out) <= kinds for ci in data.contraindications)
