@@ -177,3 +177,10 @@ def test_the_care_plan_data_names_only_templates_drugs_and_concepts_that_exist()
                 assert set(match.drug_classes) <= classes and set(match.drugs) <= set(TERMINOLOGY.drugs), a.text
                 assert set(match.conditions) <= concepts, a.text
     assert all(set(ci.rules_out) <= kinds for ci in data.contraindications)
+
+
+def test_a_therapy_with_a_recorded_end_makes_the_answer_worth_revisiting_the_day_after():
+    chart = steroid_resistant_child().drug("cyclosporine", CNI_START, 150, 160, basis="mg/m2")
+    result = chart.evaluate(100)
+    assert activity(plan(result, "srns-child"), "Start a calcineurin inhibitor").status == "in-progress"
+    assert result.revisit_on == day(151)  # without the end, the next date to revisit is later (the CNI window)

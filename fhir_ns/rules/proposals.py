@@ -50,7 +50,7 @@ def propose(tl: Timeline, result: PatientResult) -> None:
                 omitted.append(OmittedActivity(activity.text, _because(ci, item), item.evidence))
                 ruled_out.setdefault(ci.code, []).append(activity.text)
             else:
-                activities.append(_as_on_record(activity, tl, trigger))
+                activities.append(_as_on_record(activity, tl, trigger, result))
         notes = tuple(
             f"Not proposed because of {_words(ci, item)}: {ci.because}. Left out: {' '.join(ruled_out[ci.code])}"
             for ci, item in contraindicated
@@ -108,13 +108,15 @@ def _superseding(
     return min(found, key=lambda c: (c.since, c.code), default=None)
 
 
-def _as_on_record(activity: Activity, tl: Timeline, trigger: Classification | None) -> ProposedActivity:
+def _as_on_record(
+    activity: Activity, tl: Timeline, trigger: Classification | None, result: PatientResult
+) -> ProposedActivity:
     """The activity with its status on the record: completed, in progress, or not started."""
     since = trigger.since if trigger is not None else None
     done = _completed(activity.completed_when, tl, since)
     if done is not None:
         return ProposedActivity(activity.text, activity.source, "completed", *done)
-    current = _in_progress(activity.in_progress_when, tl)
+    current = _in_progress(activity.in_progress_when, tl, result)
     if current is not None:
         return ProposedActivity(activity.text, activity.source, "in-progress", *current)
     return ProposedActivity(activity.text, activity.source, "not-started")
@@ -147,8 +149,9 @@ def _completed(match: RecordMatch, tl: Timeline, trigger_since: date | None) -> 
     return "; ".join(words), tuple(dict.fromkeys(sources))
 
 
-def _in_progress(match: RecordMatch, tl: Timeline) -> tuple[str, tuple[str, ...]] | None:
-    """The sentence and sources showing the therapy current at the evaluation date, or None."""
+def _in_progress(match: RecordMatch, tl: Timeline, result: PatientResult) -> tuple[str, tuple[str, ...]] | None:
+    """The sentence and sources showing the therapy current at the evaluation date, or None. A therapy with a
+    recorded end after that date makes the result worth revisiting the day after it ends."""
     if not match:
         return None
     relevant = [e for e in tl.exposures if e.drug_class in match.drug_classes or e.drug in match.drugs]
@@ -158,6 +161,9 @@ def _in_progress(match: RecordMatch, tl: Timeline) -> tuple[str, tuple[str, ...]
         course = _current_course([e for e in relevant if e.drug == drug], tl)
         words.append(f"on {drug.replace('-', ' ')} since {course[0].start}")
         sources.extend(e.source for e in course)
+        for e in tl.facts.exposures:
+            if e.drug == drug and e.end is not None and e.end >= tl.as_of and e.source in sources:
+                result.revisit(e.end + timedelta(days=1))
     if not words:
         return None
     return "; ".join(words), tuple(dict.fromkeys(sources))
