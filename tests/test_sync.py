@@ -70,7 +70,9 @@ def test_first_sync_writes_each_patients_results_and_a_second_run_writes_nothing
         pid = next(e["resource"]["id"] for e in sample(name)["entry"] if e["resource"]["resourceType"] == "Patient")
         assert codes(by_patient[pid]) == sorted(expected["classifications"] + expected["findings"]), name
     plans = fhir_server.search("CarePlan")
-    assert plans and {p["status"] for p in plans} == {"draft"}
+    revoked = [p["title"] for p in plans if p["status"] != "draft"]
+    # the one plan not current is the CNI-resistant patient's SRNS plan, superseded by the CNI-resistant one
+    assert plans and revoked == ["Steroid-resistant nephrotic syndrome (child) - proposed next steps"]
     provenance = fhir_server.search("Provenance")
     assert len(provenance) == 5 and all(p["agent"][0]["who"]["reference"].startswith("Device/") for p in provenance)
     assert_no_duplicates(fhir_server)
@@ -392,3 +394,34 @@ def test_a_pending_answer_is_rechecked_when_its_window_closes_with_no_new_data(
     assert codes(issues) == ["srns-initial"]
     assert codes(issues, "cancelled") == ["response-pending"]
     assert_no_duplicates(fhir_server)
+
+
+def test_sync_writes_the_same_care_plans_as_convert_revoked_superseded_plan_included(
+    fhir_server: FhirServer, tmp_path: Path
+) -> None:
+    fhir_server.load(sample("cni-resistant"))
+    assert sync(fhir_server, tmp_path / "state.sqlite").exit_code == 0
+    out = tmp_path / "convert.json"
+    converted = CliRunner().invoke(
+        cli, ["convert", str(SAMPLES / "bundles" / "cni-resistant.json"), "--as-of", AS_OF, "-o", str(out)]
+    )
+    assert converted.exit_code == 0, converted.output
+
+    def shape(plan: dict[str, Any]) -> tuple[Any, ...]:
+        return (
+            plan["identifier"][0]["value"],
+            plan["status"],
+            [r["identifier"]["value"] for r in plan.get("replaces", [])],
+            [(a["detail"]["status"], a.get("outcomeReference")) for a in plan.get("activity", [])],
+            plan.get("note"),
+        )
+
+    written = sorted(shape(p) for p in fhir_server.search("CarePlan"))
+    expected = sorted(
+        shape(e["resource"])
+        for e in orjson.loads(out.read_bytes())["entry"]
+        if e["resource"]["resourceType"] == "CarePlan"
+    )
+    assert written == expected
+    assert {p[1] for p in written} == {"draft", "revoked"}
+    assert any(p[2] for p in written)  # the current plan replaces the revoked one

@@ -152,3 +152,86 @@ def test_an_open_window_is_written_as_a_response_pending_issue_the_output_profil
     [plan] = resources(bundle, "CarePlan")  # supportive care: the nephrotic syndrome is established
     assert "supportive care" in plan["title"].lower()
     assert check_output(bundle, load_rulesets()) == []
+
+
+# -- proposals that know the record (RULES.md §11) -------------------------------------------------------
+
+
+def cni_resistant_child() -> PatientResult:
+    """Steroid-resistant from day 28, on cyclosporine from day 45, still nephrotic 6 months later."""
+    chart = Chart().condition({"nephrotic-syndrome"}, 0)
+    chart.upcr(0, 600).albumin(0, 18).prednisolone(0, 41, 48).upcr(28, 400).albumin(28, 20)
+    chart.drug("cyclosporine", 45, None, 160, basis="mg/m2").condition({"histology-fsgs"}, 35)
+    for on in (75, 120, 160, 200, 225):
+        chart.upcr(on, 300).albumin(on, 20)
+    return chart.evaluate(240)
+
+
+def plans_by_title(bundle: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {p["title"].split(" - ")[0]: p for p in resources(bundle, "CarePlan")}
+
+
+def test_a_superseded_plan_is_revoked_and_the_current_plan_replaces_it_by_identifier() -> None:
+    bundle = transaction([cni_resistant_child()], Settings())
+    plans = plans_by_title(bundle)
+    srns = plans["Steroid-resistant nephrotic syndrome (child)"]
+    resistant = plans["Calcineurin-inhibitor-resistant nephrotic syndrome"]
+    assert srns["status"] == "revoked" and srns["description"].startswith("Superseded on ")
+    assert resistant["status"] == "draft" and plans["Nephrotic syndrome"]["status"] == "draft"
+    assert resistant["replaces"] == [{"identifier": srns["identifier"][0], "display": srns["title"]}]
+    assert "replaces" not in srns
+
+
+def test_activities_in_progress_and_completed_cite_the_record() -> None:
+    bundle = transaction([cni_resistant_child()], Settings())
+    srns = plans_by_title(bundle)["Steroid-resistant nephrotic syndrome (child)"]
+    by_text = {a["detail"]["description"].split(" (source")[0]: a for a in srns["activity"]}
+    cni = by_text[
+        "Start a calcineurin inhibitor: cyclosporine 150-200 mg/m2/day (target trough per rule set) or tacrolimus."
+    ]
+    assert cni["detail"]["status"] == "in-progress"
+    assert cni["detail"]["statusReason"]["text"].startswith("On cyclosporine since ")
+    assert cni["outcomeReference"][0]["reference"].startswith("MedicationStatement/")
+    biopsy = by_text["Kidney biopsy if not already done."]
+    assert biopsy["detail"]["status"] == "completed" and biopsy["outcomeReference"][0]["reference"].startswith(
+        "Condition/"
+    )
+    assert by_text["Genetic testing for monogenic SRNS (podocyte gene panel)."]["detail"]["status"] == "not-started"
+
+
+def test_a_monogenic_disease_plan_says_why_immunosuppression_is_left_out() -> None:
+    chart = Chart().condition({"nephrotic-syndrome"}, 0)
+    chart.upcr(0, 600).albumin(0, 18).prednisolone(0, 42, 48).upcr(27, 550).albumin(27, 20)
+    result = chart.genetic(40, {"podocyte-gene"}, pathogenic=True).evaluate(60)
+    srns = plans_by_title(transaction([result], Settings()))["Steroid-resistant nephrotic syndrome (child)"]
+    descriptions = [a["detail"]["description"] for a in srns["activity"]]
+    assert not any("calcineurin inhibitor" in d.lower() and d.startswith(("Start", "With")) for d in descriptions)
+    assert any("immunosuppression unlikely to help" in n["text"] for n in srns["note"])
+    assert "immunosuppression unlikely to help" in srns["text"]["div"]
+
+
+def test_plans_that_know_the_record_convert_to_identical_bytes_and_pass_the_output_profile() -> None:
+    from fhir_ns.validate.output_profile import check_output
+    from tests.chart import RULESETS
+
+    first = orjson.dumps(transaction([cni_resistant_child()], Settings()))
+    assert first == orjson.dumps(transaction([cni_resistant_child()], Settings()))
+    bundle = orjson.loads(first)
+    Bundle.model_validate(bundle)
+    assert check_output(bundle, RULESETS) == []
+
+
+def test_the_output_profile_refuses_an_activity_in_progress_without_its_evidence() -> None:
+    from fhir_ns.validate.output_profile import check_output
+    from tests.chart import RULESETS
+
+    bundle = transaction([cni_resistant_child()], Settings())
+    plan = plans_by_title(bundle)["Steroid-resistant nephrotic syndrome (child)"]
+    cni = next(a for a in plan["activity"] if a["detail"]["status"] == "in-progress")
+    del cni["outcomeReference"]
+    plan["replaces"] = [{"display": "an earlier plan"}]
+    messages = sorted(i.message for i in check_output(bundle, RULESETS))
+    assert messages == [
+        "is in-progress: needs the resources that show it",
+        "names the plan it replaces by its identifier https://fhir-ns.example.org/fhir/identifier/CarePlan",
+    ]

@@ -20,9 +20,9 @@ from urllib.parse import quote
 import orjson
 
 from fhir_ns import __version__
-from fhir_ns.catalogue import DEFAULT_CANONICAL_BASE, careplan_templates, info
+from fhir_ns.catalogue import DEFAULT_CANONICAL_BASE, info
 from fhir_ns.output import indented
-from fhir_ns.rules.result import Classification, Finding, PatientResult
+from fhir_ns.rules.result import Classification, Finding, PatientResult, Proposal, ProposedActivity
 
 V3_ACTCODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 V3_DISPLAY = {
@@ -113,7 +113,8 @@ def patient_entries(
     """The entries that write one patient's results: DetectedIssues, CarePlans, then one Provenance.
 
     `superseded` are DetectedIssues/CarePlans written earlier that the results no longer contain: they
-    are written back as `cancelled` / `revoked` (never deleted), and the new CarePlans `replaces` them.
+    are written back as `cancelled` / `revoked` (never deleted), and the new draft CarePlans `replaces` them
+    (besides the plans the rules themselves revoked, which their successors already replace).
     """
     issues: list[tuple[str, dict[str, Any], str]] = []  # (code, entry, fullUrl)
     items: list[Classification | Finding] = [*result.classifications, *result.findings]
@@ -125,9 +126,11 @@ def patient_entries(
     revoked = [e["resource"] for e in withdrawn if e["resource"]["resourceType"] == "CarePlan"]
     if revoked:
         for plan in plans:
-            plan["resource"]["replaces"] = [
-                {"identifier": r["identifier"][0], "display": r.get("title", "")} for r in revoked
-            ]
+            if plan["resource"]["status"] == "draft":
+                plan["resource"]["replaces"] = [
+                    *plan["resource"].get("replaces", ()),
+                    *({"identifier": r["identifier"][0], "display": r.get("title", "")} for r in revoked),
+                ]
     entries = [e for _, e, _ in issues] + plans + withdrawn
     if entries:
         entries.append(_provenance(result, settings, entries, device_url))
@@ -202,51 +205,61 @@ def _detected_issue(result: PatientResult, item: Classification | Finding, setti
     }
 
 
+def _plan_identifier(result: PatientResult, settings: Settings, proposal: Proposal) -> dict[str, str]:
+    since = proposal.trigger.since.isoformat() if proposal.trigger else ""
+    return {
+        "system": settings.identifier_system("CarePlan"),
+        "value": _identifier_value("CarePlan", result.patient_reference, proposal.template, result.ruleset.ref, since),
+    }
+
+
 def _care_plans(result: PatientResult, settings: Settings, issues: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    templates = careplan_templates()
-    triggered: list[tuple[str, Classification | None]] = []
-    for classification in result.classifications:
-        for template_id in result.ruleset.careplans.get(classification.code, []):
-            if template_id not in (t for t, _ in triggered):
-                triggered.append((template_id, classification))
-    if result.conditions or any(c.code != "insufficient-data" for c in result.classifications):
-        triggered.append(("supportive-care", None))
+    """The CarePlans of `result.proposals`, as the rules left them: status, activities, notes, replaces."""
+    by_template = {p.template: p for p in result.proposals}
     entries = []
-    for template_id, trigger in triggered:
-        template = templates[template_id]
-        since = trigger.since.isoformat() if trigger else ""
-        identifier = {
-            "system": settings.identifier_system("CarePlan"),
-            "value": _identifier_value("CarePlan", result.patient_reference, template_id, result.ruleset.ref, since),
-        }
+    for proposal in result.proposals:
+        trigger = proposal.trigger
+        identifier = _plan_identifier(result, settings, proposal)
         why = (
             f"Proposed because of {info(trigger.code).display.lower()} since {trigger.since} "
             f"({result.ruleset.ref}): {trigger.reason}."
             if trigger
             else f"Supportive care for nephrotic syndrome ({result.ruleset.ref})."
         )
+        if proposal.superseded_by is not None:
+            later = proposal.superseded_by
+            why = (
+                f"Superseded on {later.since} by {info(later.code).display.lower()} ({result.ruleset.ref}): "
+                f"no longer the current plan. {why}"
+            )
         resource: dict[str, Any] = {
             "resourceType": "CarePlan",
             "identifier": [identifier],
             "instantiatesCanonical": [settings.ruleset_canonical(result)],
-            "status": "draft",
-            "intent": template.intent,
+            "status": proposal.status,
+            "intent": proposal.intent,
             "category": [{"coding": [CARE_PLAN_CATEGORY]}],
-            "title": template.title,
+            "title": proposal.title,
             "description": f"{why} {DECISION_SUPPORT}",
             "subject": {"reference": result.patient_reference},
             "created": result.as_of.isoformat(),
-            "activity": [
-                {"detail": {"status": "not-started", "description": f"{a.text} (source: {a.source})"}}
-                for a in template.activities
-            ],
-            "note": [{"text": DECISION_SUPPORT}],
         }
+        replaced = [by_template[t] for t in proposal.replaces if t in by_template]
+        if replaced:
+            resource["replaces"] = [
+                {"identifier": _plan_identifier(result, settings, r), "display": r.title} for r in replaced
+            ]
+        if proposal.activities:
+            resource["activity"] = [_activity(a) for a in proposal.activities]
+        resource["note"] = [*({"text": n} for n in proposal.notes), {"text": DECISION_SUPPORT}]
         addresses = [reference(c) for c in result.conditions if "reference" in reference(c)]
         if addresses:
             resource["addresses"] = addresses
+        codes = [c.code for c in (trigger, proposal.superseded_by) if c is not None]
         supporting = (
-            [issues[trigger.code]] if trigger else [issues[c.code] for c in result.classifications if c.code in issues]
+            [issues[c] for c in codes if c in issues]
+            if trigger
+            else [issues[c.code] for c in result.classifications if c.code in issues]
         )
         if supporting:
             # the identifier keeps the link meaningful after the transaction's urn:uuid is gone
@@ -255,8 +268,15 @@ def _care_plans(result: PatientResult, settings: Settings, issues: dict[str, dic
                 {"reference": url, "identifier": e["resource"]["identifier"][0]} for url, e in unique.items()
             ]
         resource["text"] = _narrative(
-            f"{template.title} (proposal, decision support)",
-            [why, *(f"{a.text} ({a.source})" for a in template.activities)],
+            f"{proposal.title} ({'superseded, ' if proposal.status == 'revoked' else ''}proposal, decision support)",
+            [
+                why,
+                *(
+                    f"{a.text} ({a.source})" + (f" [{a.status.replace('-', ' ')}: {a.evidence}]" if a.evidence else "")
+                    for a in proposal.activities
+                ),
+                *proposal.notes,
+            ],
         )
         entries.append(
             {
@@ -266,6 +286,18 @@ def _care_plans(result: PatientResult, settings: Settings, issues: dict[str, dic
             }
         )
     return entries
+
+
+def _activity(activity: ProposedActivity) -> dict[str, Any]:
+    detail: dict[str, Any] = {"status": activity.status}
+    if activity.evidence:
+        detail["statusReason"] = {"text": activity.evidence[0].upper() + activity.evidence[1:]}
+    detail["description"] = f"{activity.text} (source: {activity.source})"
+    out: dict[str, Any] = {}
+    if activity.sources:
+        out["outcomeReference"] = [reference(s) for s in activity.sources]
+    out["detail"] = detail
+    return out
 
 
 def _provenance(

@@ -7,6 +7,7 @@ from datetime import date
 from fhir_ns.errors import ConfigError
 from fhir_ns.rules.classify import classify
 from fhir_ns.rules.findings import find
+from fhir_ns.rules.proposals import propose
 from fhir_ns.rules.result import Classification, Finding, PatientResult
 from fhir_ns.ruleset import RuleSet
 from fhir_ns.terminology import Terminology
@@ -84,7 +85,7 @@ def evaluate(
     as_of: date,
     ruleset_id: str | None = None,
 ) -> PatientResult:
-    """Classify one patient and collect the findings, as of `as_of`."""
+    """Classify one patient, collect the findings and propose care plans, as of `as_of`."""
     ruleset, why, blocker, timeline = build_timeline(facts, rulesets, terminology, as_of, ruleset_id)
     result = PatientResult(facts.patient_id, facts.reference, ruleset, as_of, why)
     if blocker is not None or timeline is None:
@@ -93,4 +94,5 @@ def evaluate(
     result.conditions = tuple(c.source for c in timeline.conditions if "nephrotic-syndrome" in c.concepts)
     trials = classify(timeline, result)
     find(timeline, result, trials)
+    propose(timeline, result)
     return result

@@ -55,6 +55,74 @@ class Finding:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class ProposedActivity:
+    """One activity of a proposed plan, with where the record already stands on it."""
+
+    text: str
+    source: str
+    status: str  # not-started | in-progress | completed
+    evidence: str = ""  # the sentence saying why it is in progress or done ("on cyclosporine since 2022-04-18")
+    sources: tuple[str, ...] = ()  # the resources that show it
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "source": self.source,
+            "status": self.status,
+            "evidence": self.evidence,
+            "sources": list(self.sources),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class OmittedActivity:
+    """An activity left out of a plan because something on the record contraindicates it."""
+
+    text: str
+    reason: str
+    sources: tuple[str, ...] = ()
+
+    def as_json(self) -> dict[str, Any]:
+        return {"text": self.text, "reason": self.reason, "sources": list(self.sources)}
+
+
+@dataclass(frozen=True, slots=True)
+class Proposal:
+    """A care plan proposed for the patient: its template, the category that triggered it (None: supportive
+    care), whether it is current (`draft`) or superseded (`revoked`, with the category that superseded it),
+    the templates of the plans it replaces, and its activities as they stand on the record."""
+
+    template: str
+    title: str
+    intent: str  # proposal | option
+    trigger: Classification | None
+    status: str  # draft | revoked
+    activities: tuple[ProposedActivity, ...]
+    omitted: tuple[OmittedActivity, ...] = ()
+    notes: tuple[str, ...] = ()
+    superseded_by: Classification | None = None
+    replaces: tuple[str, ...] = ()  # template ids of this patient's revoked plans that this one replaces
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "template": self.template,
+            "title": self.title,
+            "intent": self.intent,
+            "trigger": None if self.trigger is None else {"code": self.trigger.code, "since": str(self.trigger.since)},
+            "status": self.status,
+            "superseded_by": (
+                None
+                if self.superseded_by is None
+                else {"code": self.superseded_by.code, "since": str(self.superseded_by.since)}
+            ),
+            "replaces": list(self.replaces),
+            "activities": [a.as_json() for a in self.activities],
+            "omitted": [a.as_json() for a in self.omitted],
+            "notes": list(self.notes),
+        }
+
+
 @dataclass(slots=True)
 class PatientResult:
     patient_id: str
@@ -67,6 +135,7 @@ class PatientResult:
     notes: list[str] = field(default_factory=list)
     conditions: tuple[str, ...] = ()  # the nephrotic-syndrome Conditions, for CarePlan.addresses
     revisit_on: date | None = None  # when the answer may change with no new data (a window closes)
+    proposals: list[Proposal] = field(default_factory=list)  # the care plans, as they stand on the record
 
     def revisit(self, day: date) -> None:
         """Note that the answer may change on `day` even if no new data arrive."""
@@ -89,4 +158,5 @@ class PatientResult:
             "findings": [f.as_json() for f in self.findings],
             "notes": list(self.notes),
             "revisit_on": self.revisit_on.isoformat() if self.revisit_on else None,
+            "proposals": [p.as_json() for p in self.proposals],
         }

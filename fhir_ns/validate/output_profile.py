@@ -4,7 +4,8 @@ A resource is taken as fhir-ns output when it carries a fhir-ns identifier (`<ba
 or, for Provenance, a rule-set policy (`<base>/ruleset/<id>|<version>`). What it must then have is what
 the writer promises (README "Write"): a deterministic identifier, the rule set named by canonical URL
 with a version fhir-ns knows, codes from the project's CodeSystems, evidence, CarePlans as draft
-proposals, a Provenance with the rule set as policy and the fhir-ns Device as agent, and in a
+proposals (revoked when superseded, replacing by identifier; each activity not started, in progress or
+completed, the last two citing the record), a Provenance with the rule set as policy and the fhir-ns Device as agent, and in a
 transaction a conditional update on the identifier.
 """
 
@@ -24,6 +25,7 @@ RULESET = re.compile(r"^(?P<base>.+)/ruleset/(?P<id>[^/|]+)\|(?P<version>.+)$")
 ISSUE_STATUSES = {"preliminary", "cancelled", "entered-in-error"}  # new, or superseded (NOTES: sync)
 PLAN_STATUSES = {"draft", "revoked"}
 PLAN_INTENTS = {"proposal", "option"}
+ACTIVITY_STATUSES = {"not-started", "in-progress", "completed"}  # where the record stands on it (RULES.md §11)
 
 
 def _error(message: str, path: str, code: str = "invalid") -> Issue:
@@ -147,6 +149,19 @@ def _check_resource(res: dict[str, Any], at: str, rulesets: dict[str, RuleSet]) 
             issues.append(_error("needs the patient it is for", join(at, "subject"), "required"))
         if not res.get("description"):
             issues.append(_error("needs a description saying why it is proposed", join(at, "description"), "required"))
+        issues += _check_activities(res, at)
+        for i, replaced in enumerate(res.get("replaces") or []):
+            ident = replaced.get("identifier") if isinstance(replaced, dict) else None
+            if not (
+                isinstance(ident, dict) and ident.get("system") == f"{base}/identifier/CarePlan" and ident.get("value")
+            ):
+                issues.append(
+                    _error(
+                        f"names the plan it replaces by its identifier {base}/identifier/CarePlan",
+                        join(at, f"replaces[{i}]"),
+                        "required",
+                    )
+                )
     elif rtype == "Provenance":
         policies = [p for p in res.get("policy") or [] if RULESET.match(str(p))]
         issues += _check_ruleset(policies[0] if policies else None, base, rulesets, join(at, "policy"))
@@ -157,6 +172,29 @@ def _check_resource(res: dict[str, Any], at: str, rulesets: dict[str, RuleSet]) 
         agents = [a for a in res.get("agent") or [] if isinstance(a, dict) and isinstance(a.get("who"), dict)]
         if not any(str(a["who"].get("reference", "")).startswith(("Device/", "urn:uuid:")) for a in agents):
             issues.append(_error("needs the fhir-ns Device as agent", join(at, "agent"), "required"))
+    return issues
+
+
+def _check_activities(res: dict[str, Any], at: str) -> list[Issue]:
+    """Each activity not started, in progress or completed; one in progress or completed cites what shows it."""
+    issues = []
+    for i, activity in enumerate(res.get("activity") or []):
+        if not isinstance(activity, dict):
+            continue
+        where = join(at, f"activity[{i}]")
+        status = (activity.get("detail") or {}).get("status")
+        if status not in ACTIVITY_STATUSES:
+            issues.append(
+                _error(
+                    f"status {status!r}: a fhir-ns activity is {', '.join(sorted(ACTIVITY_STATUSES))}",
+                    join(where, "detail.status"),
+                    "value",
+                )
+            )
+        elif status != "not-started" and not activity.get("outcomeReference"):
+            issues.append(
+                _error(f"is {status}: needs the resources that show it", join(where, "outcomeReference"), "required")
+            )
     return issues
 
 
