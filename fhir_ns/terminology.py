@@ -8,6 +8,7 @@ module only loads, checks and indexes it.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -66,6 +67,7 @@ class Drug:
     drug_class: str
     names: tuple[str, ...]
     prednisone_equivalent: float | None
+    display: str = ""  # the name people write ("mycophenolate mofetil"); the id when none is given
 
 
 @dataclass(slots=True)
@@ -120,6 +122,15 @@ class Terminology:
                 if name in lowered and (best is None or len(name) > best[0]):
                     best = (len(name), drug.name)
         return best[1] if best else None
+
+    def drug_name(self, drug: str) -> str:
+        """The drug as a clinician writes it ("ACE inhibitor"), for the sentences; the id if unknown."""
+        known = self.drugs.get(drug)
+        return known.display if known is not None and known.display else drug
+
+    def drug_names(self, drugs: Iterable[str]) -> str:
+        """Several drugs by name, joined with "and"."""
+        return " and ".join(self.drug_name(d) for d in drugs)
 
     # -- loading ---------------------------------------------------------------------------------
     def _add_code_file(self, path: Path) -> None:
@@ -193,6 +204,7 @@ def _load_drugs(path: Path) -> tuple[dict[str, Drug], frozenset[str]]:
             drug_class=spec["class"],
             names=tuple(n.lower() for n in spec.get("names", [])),
             prednisone_equivalent=spec.get("prednisone_equivalent"),
+            display=spec.get("display") or name,
         )
         for name, spec in data.get("drugs", {}).items()
     }

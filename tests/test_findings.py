@@ -167,7 +167,7 @@ def test_cyclophosphamide_courses_add_up():
 def test_cyclosporine_below_150_mg_per_m2_is_dose_out_of_range_doselindsa():
     finding = one(on_cyclosporine(100).evaluate(60), "dose-out-of-range")
     assert (finding.category, finding.severity) == ("DOSELINDSA", "low")
-    assert "100 mg/m2/d" in finding.reason and "below the range 150-200" in finding.reason
+    assert "100 mg/m2/day" in finding.reason and "below the range 150-200" in finding.reason
     assert finding.since == day(CNI_START)
 
 
@@ -183,7 +183,7 @@ def test_mycophenolate_below_its_range_is_dose_out_of_range():
     result = steroid_resistant_child().drug("mycophenolate-mofetil", CNI_START, None, 600, basis="mg/m2").evaluate(60)
     finding = one(result, "dose-out-of-range")
     assert finding.category == "DOSELINDSA"
-    assert "mycophenolate-mofetil 600 mg/m2/d" in finding.reason
+    assert "mycophenolate mofetil 600 mg/m2/day" in finding.reason
 
 
 # -- RAAS blockade ------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from enum import Enum
 
 from msgspec import Struct
 
+from fhir_ns.ruleset import unit_text
 from fhir_ns.timeline.timeline import Dose, DrugExposure, Episode, Level, Reading, Remission, Timeline
 
 
@@ -64,7 +65,7 @@ def evaluate_trial(tl: Timeline, episode: Episode, initial: bool) -> TrialOutcom
             Response.SENSITIVE,
             remission.on,
             f"complete remission on {remission.on}, day {(remission.on - t0).days} of the "
-            f"{course.drug} course started {t0} (within {week}): {remission.text}",
+            f"{tl.terminology.drug_name(course.drug)} course started {t0} (within {week}): {remission.text}",
             (*evidence, *remission.sources),
             course,
         )
@@ -76,7 +77,7 @@ def evaluate_trial(tl: Timeline, episode: Episode, initial: bool) -> TrialOutcom
                     Response.SENSITIVE,
                     reading.on,
                     f"partial remission on {reading.on}, day {(reading.on - t0).days} of the "
-                    f"{course.drug} course started {t0} (within {week}): {words}",
+                    f"{tl.terminology.drug_name(course.drug)} course started {t0} (within {week}): {words}",
                     (*evidence, *sources),
                     course,
                 )
@@ -84,7 +85,7 @@ def evaluate_trial(tl: Timeline, episode: Episode, initial: bool) -> TrialOutcom
         return TrialOutcome(
             Response.IN_PROGRESS,
             t0,
-            f"{course.drug} course started {t0}; the {week} assessment is due {assess}, after the "
+            f"{tl.terminology.drug_name(course.drug)} course started {t0}; the {week} assessment is due {assess}, after the "
             f"evaluation date {tl.as_of}",
             evidence,
             course,
@@ -105,14 +106,12 @@ def evaluate_trial(tl: Timeline, episode: Episode, initial: bool) -> TrialOutcom
         return TrialOutcome(
             Response.UNDECIDED,
             assess,
-            f"no proteinuria value between day {low} and day {high} of the {course.drug} course "
+            f"no proteinuria value between day {low} and day {high} of the {tl.terminology.drug_name(course.drug)} course "
             f"started {t0} ({t0 + timedelta(days=low)} to {t0 + timedelta(days=high)})",
             evidence,
             course,
         )
-    base = (
-        f"{course.drug} course started {t0}, {adequacy.reason}; at {week} (day {(status.on - t0).days}) {status.text}"
-    )
+    base = f"{tl.terminology.drug_name(course.drug)} course started {t0}, {adequacy.reason}; at {week} (day {(status.on - t0).days}) {status.text}"
     evidence = (*evidence, *adequacy.sources, *status.sources)
     if status.level is Level.REMISSION and remission and remission.on <= t0 + timedelta(days=high):
         return TrialOutcome(
@@ -177,9 +176,7 @@ def _adequacy(tl: Timeline, course: DrugExposure, t0: date) -> _Adequacy:
             sources,
         )
     share = mean / standard.value
-    words = (
-        f"mean {mean:.0f} mg/day over {days} days = {share:.0%} of the standard {standard.value:.0f} {standard.unit}"
-    )
+    words = f"mean {mean:.0f} mg/day over {days} days = {share:.0%} of the standard {standard.value:.0f} {unit_text(standard.unit)}"
     basis = "per m2" if "mg/m2" in standard.unit else "per kg"
     if share < needed_fraction:
         return _Adequacy(
