@@ -897,7 +897,7 @@ class FactCollector:
             patient = PatientInput(facts, list(info.problems))
         elif first is not None:
             record, ref = first
-            facts = PatientFacts(patient_id=pid, reference=ref)
+            facts = PatientFacts(patient_id=pid, reference=ref, on_record=False)
             where = self.location(record)
             problem = f"no Patient resource for {ref} in the input; age and sex unknown"
             patient = PatientInput(facts, [Problem("warning", "not-found", problem, where, "subject", None, pid)])
@@ -974,19 +974,27 @@ class FactCollector:
                     )
                     continue
                 keep, drop = (other, kept) if other.stamp > kept.stamp else (kept, other)
-                reason = (
-                    "later meta.lastUpdated" if other.stamp != kept.stamp else "first seen; no later meta.lastUpdated"
-                )
                 if keep is not kept:
                     notes = []  # said of the version now dropped
                 kept = keep
-                notes.append(
-                    _duplicate_note(kept, "warning", f"another version at {self.location(drop)} was ignored ({reason})")
-                )
+                notes.append(_duplicate_note(kept, "warning", self._kept_words(keep, drop)))
             settled.dropped.update(r.seq for r in found if r is not kept)
             settled.moved[kept.seq] = found[0].seq
             settled.notes[kept.seq] = notes
         return settled
+
+    def _kept_words(self, keep: Stored, drop: Stored) -> str:
+        """Which of two versions of a resource was kept and why, with both meta.lastUpdated values."""
+        if keep.stamp != drop.stamp:
+            why = "its meta.lastUpdated is the later"
+        elif keep.stamp:
+            why = "both have the same meta.lastUpdated, so the one read first"
+        else:
+            why = "neither has meta.lastUpdated, so the one read first"
+        return (
+            f"two versions: kept the one at {self.location(keep)} (meta.lastUpdated {keep.stamp or 'absent'}), "
+            f"ignored the one at {self.location(drop)} (meta.lastUpdated {drop.stamp or 'absent'}): {why}"
+        )
 
     def _resolve(self, record: Stored, pending: Pending, source: str) -> DrugExposure | None:
         draft: _Draft = (record.problems, f"{record.rtype}/{record.rid}" if record.rid else None)
