@@ -77,6 +77,7 @@ class Terminology:
     concepts: dict[str, Concept]
     drugs: dict[str, Drug]
     steroid_sparing_classes: frozenset[str]
+    class_names: dict[str, str] = field(default_factory=dict)  # drug class id -> words ("calcineurin inhibitor")
     observation_codes: dict[tuple[str, str], str] = field(default_factory=dict)
     condition_codes: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict)
     medication_codes: dict[tuple[str, str], str] = field(default_factory=dict)
@@ -127,6 +128,10 @@ class Terminology:
         """The drug as a clinician writes it ("ACE inhibitor"), for the sentences; the id if unknown."""
         known = self.drugs.get(drug)
         return known.display if known is not None and known.display else drug
+
+    def class_name(self, drug_class: str) -> str:
+        """A drug class as a clinician writes it ("anti-CD20 antibody"); the id if none is given."""
+        return self.class_names.get(drug_class, drug_class)
 
     def drug_names(self, drugs: Iterable[str]) -> str:
         """Several drugs by name, joined with "and"."""
@@ -196,7 +201,7 @@ def _load_concepts(path: Path) -> dict[str, Concept]:
     return out
 
 
-def _load_drugs(path: Path) -> tuple[dict[str, Drug], frozenset[str]]:
+def _load_drugs(path: Path) -> tuple[dict[str, Drug], frozenset[str], dict[str, str]]:
     data = load_yaml(path) or {}
     drugs = {
         name: Drug(
@@ -208,7 +213,7 @@ def _load_drugs(path: Path) -> tuple[dict[str, Drug], frozenset[str]]:
         )
         for name, spec in data.get("drugs", {}).items()
     }
-    return drugs, frozenset(data.get("steroid_sparing_classes", []))
+    return drugs, frozenset(data.get("steroid_sparing_classes", [])), dict(data.get("class_names") or {})
 
 
 def extra_mapping_dirs(explicit: tuple[str, ...] = ()) -> tuple[Path, ...]:
@@ -229,8 +234,8 @@ def load_terminology(extra_dirs: tuple[Path, ...] = ()) -> Terminology:
     """Load the built-in tables, then each site directory's `*.yaml` code tables on top."""
     base = builtin_mappings_dir()
     concepts = _load_concepts(base / "concepts.yaml")
-    drugs, sparing = _load_drugs(base / "drugs.yaml")
-    term = Terminology(concepts=concepts, drugs=drugs, steroid_sparing_classes=sparing)
+    drugs, sparing, class_names = _load_drugs(base / "drugs.yaml")
+    term = Terminology(concepts=concepts, drugs=drugs, steroid_sparing_classes=sparing, class_names=class_names)
     dip = load_yaml(base / "dipstick.yaml")
     for index, grade in enumerate(dip["grades"]):
         term.dipstick_grades.append(grade["name"])

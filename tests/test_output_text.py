@@ -83,3 +83,19 @@ def test_the_checks_catch_what_they_look_for() -> None:
     assert INTERNAL_DRUG.findall("mycophenolate-mofetil 1000 mg/day") == ["mycophenolate-mofetil"]
     assert not INTERNAL_DRUG.findall("MedicationStatement/x-mycophenolate-mofetil-1")
     assert SHORT_UNIT.findall("standard 41 mg/d (60 mg/m2/d)") and not SHORT_UNIT.findall("1.6 g/dL, 41 mg/day")
+
+
+def test_a_dose_compared_says_it_is_a_minimum_and_how_it_was_reached() -> None:
+    [result] = orjson.loads(
+        run("classify", str(SAMPLES / "bundles" / "mdr-srns.json"), "--as-of", "2022-08-08", "--format", "json")
+    )
+    mdr = next(c for c in result["classifications"] if c["code"] == "mdr-srns")
+    assert "mycophenolate mofetil 1000 mg/day vs minimum 960 mg/m2/day x 0.87 m2 = 838 mg/day" in mdr["reason"]
+    assert "cyclosporine mean 140 mg/day vs minimum 150 mg/m2/day x 0.85 m2 = 128 mg/day" in mdr["reason"]
+
+
+def test_drugs_and_drug_classes_are_named_as_people_write_them() -> None:
+    terminology = load_terminology()
+    assert terminology.drug_name("ace-inhibitor") == "ACE inhibitor"
+    assert terminology.drug_names(["cyclosporine", "mycophenolate-mofetil"]) == "cyclosporine and mycophenolate mofetil"
+    assert terminology.class_name("anti-cd20") == "anti-CD20 antibody"

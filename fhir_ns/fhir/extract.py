@@ -656,7 +656,7 @@ class FactCollector:
                 draft,
                 "information",
                 "code-unknown",
-                f"medication matched to {drug_name} by its name, not by a known code",
+                f"medication matched to {drug.display} by its name, not by a known code",
                 "medication[x]",
             )
         status = res.status

@@ -360,7 +360,7 @@ def _multidrug(tl: Timeline, add: _Adder) -> None:
             classes[drug_class] = [words]
             evidence += sources
         elif ok is None:
-            unknown.append(f"{drug_class} ({words})")
+            unknown.append(f"{tl.terminology.class_name(drug_class)} ({words})")
     if len(classes) < rs.min_classes:
         if unknown and len(classes) + len(unknown) >= rs.min_classes:
             add.insufficient(
