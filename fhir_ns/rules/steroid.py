@@ -164,7 +164,7 @@ def _adequacy(tl: Timeline, course: DrugExposure, t0: date) -> _Adequacy:
         return _Adequacy(
             None,
             f"mean {mean:.0f} mg/day over {days} days (standard-dose: at least "
-            f"{needed_fraction:.0%} of the {cap:g} mg cap)",
+            f"{needed_fraction:.0%} of the {cap:g} mg/day cap)",
             sources,
         )
     standard = tl.standard_steroid_dose(t0)
