@@ -182,3 +182,17 @@ def test_the_duplicate_message_says_which_version_was_kept_and_why_with_both_tim
         "(meta.lastUpdated absent): neither has meta.lastUpdated, so the one read first"
         in invoke("classify", str(same), "--as-of", "2023-03-01").stderr
     )
+
+
+def test_two_versions_of_a_patient_keep_the_later_one_and_say_so(tmp_path: Path) -> None:
+    old = {**patient("p", born="1990-01-01"), "meta": {"lastUpdated": "2023-01-02T10:00:00Z"}}
+    new = {**patient("p", born="2016-05-01"), "meta": {"lastUpdated": "2023-02-01T10:00:00Z"}}
+    path = write(tmp_path, old, *nephrotic_then_remission("p"), new)
+    result = invoke("classify", str(path), "--as-of", "2023-03-01", "--format", "json")
+    [p] = orjson.loads(result.stdout)
+    assert p["ruleset"] == "ipna-2022-child|1.0.0"  # the child of the later version, not the adult of the first
+    assert (
+        f"Patient/p: two versions: kept the one at {path} entry[4] (meta.lastUpdated 2023-02-01T10:00:00Z), ignored "
+        f"the one at {path} entry[0] (meta.lastUpdated 2023-01-02T10:00:00Z): its meta.lastUpdated is the later"
+        in result.stderr
+    )

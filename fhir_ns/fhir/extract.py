@@ -125,6 +125,7 @@ class PatientRecord:
     birth_date: date | None = None
     sex: str | None = None
     own: int = 0  # how many of `problems` are about this copy itself (dropped when it turns out a duplicate)
+    stamp: str = ""  # meta.lastUpdated, to choose between two versions of the Patient
 
 
 @dataclass(slots=True)
@@ -434,21 +435,26 @@ class FactCollector:
                 info.problems.append(Problem("error", "value", str(exc), location, "birthDate", f"Patient/{rid}"))
         info.own = len(info.problems)
         info.sex = res.gender if res.gender in ("male", "female") else None
-        if rid in self._patients:
-            self._patients[rid].problems.append(
-                Problem(
-                    "warning",
-                    "duplicate",
-                    f"Patient/{rid} appears again at {location}; first kept",
-                    location,
-                    None,
-                    f"Patient/{rid}",
-                )
-            )
-        else:
-            self._patients[rid] = info
+        stamp = res.meta.lastUpdated if type(res.meta) is Meta else None
+        info.stamp = stamp if type(stamp) is str else ""
+        self._settle_patient(rid, info)
         for key in _keys("Patient", rid, full_url):
             self._aliases[key] = rid
+
+    def _settle_patient(self, rid: str, record: PatientRecord) -> None:
+        """File a Patient read, or keep one of its two versions: the later meta.lastUpdated, else the first read."""
+        first = self._patients.get(rid)
+        if first is None:
+            self._patients[rid] = record
+            return
+        keep, drop = (record, first) if record.stamp > first.stamp else (first, record)
+        if keep is record:  # the new version takes the place of the first: its own problems, and the notes
+            keep.problems = keep.problems[: keep.own] + first.problems[first.own :]  # about the others
+            self._patients[rid] = keep
+        else:
+            keep.problems.extend(record.problems[record.own :])
+        words = _versions_words((keep.location, keep.stamp), (drop.location, drop.stamp))
+        keep.problems.append(Problem("warning", "duplicate", words, record.location, None, f"Patient/{rid}"))
 
     def _subject(self, res: Any, rtype: str) -> str:
         element = "patient" if rtype == "DetectedIssue" else "subject"
@@ -857,21 +863,7 @@ class FactCollector:
         for rid, record in part.patients.items():
             record.location = _shifted_location(record.location, line_offset)
             record.problems = [_shifted(p, line_offset) for p in record.problems]
-            first = self._patients.get(rid)
-            if first is None:
-                self._patients[rid] = record
-                continue
-            first.problems.append(
-                Problem(
-                    "warning",
-                    "duplicate",
-                    f"Patient/{rid} appears again at {record.location}; first kept",
-                    record.location,
-                    None,
-                    f"Patient/{rid}",
-                )
-            )
-            first.problems.extend(record.problems[record.own :])
+            self._settle_patient(rid, record)
         self._aliases.update(part.aliases)
         self._medications.update(part.medications)
         self._refused_medications |= part.refused_medications
@@ -985,16 +977,7 @@ class FactCollector:
 
     def _kept_words(self, keep: Stored, drop: Stored) -> str:
         """Which of two versions of a resource was kept and why, with both meta.lastUpdated values."""
-        if keep.stamp != drop.stamp:
-            why = "its meta.lastUpdated is the later"
-        elif keep.stamp:
-            why = "both have the same meta.lastUpdated, so the one read first"
-        else:
-            why = "neither has meta.lastUpdated, so the one read first"
-        return (
-            f"two versions: kept the one at {self.location(keep)} (meta.lastUpdated {keep.stamp or 'absent'}), "
-            f"ignored the one at {self.location(drop)} (meta.lastUpdated {drop.stamp or 'absent'}): {why}"
-        )
+        return _versions_words((self.location(keep), keep.stamp), (self.location(drop), drop.stamp))
 
     def _resolve(self, record: Stored, pending: Pending, source: str) -> DrugExposure | None:
         draft: _Draft = (record.problems, f"{record.rtype}/{record.rid}" if record.rid else None)
@@ -1048,6 +1031,20 @@ def _shifted(problem: Problem, offset: int) -> Problem:
     if not offset or problem.location.line is None:
         return problem
     return replace(problem, location=_shifted_location(problem.location, offset))
+
+
+def _versions_words(keep: tuple[Location, str], drop: tuple[Location, str]) -> str:
+    """ "two versions: kept the one at A (meta.lastUpdated X), ignored the one at B (meta.lastUpdated Y): why"."""
+    if keep[1] != drop[1]:
+        why = "its meta.lastUpdated is the later"
+    elif keep[1]:
+        why = "both have the same meta.lastUpdated, so the one read first"
+    else:
+        why = "neither has meta.lastUpdated, so the one read first"
+    return (
+        f"two versions: kept the one at {keep[0]} (meta.lastUpdated {keep[1] or 'absent'}), "
+        f"ignored the one at {drop[0]} (meta.lastUpdated {drop[1] or 'absent'}): {why}"
+    )
 
 
 def _duplicate_note(record: Stored, severity: str, message: str) -> StoredProblem:
