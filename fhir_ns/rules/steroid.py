@@ -55,6 +55,7 @@ def evaluate_trial(tl: Timeline, episode: Episode, initial: bool) -> TrialOutcom
             episode.start_sources,
         )
     t0 = course.start
+    drug = tl.terminology.drug_name(course.drug)
     assess = t0 + timedelta(days=trial.assessment_day)
     week = _weeks(trial.assessment_day)
     remission = episode.remission if episode.remission and episode.remission.on >= t0 else None
@@ -65,7 +66,7 @@ def evaluate_trial(tl: Timeline, episode: Episode, initial: bool) -> TrialOutcom
             Response.SENSITIVE,
             remission.on,
             f"complete remission on {remission.on}, day {(remission.on - t0).days} of the "
-            f"{tl.terminology.drug_name(course.drug)} course started {t0} (within {week}): {remission.text}",
+            f"{drug} course started {t0} (within {week}): {remission.text}",
             (*evidence, *remission.sources),
             course,
         )
@@ -77,7 +78,7 @@ def evaluate_trial(tl: Timeline, episode: Episode, initial: bool) -> TrialOutcom
                     Response.SENSITIVE,
                     reading.on,
                     f"partial remission on {reading.on}, day {(reading.on - t0).days} of the "
-                    f"{tl.terminology.drug_name(course.drug)} course started {t0} (within {week}): {words}",
+                    f"{drug} course started {t0} (within {week}): {words}",
                     (*evidence, *sources),
                     course,
                 )
@@ -85,8 +86,7 @@ def evaluate_trial(tl: Timeline, episode: Episode, initial: bool) -> TrialOutcom
         return TrialOutcome(
             Response.IN_PROGRESS,
             t0,
-            f"{tl.terminology.drug_name(course.drug)} course started {t0}; the {week} assessment is due {assess}, after the "
-            f"evaluation date {tl.as_of}",
+            f"{drug} course started {t0}; the {week} assessment is due {assess}, after the evaluation date {tl.as_of}",
             evidence,
             course,
             due=assess,
@@ -106,12 +106,12 @@ def evaluate_trial(tl: Timeline, episode: Episode, initial: bool) -> TrialOutcom
         return TrialOutcome(
             Response.UNDECIDED,
             assess,
-            f"no proteinuria value between day {low} and day {high} of the {tl.terminology.drug_name(course.drug)} course "
+            f"no proteinuria value between day {low} and day {high} of the {drug} course "
             f"started {t0} ({t0 + timedelta(days=low)} to {t0 + timedelta(days=high)})",
             evidence,
             course,
         )
-    base = f"{tl.terminology.drug_name(course.drug)} course started {t0}, {adequacy.reason}; at {week} (day {(status.on - t0).days}) {status.text}"
+    base = f"{drug} course started {t0}, {adequacy.reason}; at {week} (day {(status.on - t0).days}) {status.text}"
     evidence = (*evidence, *adequacy.sources, *status.sources)
     if status.level is Level.REMISSION and remission and remission.on <= t0 + timedelta(days=high):
         return TrialOutcome(
