@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from fhir_ns.fhir.extract import FactCollector, PatientInput
-from fhir_ns.fhir.problems import Problem
+from fhir_ns.fhir.problems import Location, Problem
 from fhir_ns.fhir.reader import whole_files
 from fhir_ns.fhir.store import SpillLimit
 from fhir_ns.rules import PatientResult, evaluate
@@ -98,6 +98,9 @@ def stream(
     evaluates in that many worker processes (not when reading standard input); `spill` bounds the
     memory the facts take (see RecordStore).
     """
+    doubt = as_of_doubt(as_of, date.today())
+    if doubt is not None:
+        out.problems.append(doubt)
     if jobs > 1 and "-" not in inputs:  # worker processes cannot read the parent's standard input
         from fhir_ns.parallel import stream_parallel
 
@@ -124,7 +127,29 @@ def evaluate_each(
         result = evaluate(patient.facts, config.rulesets, config.terminology, as_of, ruleset_id)
         out.evaluated += 1
         out.problems.extend(patient.problems)
+        out.problems.extend(_doubt(result, message, ruleset_id) for message in result.warnings)
         yield render(result)
+
+
+def _doubt(result: PatientResult, message: str, ruleset_id: str | None) -> Problem:
+    """A warning about one patient's evaluation, located at the option it comes from."""
+    option = f"--ruleset {ruleset_id}" if message.startswith("rule set") else f"--as-of {result.as_of}"
+    return Problem(
+        "warning", "business-rule", message, Location(option), None, result.patient_reference, result.patient_id
+    )
+
+
+def as_of_doubt(as_of: date, today: date) -> Problem | None:
+    """A warning when the evaluation date is in the future: data not yet recorded cannot be judged."""
+    if as_of <= today:
+        return None
+    return Problem(
+        "warning",
+        "business-rule",
+        f"the evaluation date is in the future (today is {today}): windows still open are judged as if closed "
+        "with no new data",
+        Location(f"--as-of {as_of}"),
+    )
 
 
 def run(

@@ -22,6 +22,19 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge,
 }
 
+# How a unit of the rule sets and the timeline is written in a sentence: one convention everywhere
+# (mg/day, mg/kg/day, mg/m2/day), while the data keep their short codes.
+_UNIT_WORDS = {"mg/d": "mg/day", "g/d": "g/day", "mg/kg/d": "mg/kg/day", "mg/m2/d": "mg/m2/day"}
+
+
+def unit_text(unit: str) -> str:
+    """A unit as the sentences write it: "mg/d" -> "mg/day", "mg/m2/d" -> "mg/m2/day"; others as they are.
+
+    A unit followed by how it was worked out ("mg/d (60 mg/m2/day x 0.68 m2)") keeps the explanation."""
+    code, space, rest = unit.partition(" ")
+    return _UNIT_WORDS.get(code, code) + space + rest
+
+
 # Units a 24-h protein threshold may be stated in (per body size needs weight or BSA).
 Protein24hUnit = Literal["mg/d", "mg/m2/d", "mg/kg/d"]
 
@@ -46,7 +59,7 @@ class Threshold(_Frozen):
         return _OPS[self.op]
 
     def __str__(self) -> str:
-        return f"{self.op} {self.value:g} {self.unit}"
+        return f"{self.op} {self.value:g} {unit_text(self.unit)}"
 
 
 class GradeThreshold(_Frozen):

@@ -8,6 +8,7 @@ module only loads, checks and indexes it.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -68,6 +69,7 @@ class Drug:
     drug_class: str
     names: tuple[str, ...]
     prednisone_equivalent: float | None
+    display: str = ""  # the name people write ("mycophenolate mofetil"); the id when none is given
 
 
 @dataclass(slots=True)
@@ -77,6 +79,7 @@ class Terminology:
     concepts: dict[str, Concept]
     drugs: dict[str, Drug]
     steroid_sparing_classes: frozenset[str]
+    class_names: dict[str, str] = field(default_factory=dict)  # drug class id -> words ("calcineurin inhibitor")
     observation_codes: dict[tuple[str, str], str] = field(default_factory=dict)
     condition_codes: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict)
     medication_codes: dict[tuple[str, str], str] = field(default_factory=dict)
@@ -122,6 +125,19 @@ class Terminology:
                 if name in lowered and (best is None or len(name) > best[0]):
                     best = (len(name), drug.name)
         return best[1] if best else None
+
+    def drug_name(self, drug: str) -> str:
+        """The drug as a clinician writes it ("ACE inhibitor"), for the sentences; the id if unknown."""
+        known = self.drugs.get(drug)
+        return known.display if known is not None and known.display else drug
+
+    def class_name(self, drug_class: str) -> str:
+        """A drug class as a clinician writes it ("anti-CD20 antibody"); the id if none is given."""
+        return self.class_names.get(drug_class, drug_class)
+
+    def drug_names(self, drugs: Iterable[str]) -> str:
+        """Several drugs by name, joined with "and"."""
+        return " and ".join(self.drug_name(d) for d in drugs)
 
     # -- loading ---------------------------------------------------------------------------------
     def _add_code_file(self, path: Path) -> None:
@@ -189,7 +205,7 @@ def _load_concepts(path: Path) -> dict[str, Concept]:
     return out
 
 
-def _load_drugs(path: Path) -> tuple[dict[str, Drug], frozenset[str]]:
+def _load_drugs(path: Path) -> tuple[dict[str, Drug], frozenset[str], dict[str, str]]:
     data = load_yaml(path) or {}
     drugs = {
         name: Drug(
@@ -197,10 +213,11 @@ def _load_drugs(path: Path) -> tuple[dict[str, Drug], frozenset[str]]:
             drug_class=spec["class"],
             names=tuple(n.lower() for n in spec.get("names", [])),
             prednisone_equivalent=spec.get("prednisone_equivalent"),
+            display=spec.get("display") or name,
         )
         for name, spec in data.get("drugs", {}).items()
     }
-    return drugs, frozenset(data.get("steroid_sparing_classes", []))
+    return drugs, frozenset(data.get("steroid_sparing_classes", [])), dict(data.get("class_names") or {})
 
 
 def extra_mapping_dirs(explicit: tuple[str, ...] = ()) -> tuple[Path, ...]:
@@ -221,8 +238,8 @@ def load_terminology(extra_dirs: tuple[Path, ...] = ()) -> Terminology:
     """Load the built-in tables, then each site directory's `*.yaml` code tables on top."""
     base = builtin_mappings_dir()
     concepts = _load_concepts(base / "concepts.yaml")
-    drugs, sparing = _load_drugs(base / "drugs.yaml")
-    term = Terminology(concepts=concepts, drugs=drugs, steroid_sparing_classes=sparing)
+    drugs, sparing, class_names = _load_drugs(base / "drugs.yaml")
+    term = Terminology(concepts=concepts, drugs=drugs, steroid_sparing_classes=sparing, class_names=class_names)
     dip = load_yaml(base / "dipstick.yaml")
     for index, grade in enumerate(dip["grades"]):
         term.dipstick_grades.append(grade["name"])

@@ -73,7 +73,10 @@ def test_classify_text_is_a_readable_summary(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["classify", str(two_patients(tmp_path)), "--as-of", "2023-03-01"])
     assert result.exit_code == 0
     assert "Patient good  (rule set ipna-2022-child|1.0.0" in result.stdout
-    assert "ssns  since 2023-01-16" in result.stdout and "complete remission on 2023-01-16" in result.stdout
+    assert (
+        "Steroid-sensitive nephrotic syndrome (ssns)  since 2023-01-16" in result.stdout
+        and "complete remission on 2023-01-16" in result.stdout
+    )
 
 
 def test_bad_entry_is_named_its_patient_refused_the_other_processed_and_exit_is_non_zero(tmp_path: Path) -> None:

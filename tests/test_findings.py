@@ -177,7 +177,7 @@ def test_cyclophosphamide_courses_add_up():
 def test_cyclosporine_below_150_mg_per_m2_is_dose_out_of_range_doselindsa():
     finding = one(on_cyclosporine(100).evaluate(60), "dose-out-of-range")
     assert (finding.category, finding.severity) == ("DOSELINDSA", "low")
-    assert "100 mg/m2/d" in finding.reason and "below the range 150-200" in finding.reason
+    assert "100 mg/m2/day" in finding.reason and "below the range 150-200" in finding.reason
     assert finding.since == day(CNI_START)
 
 
@@ -193,7 +193,7 @@ def test_mycophenolate_below_its_range_is_dose_out_of_range():
     result = steroid_resistant_child().drug("mycophenolate-mofetil", CNI_START, None, 600, basis="mg/m2").evaluate(60)
     finding = one(result, "dose-out-of-range")
     assert finding.category == "DOSELINDSA"
-    assert "mycophenolate-mofetil mean 600 mg/m2/d" in finding.reason
+    assert "mycophenolate mofetil mean 600 mg/m2/day" in finding.reason
 
 
 # -- dose findings are for courses (RULES.md §11): the mean over >= 14 days, beyond a 10 % tolerance -----
@@ -202,7 +202,7 @@ def test_mycophenolate_below_its_range_is_dose_out_of_range():
 def test_the_sentence_gives_the_mean_the_days_it_covers_the_range_and_the_tolerance():
     finding = one(on_cyclosporine(120, end=CNI_START + 62).evaluate(150), "dose-out-of-range")
     assert finding.reason.startswith(
-        f"cyclosporine mean 120 mg/m2/d over 63 days from {day(CNI_START)} is below the range 150-200 mg/m2/d "
+        f"cyclosporine mean 120 mg/m2/day over 63 days from {day(CNI_START)} is below the range 150-200 mg/m2/day "
         "by more than the 10% tolerance"
     )
     assert finding.since == day(CNI_START)
@@ -218,7 +218,7 @@ def test_two_low_records_of_one_course_give_one_finding_and_the_gap_between_them
     # 100 mg/m2 on days 45-74 and 80-109 (a 5-day gap, within the 30-day course gap): 60 days of 65 taken
     chart = on_cyclosporine(100, end=CNI_START + 29).drug("cyclosporine", CNI_START + 35, CNI_START + 64, 100, "mg/m2")
     finding = one(chart.evaluate(150), "dose-out-of-range")
-    assert "mean 92 mg/m2/d over 65 days" in finding.reason
+    assert "mean 92 mg/m2/day over 65 days" in finding.reason
     assert len(finding.implicated) == 2
 
 
@@ -271,7 +271,7 @@ def test_an_adult_dose_per_kg_is_judged_on_the_per_kg_range_with_the_tolerance()
     assert adult(2.8) == []  # 3 mg/kg/day less 10 % is 2.7
     [finding] = adult(2.6)
     assert finding.category == "DOSELINDW"
-    assert "cyclosporine mean 2.6 mg/kg/d over 51 days" in finding.reason and "range 3-5 mg/kg/d" in finding.reason
+    assert "cyclosporine mean 2.6 mg/kg/day over 51 days" in finding.reason and "range 3-5 mg/kg/day" in finding.reason
 
 
 def test_every_rule_set_states_the_dose_tolerance_and_the_shortest_course_judged():

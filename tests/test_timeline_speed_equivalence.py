@@ -37,7 +37,7 @@ def test_every_level_of_a_reading_is_told_in_the_same_sentence():
         "UPCR 100 mg/mmol (below nephrotic range, above remission)",
         "UPCR 20 mg/mmol (remission range: <= 20 mg/mmol)",
         "dipstick trace (remission range: dipstick <= trace)",
-        "24-h protein 5000 mg/d (not assessable: no height and weight within 180 days before 2023-01-06 "
+        "24-h protein 5000 mg/day (not assessable: no height and weight within 180 days before 2023-01-06 "
         "to express it per body size)",
     ]
 

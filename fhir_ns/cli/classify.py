@@ -8,8 +8,10 @@ from datetime import date
 import click
 import orjson
 
+from fhir_ns.catalogue import info
 from fhir_ns.cli.options import common_options, load_config, report
 from fhir_ns.fhir.store import SpillLimit
+from fhir_ns.fhir.writer import V3_DISPLAY
 from fhir_ns.output import atomic_output, indented, json_array
 from fhir_ns.pipeline import Run, stream
 from fhir_ns.rules.result import PatientResult
@@ -55,22 +57,31 @@ def text_element(result: PatientResult) -> bytes:
 
 
 def render(result: PatientResult) -> str:
-    """A clinician-readable summary of one patient."""
-    wrap = textwrap.TextWrapper(width=100, initial_indent="      ", subsequent_indent="      ")
-    lines = [
-        f"Patient {result.patient_id}  (rule set {result.ruleset.ref}, {result.ruleset_choice}; as of {result.as_of})"
-    ]
+    """A clinician-readable summary of one patient: codes spelled out, resource ids never broken across lines."""
+    wrap = _wrapper("      ", "      ")
+    ruleset = f"rule set {result.ruleset.ref}" if result.ruleset_applied else "no rule set"
+    lines = [f"Patient {result.patient_id}  ({ruleset}, {result.ruleset_choice}; as of {result.as_of})"]
     lines.append("  Classification:")
     for c in result.classifications:
-        lines.append(f"    {c.code}  since {c.since}")
+        lines.append(f"    {info(c.code).display} ({c.code})  since {c.since}")
         lines.extend(wrap.wrap(c.reason))
         lines.extend(wrap.wrap("evidence: " + ", ".join(c.evidence)))
     lines.append("  Findings:" if result.findings else "  Findings: none")
     for f in result.findings:
-        lines.append(f"    {f.code} [{f.severity}, {f.category}]  since {f.since}")
+        category = V3_DISPLAY.get(f.category, f.category).lower()
+        lines.append(f"    {info(f.code).display} ({f.code})  since {f.since}")
+        lines.extend(wrap.wrap(f"{f.severity} severity; {category}"))
         lines.extend(wrap.wrap(f.reason))
         lines.extend(wrap.wrap("evidence: " + ", ".join(f.evidence)))
+    notes = _wrapper("  ", "    ")
     for note in result.notes:
-        lines.extend(textwrap.wrap(f"note: {note}", width=100, initial_indent="  ", subsequent_indent="    "))
+        lines.extend(notes.wrap(f"note: {note}"))
     lines.append("  Decision support for a clinician: review before acting.")
     return "\n".join(lines) + "\n"
+
+
+def _wrapper(first: str, rest: str) -> textwrap.TextWrapper:
+    """Lines of at most 100 characters that break only between words (never inside a resource id)."""
+    return textwrap.TextWrapper(
+        width=100, initial_indent=first, subsequent_indent=rest, break_long_words=False, break_on_hyphens=False
+    )

@@ -126,6 +126,7 @@ class PatientRecord:
     birth_date: date | None = None
     sex: str | None = None
     own: int = 0  # how many of `problems` are about this copy itself (dropped when it turns out a duplicate)
+    stamp: str = ""  # meta.lastUpdated, to choose between two versions of the Patient
 
 
 @dataclass(slots=True)
@@ -435,21 +436,26 @@ class FactCollector:
                 info.problems.append(Problem("error", "value", str(exc), location, "birthDate", f"Patient/{rid}"))
         info.own = len(info.problems)
         info.sex = res.gender if res.gender in ("male", "female") else None
-        if rid in self._patients:
-            self._patients[rid].problems.append(
-                Problem(
-                    "warning",
-                    "duplicate",
-                    f"Patient/{rid} appears again at {location}; first kept",
-                    location,
-                    None,
-                    f"Patient/{rid}",
-                )
-            )
-        else:
-            self._patients[rid] = info
+        stamp = res.meta.lastUpdated if type(res.meta) is Meta else None
+        info.stamp = stamp if type(stamp) is str else ""
+        self._settle_patient(rid, info)
         for key in _keys("Patient", rid, full_url):
             self._aliases[key] = rid
+
+    def _settle_patient(self, rid: str, record: PatientRecord) -> None:
+        """File a Patient read, or keep one of its two versions: the later meta.lastUpdated, else the first read."""
+        first = self._patients.get(rid)
+        if first is None:
+            self._patients[rid] = record
+            return
+        keep, drop = (record, first) if record.stamp > first.stamp else (first, record)
+        if keep is record:  # the new version takes the place of the first: its own problems, and the notes
+            keep.problems = keep.problems[: keep.own] + first.problems[first.own :]  # about the others
+            self._patients[rid] = keep
+        else:
+            keep.problems.extend(record.problems[record.own :])
+        words = _versions_words((keep.location, keep.stamp), (drop.location, drop.stamp))
+        keep.problems.append(Problem("warning", "duplicate", words, record.location, None, f"Patient/{rid}"))
 
     def _subject(self, res: Any, rtype: str) -> str:
         element = "patient" if rtype == "DetectedIssue" else "subject"
@@ -657,7 +663,7 @@ class FactCollector:
                 draft,
                 "information",
                 "code-unknown",
-                f"medication matched to {drug_name} by its name, not by a known code",
+                f"medication matched to {drug.display} by its name, not by a known code",
                 "medication[x]",
             )
         status = res.status
@@ -959,21 +965,7 @@ class FactCollector:
         for rid, record in part.patients.items():
             record.location = _shifted_location(record.location, line_offset)
             record.problems = [_shifted(p, line_offset) for p in record.problems]
-            first = self._patients.get(rid)
-            if first is None:
-                self._patients[rid] = record
-                continue
-            first.problems.append(
-                Problem(
-                    "warning",
-                    "duplicate",
-                    f"Patient/{rid} appears again at {record.location}; first kept",
-                    record.location,
-                    None,
-                    f"Patient/{rid}",
-                )
-            )
-            first.problems.extend(record.problems[record.own :])
+            self._settle_patient(rid, record)
         self._aliases.update(part.aliases)
         self._medications.update(part.medications)
         self._refused_medications |= part.refused_medications
@@ -999,7 +991,7 @@ class FactCollector:
             patient = PatientInput(facts, list(info.problems))
         elif first is not None:
             record, ref = first
-            facts = PatientFacts(patient_id=pid, reference=ref)
+            facts = PatientFacts(patient_id=pid, reference=ref, on_record=False)
             where = self.location(record)
             problem = f"no Patient resource for {ref} in the input; age and sex unknown"
             patient = PatientInput(facts, [Problem("warning", "not-found", problem, where, "subject", None, pid)])
@@ -1076,19 +1068,18 @@ class FactCollector:
                     )
                     continue
                 keep, drop = (other, kept) if other.stamp > kept.stamp else (kept, other)
-                reason = (
-                    "later meta.lastUpdated" if other.stamp != kept.stamp else "first seen; no later meta.lastUpdated"
-                )
                 if keep is not kept:
                     notes = []  # said of the version now dropped
                 kept = keep
-                notes.append(
-                    _duplicate_note(kept, "warning", f"another version at {self.location(drop)} was ignored ({reason})")
-                )
+                notes.append(_duplicate_note(kept, "warning", self._kept_words(keep, drop)))
             settled.dropped.update(r.seq for r in found if r is not kept)
             settled.moved[kept.seq] = found[0].seq
             settled.notes[kept.seq] = notes
         return settled
+
+    def _kept_words(self, keep: Stored, drop: Stored) -> str:
+        """Which of two versions of a resource was kept and why, with both meta.lastUpdated values."""
+        return _versions_words((self.location(keep), keep.stamp), (self.location(drop), drop.stamp))
 
     def _resolve(self, record: Stored, pending: Pending, source: str) -> DrugExposure | Taper | None:
         draft: _Draft = (record.problems, f"{record.rtype}/{record.rid}" if record.rid else None)
@@ -1142,6 +1133,20 @@ def _shifted(problem: Problem, offset: int) -> Problem:
     if not offset or problem.location.line is None:
         return problem
     return replace(problem, location=_shifted_location(problem.location, offset))
+
+
+def _versions_words(keep: tuple[Location, str], drop: tuple[Location, str]) -> str:
+    """ "two versions: kept the one at A (meta.lastUpdated X), ignored the one at B (meta.lastUpdated Y): why"."""
+    if keep[1] != drop[1]:
+        why = "its meta.lastUpdated is the later"
+    elif keep[1]:
+        why = "both have the same meta.lastUpdated, so the one read first"
+    else:
+        why = "neither has meta.lastUpdated, so the one read first"
+    return (
+        f"two versions: kept the one at {keep[0]} (meta.lastUpdated {keep[1] or 'absent'}), "
+        f"ignored the one at {drop[0]} (meta.lastUpdated {drop[1] or 'absent'}): {why}"
+    )
 
 
 def _duplicate_note(record: Stored, severity: str, message: str) -> StoredProblem:

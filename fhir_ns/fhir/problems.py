@@ -23,6 +23,11 @@ class Location:
             return f"{self.file} entry[{self.entry}]"
         return self.file
 
+    @property
+    def is_option(self) -> bool:
+        """A problem of the evaluation located at a command-line option (`--as-of 2030-01-01`), not in a file."""
+        return self.file.startswith("--")
+
     def expression(self, element: str | None = None) -> str:
         """A FHIRPath-like location: `Bundle.entry[3].resource.effectiveDateTime`."""
         base = f"Bundle.entry[{self.entry}].resource" if self.entry is not None else "Resource"
@@ -51,12 +56,9 @@ def operation_outcome(problems: list[Problem]) -> dict[str, Any]:
     """An R4 OperationOutcome listing the problems (an `information` issue when there are none)."""
     issues: list[dict[str, Any]] = []
     for p in problems:
-        issue: dict[str, Any] = {
-            "severity": p.severity,
-            "code": p.code,
-            "diagnostics": str(p),
-            "expression": [p.location.expression(p.element)],
-        }
+        issue: dict[str, Any] = {"severity": p.severity, "code": p.code, "diagnostics": str(p)}
+        if not p.location.is_option:  # an option is no place in a resource
+            issue["expression"] = [p.location.expression(p.element)]
         issues.append(issue)
     if not issues:
         issues.append({"severity": "information", "code": "informational", "diagnostics": "no problems found"})

@@ -39,8 +39,9 @@ def _choose(
     """`choose_ruleset`, with the timeline under the chosen rule set when finding the onset built it."""
     child, adult = default_ruleset(rulesets, "child"), default_ruleset(rulesets, "adult")
     if facts.birth_date is None:
-        why = "no birth date on record and no rule set named, so the age at onset is unknown"
-        return child, "no birth date", why, None
+        missing = "no birth date on record" if facts.on_record else f"no Patient resource for {facts.reference}"
+        why = f"{missing} and no rule set named, so the age at onset is unknown"
+        return child, "no birth date" if facts.on_record else "no Patient resource", why, None
     onset = None
     built: dict[str, Timeline] = {}
     for candidate in (child, adult):
@@ -78,6 +79,46 @@ def build_timeline(
     return ruleset, why, blocker, timeline
 
 
+def _doubts(facts: PatientFacts, ruleset: RuleSet, timeline: Timeline | None, as_of: date, named: bool) -> list[str]:
+    """What makes this evaluation doubtful though it ran: a named rule set for another population, an
+    evaluation date before the patient's birth or before anything on record."""
+    out = []
+    birth = facts.birth_date
+    onset = timeline.episodes[0].start if timeline is not None and timeline.episodes else None
+    if named and birth is not None and birth <= (onset or as_of):
+        age = age_years(birth, onset or as_of)
+        low, high = ruleset.population.onset_age_min_years, ruleset.population.onset_age_max_years
+        if age < low or (high is not None and age >= high):
+            span = f"from {low:g} years" + (f" to below {high:g}" if high is not None else "")
+            when = f"at onset ({onset})" if onset else f"on {as_of} (no onset on record)"
+            out.append(f"rule set {ruleset.id} is for onset {span}; the patient was {age:.1f} years old {when}")
+    if birth is not None and as_of < birth:
+        out.append(f"the evaluation date {as_of} is before the birth date {birth}: nothing can be evaluated")
+    first = _first_day(facts)
+    if first is not None and as_of < first:
+        out.append(f"the evaluation date {as_of} is before the first data on record ({first}): all of it is ignored")
+    return out
+
+
+def _first_day(facts: PatientFacts) -> date | None:
+    """The earliest day of anything on record for the patient."""
+    days = [m.on for m in facts.measurements] + [e.start for e in facts.exposures]
+    days += [c.onset for c in facts.conditions if c.onset is not None] + [g.on for g in facts.genetics]
+    return min(days, default=None)
+
+
+def _blocked_evidence(facts: PatientFacts, ruleset: RuleSet, terminology: Terminology, as_of: date) -> tuple[str, ...]:
+    """What an answer no rule set could be chosen for rests on: the Patient resource (when there is one) and
+    the first nephrotic evidence; never a resource that is not in the input."""
+    cited = [facts.reference] if facts.on_record else []
+    episodes = Timeline.build(facts, ruleset, terminology, as_of).episodes
+    if episodes:
+        cited += episodes[0].start_sources
+    elif not cited:
+        cited += sorted(facts.sources)[:1]
+    return tuple(cited)
+
+
 def evaluate(
     facts: PatientFacts,
     rulesets: dict[str, RuleSet],
@@ -88,8 +129,11 @@ def evaluate(
     """Classify one patient, collect the findings and propose care plans, as of `as_of`."""
     ruleset, why, blocker, timeline = build_timeline(facts, rulesets, terminology, as_of, ruleset_id)
     result = PatientResult(facts.patient_id, facts.reference, ruleset, as_of, why)
+    result.warnings = _doubts(facts, ruleset, timeline, as_of, named=ruleset_id is not None)
     if blocker is not None or timeline is None:
-        result.classifications.append(Classification("insufficient-data", as_of, str(blocker), (facts.reference,)))
+        result.ruleset_applied = False
+        evidence = _blocked_evidence(facts, ruleset, terminology, as_of)
+        result.classifications.append(Classification("insufficient-data", as_of, str(blocker), evidence))
         return result
     result.conditions = tuple(c.source for c in timeline.conditions if "nephrotic-syndrome" in c.concepts)
     trials = classify(timeline, result)

@@ -7,7 +7,7 @@ from datetime import date, timedelta
 
 from fhir_ns.rules.result import Classification, PatientResult
 from fhir_ns.rules.steroid import Response, TrialOutcome, evaluate_trial
-from fhir_ns.ruleset import BodyDose
+from fhir_ns.ruleset import BodyDose, FrequentRelapseCriterion
 from fhir_ns.timeline.timeline import DrugExposure, Episode, Level, Relapse, Timeline
 
 REFRACTORY = ("srns-initial", "srns-secondary", "cni-resistant", "mdr-srns", "sdns", "frns")
@@ -136,12 +136,12 @@ def _relapses(tl: Timeline, outcomes: dict[str, TrialOutcome], add: _Adder) -> N
     if frequent is not None:
         add("frns", *frequent)
     else:
+        counted = " and ".join(_most_in_window(relapses, c, first_remission.on) for c in rs.frequent_relapse)
         add(
             "infrequent-relapse",
             relapses[0].on,
-            f"{len(relapses)} relapse(s) since the first remission on {first_remission.on}, fewer than "
-            + " or ".join(f"{c.count} in {_span(c.window_days)}" for c in rs.frequent_relapse)
-            + f": {_relapse_list(relapses)}",
+            f"{len(relapses)} relapse(s) since the first remission on {first_remission.on}: {counted}: "
+            f"{_relapse_list(relapses)}",
             [s for r in relapses for s in r.sources],
         )
     dependent = _dependent(tl, relapses)
@@ -156,7 +156,7 @@ def _frequent(tl: Timeline, relapses: list[Relapse], first_remission: date) -> t
         if criterion.anchor == "first-remission":
             inside = [r for r in relapses if first_remission < r.on <= first_remission + window]
             hit = inside[: criterion.count] if len(inside) >= criterion.count else None
-            where = f"within {_span(criterion.window_days)} of the first remission ({first_remission})"
+            where = f"within {_span(criterion.window_days)} of the first remission on {first_remission}"
         else:
             hit = None
             for i in range(len(relapses) - criterion.count + 1):
@@ -168,10 +168,22 @@ def _frequent(tl: Timeline, relapses: list[Relapse], first_remission: date) -> t
         if hit and (best is None or hit[-1].on < best[0]):
             best = (
                 hit[-1].on,
-                f"{len(hit)} relapses {where}: {_relapse_list(hit)}",
+                f"{len(hit)} relapses {where} (FRNS needs {criterion.count}): {_relapse_list(hit)}",
                 [s for r in hit for s in r.sources],
             )
     return best
+
+
+def _most_in_window(relapses: list[Relapse], criterion: FrequentRelapseCriterion, first_remission: date) -> str:
+    """What was counted against one frequent-relapse criterion: "at most 2 in any 12 months (FRNS needs 3)"."""
+    window = timedelta(days=criterion.window_days)
+    if criterion.anchor == "first-remission":
+        found = sum(first_remission < r.on <= first_remission + window for r in relapses)
+        counted = f"{found} within {_span(criterion.window_days)} of the first remission"
+    else:
+        found = max(sum(r.on <= first.on + window for r in relapses[i:]) for i, first in enumerate(relapses))
+        counted = f"at most {found} in any {_span(criterion.window_days)}"
+    return f"{counted} (FRNS needs {criterion.count})"
 
 
 def _dependent(tl: Timeline, relapses: list[Relapse]) -> tuple[date, str, list[str]] | None:
@@ -200,9 +212,9 @@ def _steroid_at(tl: Timeline, day: date, grace: int) -> tuple[str, str] | None:
     for e in tl.steroid_courses():
         if e.start < day and (e.end is None or e.end >= day):
             dosing = "alternate-day dosing" if e.alternate_day else "daily dosing"
-            return f"while taking {e.drug} ({dosing} from {e.start})", e.source
+            return f"while taking {tl.terminology.drug_name(e.drug)} ({dosing} from {e.start})", e.source
         if e.end is not None and e.end < day and (day - e.end).days <= grace:
-            best = (f"{(day - e.end).days} days after stopping {e.drug} on {e.end}", e.source)
+            best = (f"{(day - e.end).days} days after stopping {tl.terminology.drug_name(e.drug)} on {e.end}", e.source)
     return best
 
 
@@ -234,14 +246,16 @@ def cni_adequacy(
             most, _ = tl.mean_daily_dose(mine, first, span, high=True)
             if most is not None and most >= need.value:
                 words.append(
-                    f"{drug} dose given as a range: mean {mean:.0f}-{most:.0f} mg/day vs minimum "
-                    f"{need.value:.0f} mg/day ({per}), adequacy cannot be shown"
+                    f"{tl.terminology.drug_name(drug)} dose given as a range: mean {mean:.0f}-{most:.0f} mg/day vs minimum "
+                    f"{per} = {need.value:.0f} mg/day: adequacy cannot be shown"
                 )
                 sources += mean_sources
                 continue
         dose_known = True
         ok = mean >= need.value
-        words.append(f"{drug} mean {mean:.0f} mg/day vs minimum {need.value:.0f} mg/day ({per})")
+        words.append(
+            f"{tl.terminology.drug_name(drug)} mean {mean:.0f} mg/day vs minimum {per} = {need.value:.0f} mg/day"
+        )
         sources += [*mean_sources, *need.sources]
         if ok:
             return True, words[-1], tuple(sources)
@@ -285,7 +299,7 @@ def _cni_response(tl: Timeline, add: _Adder) -> None:
             add(
                 "cni-responsive",
                 day,
-                f"{' and '.join(course.drugs)} from {course.start}: {words} on {day}, day {(day - course.start).days} "
+                f"{tl.terminology.drug_names(course.drugs)} from {course.start}: {words} on {day}, day {(day - course.start).days} "
                 f"(within {_span(window)})",
                 [*evidence, *sources],
             )
@@ -303,7 +317,7 @@ def _cni_response(tl: Timeline, add: _Adder) -> None:
         if lasted < window:
             add.insufficient(
                 end,
-                f"{' and '.join(course.drugs)} from {course.start} lasted {lasted} days, less than {_span(window)}, "
+                f"{tl.terminology.drug_names(course.drugs)} from {course.start} lasted {lasted} days, less than {_span(window)}, "
                 "with no remission: CNI resistance cannot be concluded",
                 evidence,
             )
@@ -332,7 +346,7 @@ def _cni_response(tl: Timeline, add: _Adder) -> None:
             add(
                 "cni-resistant",
                 end,
-                f"no partial or complete remission after {_span(window)} of {' and '.join(course.drugs)} from "
+                f"no partial or complete remission after {_span(window)} of {tl.terminology.drug_names(course.drugs)} from "
                 f"{course.start} at adequate exposure ({words}); latest {late[-1].text} on {late[-1].on}",
                 [*evidence, *sources, *late[-1].sources],
             )
@@ -394,7 +408,7 @@ def _multidrug(tl: Timeline, add: _Adder) -> None:
             classes[drug_class] = [words]
             evidence += sources
         elif ok is None:
-            unknown.append(f"{drug_class} ({words})")
+            unknown.append(f"{tl.terminology.class_name(drug_class)} ({words})")
     if len(classes) < rs.min_classes:
         if unknown and len(classes) + len(unknown) >= rs.min_classes:
             add.insufficient(
@@ -431,24 +445,26 @@ def _standard_dose(
     if spec is None:
         return (
             True,
-            f"{drug} given ({len(exposures)} record(s); no minimum dose in the rule set)",
+            f"{tl.terminology.drug_name(drug)} given ({len(exposures)} record(s); no minimum dose in the rule set)",
             tuple(e.source for e in exposures),
         )
     first = exposures[0]
     dose = tl.daily_dose(first, first.start, "mg/d")
     need = tl.body_dose(spec.mg_per_m2, spec.mg_per_kg, None, first.start)
+    name = tl.terminology.drug_name(drug)
     if dose is None:
         return None, tl.unknown_dose(exposures, first.source, first.start), (first.source,)
     if need is None:
-        return None, f"{drug} standard dose per body size unknown (no weight/height)", (first.source,)
+        return None, f"{name} standard dose per body size unknown (no weight/height)", (first.source,)
     ok = dose.value >= need.value
-    words = f"{drug} {dose.value:.0f} mg/day vs standard {need.value:.0f} mg/day"
+    per = need.unit.split("(")[1].rstrip(")")
+    words = f"{name} {dose.value:.0f} mg/day vs minimum {per} = {need.value:.0f} mg/day"
     if not ok and first.dose_range:
         most = tl.daily_dose(first, first.start, "mg/d", high=True)
         if most is not None and most.value >= need.value:
             return (
                 None,
-                f"{drug} dose given as a range {dose.value:.0f}-{most.value:.0f} mg/day vs standard "
+                f"{name} dose given as a range {dose.value:.0f}-{most.value:.0f} mg/day vs minimum {per} = "
                 f"{need.value:.0f} mg/day: adequacy cannot be shown",
                 (*dose.sources, *need.sources),
             )

@@ -8,6 +8,7 @@ from datetime import date, timedelta
 from fhir_ns.catalogue import info
 from fhir_ns.rules.result import Finding, PatientResult
 from fhir_ns.rules.steroid import Response, TrialOutcome
+from fhir_ns.ruleset import unit_text
 from fhir_ns.timeline.formulas import gfr_category
 from fhir_ns.timeline.timeline import Dose, DrugCourse, Level, Timeline
 
@@ -62,7 +63,7 @@ def _inadequate_trials(tl: Timeline, result: PatientResult, trials: dict[str, Tr
                 result,
                 "inadequate-steroid-trial",
                 outcome.since,
-                f"{outcome.course.drug} course started {outcome.course.start}: {outcome.reason}; steroid resistance "
+                f"{tl.terminology.drug_name(outcome.course.drug)} course started {outcome.course.start}: {outcome.reason}; steroid resistance "
                 "cannot be concluded from it",
                 outcome.evidence,
                 category=category,
@@ -85,7 +86,7 @@ def _cni_levels(tl: Timeline, result: PatientResult, _: object) -> None:
             result,
             "cni-level-out-of-range",
             outside[0].on,
-            f"{len(outside)} of {len(levels)} {drug} levels taken on treatment were outside the target "
+            f"{len(outside)} of {len(levels)} {tl.terminology.drug_name(drug)} levels taken on treatment were outside the target "
             f"{target.low:g}-{target.high:g} {target.unit} (latest {latest.value:g} {target.unit} on {latest.on}, {direction})",
             [m.source for m in outside],
             implicated=[e.source for e in on_drug],
@@ -144,7 +145,7 @@ def _cni_stopped_early(tl: Timeline, result: PatientResult, _: object) -> None:
             result,
             "cni-stopped-early",
             course.end,
-            f"{' and '.join(course.drugs)} stopped on {course.end} after {days} days (less than {minimum} days) although "
+            f"{tl.terminology.drug_names(course.drugs)} stopped on {course.end} after {days} days (less than {minimum} days) although "
             f"the patient responded ({responded.text} on {responded.on})",
             [*(e.source for e in course.exposures), *responded.sources],
             implicated=[e.source for e in course.exposures],
@@ -208,8 +209,8 @@ def _dose_ranges(tl: Timeline, result: PatientResult, _: object) -> None:
                 result,
                 "dose-out-of-range",
                 course.start,
-                f"{spec.drug} mean {mean} over {days} days from {course.start} is "
-                f"{'below' if low else 'above'} the range {spec.low:g}-{spec.high:g} {spec.unit} by more than the "
+                f"{tl.terminology.drug_name(spec.drug)} mean {mean} over {days} days from {course.start} is "
+                f"{'below' if low else 'above'} the range {spec.low:g}-{spec.high:g} {unit_text(spec.unit)} by more than the "
                 f"{tolerance:.0%} tolerance ({spec.source})",
                 mean.sources,
                 category=f"DOSE{'L' if low else 'H'}IND{per_size}",
@@ -335,7 +336,7 @@ def _steroid_intolerance(tl: Timeline, result: PatientResult, _: object) -> None
                 result,
                 "steroid-intolerance",
                 day,
-                f"{e.drug} {dose.value:.0f} mg/day (at least {fraction:.0%} of {words}) "
+                f"{tl.terminology.drug_name(e.drug)} {dose.value:.0f} mg/day (at least {fraction:.0%} of {words}) "
                 f"given on {day} while {', '.join(sorted(hits)).replace('-', ' ')} was active ({condition.source})",
                 [condition.source, *dose.sources, *(standard.sources if standard else ())],
                 implicated=[e.source],

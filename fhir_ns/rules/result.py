@@ -136,6 +136,8 @@ class PatientResult:
     conditions: tuple[str, ...] = ()  # the nephrotic-syndrome Conditions, for CarePlan.addresses
     revisit_on: date | None = None  # when the answer may change with no new data (a window closes)
     proposals: list[Proposal] = field(default_factory=list)  # the care plans, as they stand on the record
+    ruleset_applied: bool = True  # False: no rule set could be chosen (`ruleset` is then only the default)
+    warnings: list[str] = field(default_factory=list)  # about the evaluation itself, reported with the input problems
 
     def revisit(self, day: date) -> None:
         """Note that the answer may change on `day` even if no new data arrive."""
@@ -151,7 +153,7 @@ class PatientResult:
     def as_json(self) -> dict[str, Any]:
         return {
             "patient": self.patient_id,
-            "ruleset": self.ruleset.ref,
+            "ruleset": self.ruleset.ref if self.ruleset_applied else None,
             "ruleset_choice": self.ruleset_choice,
             "as_of": self.as_of.isoformat(),
             "classifications": [c.as_json() for c in self.classifications],

@@ -7,6 +7,7 @@ from enum import Enum
 
 from msgspec import Struct
 
+from fhir_ns.ruleset import unit_text
 from fhir_ns.timeline.timeline import Dose, DrugExposure, Episode, Level, Reading, Remission, Timeline
 
 
@@ -54,6 +55,7 @@ def evaluate_trial(tl: Timeline, episode: Episode, initial: bool) -> TrialOutcom
             episode.start_sources,
         )
     t0 = course.start
+    drug = tl.terminology.drug_name(course.drug)
     assess = t0 + timedelta(days=trial.assessment_day)
     week = _weeks(trial.assessment_day)
     remission = episode.remission if episode.remission and episode.remission.on >= t0 else None
@@ -64,7 +66,7 @@ def evaluate_trial(tl: Timeline, episode: Episode, initial: bool) -> TrialOutcom
             Response.SENSITIVE,
             remission.on,
             f"complete remission on {remission.on}, day {(remission.on - t0).days} of the "
-            f"{course.drug} course started {t0} (within {week}): {remission.text}",
+            f"{drug} course started {t0} (within {week}): {remission.text}",
             (*evidence, *remission.sources),
             course,
         )
@@ -76,7 +78,7 @@ def evaluate_trial(tl: Timeline, episode: Episode, initial: bool) -> TrialOutcom
                     Response.SENSITIVE,
                     reading.on,
                     f"partial remission on {reading.on}, day {(reading.on - t0).days} of the "
-                    f"{course.drug} course started {t0} (within {week}): {words}",
+                    f"{drug} course started {t0} (within {week}): {words}",
                     (*evidence, *sources),
                     course,
                 )
@@ -85,7 +87,7 @@ def evaluate_trial(tl: Timeline, episode: Episode, initial: bool) -> TrialOutcom
         return TrialOutcome(
             Response.IN_PROGRESS,
             t0,
-            f"{course.drug} course started {t0}, no {'complete ' if trial.response == 'complete' else ''}remission "
+            f"{drug} course started {t0}, no {'complete ' if trial.response == 'complete' else ''}remission "
             f"by the evaluation date {tl.as_of}; the {week} "
             f"response is decided on {assess} (day {trial.assessment_day}) from the proteinuria of days "
             f"{low}-{high} of the course",
@@ -107,7 +109,7 @@ def evaluate_trial(tl: Timeline, episode: Episode, initial: bool) -> TrialOutcom
         return TrialOutcome(
             Response.IN_PROGRESS,
             t0,
-            f"{course.drug} course started {t0}, {adequacy.reason}; no proteinuria value yet between day {low} and "
+            f"{drug} course started {t0}, {adequacy.reason}; no proteinuria value yet between day {low} and "
             f"day {high} ({t0 + timedelta(days=low)} to {t0 + timedelta(days=high)}): the {week} response waits "
             f"for one until {t0 + timedelta(days=high)}",
             (*evidence, *adequacy.sources),
@@ -118,14 +120,12 @@ def evaluate_trial(tl: Timeline, episode: Episode, initial: bool) -> TrialOutcom
         return TrialOutcome(
             Response.UNDECIDED,
             assess,
-            f"no proteinuria value between day {low} and day {high} of the {course.drug} course "
+            f"no proteinuria value between day {low} and day {high} of the {drug} course "
             f"started {t0} ({t0 + timedelta(days=low)} to {t0 + timedelta(days=high)})",
             evidence,
             course,
         )
-    base = (
-        f"{course.drug} course started {t0}, {adequacy.reason}; at {week} (day {(status.on - t0).days}) {status.text}"
-    )
+    base = f"{drug} course started {t0}, {adequacy.reason}; at {week} (day {(status.on - t0).days}) {status.text}"
     evidence = (*evidence, *adequacy.sources, *status.sources)
     if status.level is Level.REMISSION and remission and remission.on <= t0 + timedelta(days=high):
         return TrialOutcome(
@@ -180,7 +180,8 @@ def _adequacy(tl: Timeline, course: DrugExposure, t0: date) -> _Adequacy:
     if most is None or _against_standard(tl, most, t0, days, ()).response is Response.INADEQUATE:
         return judged  # even the high end is below: under-dosed either way
     written = ", ".join(
-        f"{e.drug} {e.daily_dose:g}-{e.daily_dose_high:g} {e.dose_basis}/day from {e.start}" for e in ranged
+        f"{tl.terminology.drug_name(e.drug)} {e.daily_dose:g}-{e.daily_dose_high:g} {e.dose_basis}/day from {e.start}"
+        for e in ranged
     )
     return _Adequacy(
         Response.UNDECIDED,
@@ -201,7 +202,7 @@ def _against_standard(tl: Timeline, mean: float, t0: date, days: int, sources: t
         return _Adequacy(
             None,
             f"mean {mean:.0f} mg/day over {days} days (standard-dose: at least "
-            f"{needed_fraction:.0%} of the {cap:g} mg cap)",
+            f"{needed_fraction:.0%} of the {cap:g} mg/day cap)",
             sources,
         )
     standard = tl.standard_steroid_dose(t0)
@@ -213,9 +214,7 @@ def _against_standard(tl: Timeline, mean: float, t0: date, days: int, sources: t
             sources,
         )
     share = mean / standard.value
-    words = (
-        f"mean {mean:.0f} mg/day over {days} days = {share:.0%} of the standard {standard.value:.0f} {standard.unit}"
-    )
+    words = f"mean {mean:.0f} mg/day over {days} days = {share:.0%} of the standard {standard.value:.0f} {unit_text(standard.unit)}"
     basis = "per m2" if "mg/m2" in standard.unit else "per kg"
     if share < needed_fraction:
         return _Adequacy(

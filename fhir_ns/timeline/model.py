@@ -113,6 +113,7 @@ class PatientFacts:
     conditions: list[ConditionFact] = field(default_factory=list)
     genetics: list[GeneticResult] = field(default_factory=list)
     sources: set[str] = field(default_factory=set)
+    on_record: bool = True  # a Patient resource was read (False: only the subject of other resources)
 
     def sort(self) -> None:
         self.measurements.sort(key=_MEASUREMENT_ORDER)

@@ -19,7 +19,7 @@ from operator import attrgetter, itemgetter
 from msgspec import Struct
 from msgspec.structs import replace
 
-from fhir_ns.ruleset import ProteinuriaCriteria, RuleSet, Threshold
+from fhir_ns.ruleset import ProteinuriaCriteria, RuleSet, Threshold, unit_text
 from fhir_ns.terminology import Terminology
 from fhir_ns.timeline.formulas import age_years, bsa_mosteller, ckd_epi_2021, completed_years, schwartz_bedside
 from fhir_ns.timeline.model import ConditionFact, DrugExposure, Measurement, PatientFacts
@@ -95,7 +95,7 @@ class Reading(Struct, frozen=True, gc=False):
 
 
 def _number(m: Measurement) -> str:
-    return f"{m.value:.3g} {m.unit}" if m.value < 1000 else f"{m.value:.0f} {m.unit}"
+    return f"{m.value:.3g} {unit_text(m.unit)}" if m.value < 1000 else f"{m.value:.0f} {unit_text(m.unit)}"
 
 
 _Verdict = tuple[bool | None, str, tuple[str, ...]]  # met? (None: cannot say), the threshold in words, extra sources
@@ -140,7 +140,7 @@ class _Criterion:
         value = m.value * rule.factor
         return (
             rule.compare(value, rule.limit),
-            f"{rule.words}, comparing {value:.3g} {rule.unit} converted from {m.unit}",
+            f"{rule.words}, comparing {value:.3g} {unit_text(rule.unit)} converted from {unit_text(m.unit)}",
             (),
         )
 
@@ -236,7 +236,11 @@ class Dose(Struct, frozen=True, gc=False):
     sources: tuple[str, ...]
 
     def __str__(self) -> str:
-        return f"{self.value:.0f} {self.unit}" if self.value >= 10 else f"{self.value:.2g} {self.unit}"
+        return (
+            f"{self.value:.0f} {unit_text(self.unit)}"
+            if self.value >= 10
+            else f"{self.value:.2g} {unit_text(self.unit)}"
+        )
 
 
 _Series = tuple[Sequence[Measurement], Sequence[date]]  # measurements in day order, and their days
@@ -371,7 +375,7 @@ class Timeline:
                 missing.append("height and weight" if t.unit == "mg/m2/d" else "weight")
                 continue
             value = m.value / divisor
-            return t.met_by(value), f"{value:.0f} {t.unit} {t.op} {t.value:g}", size.sources
+            return t.met_by(value), f"{value:.0f} {unit_text(t.unit)} {t.op} {t.value:g}", size.sources
         days = self.ruleset.anthropometry_max_age_days
         return None, f"no {' or '.join(missing)} within {days} days before {m.on} to express it per body size", ()
 
@@ -520,7 +524,7 @@ class Timeline:
                         run[0].on,
                         True,
                         f"treated relapse: {values}, followed on {escalation[0].start} by "
-                        f"{escalation[0].drug} {escalation[1]}",
+                        f"{self.terminology.drug_name(escalation[0].drug)} {escalation[1]}",
                         (*(src for x in run for src in x.sources), escalation[0].source, *escalation[1].sources),
                     )
         return None
@@ -639,15 +643,15 @@ class Timeline:
         size = self.body_size(day)
         if per_m2 is not None and size.bsa_m2 is not None:
             value = per_m2 * size.bsa_m2
-            words = f"{per_m2:g} mg/m2 x {size.bsa_m2:.2f} m2"
+            words = f"{per_m2:g} mg/m2/day x {size.bsa_m2:.2f} m2"
         elif per_kg is not None and size.weight_kg is not None:
             value = per_kg * size.weight_kg
-            words = f"{per_kg:g} mg/kg x {size.weight_kg:.1f} kg"
+            words = f"{per_kg:g} mg/kg/day x {size.weight_kg:.1f} kg"
         else:
             return None
         if cap is not None and value > cap:
             value = cap
-            words += f", capped at {cap:g} mg"
+            words += f", capped at {cap:g} mg/day"
         return Dose(value, f"mg/d ({words})", size.sources)
 
     def daily_dose(

@@ -23,6 +23,7 @@ from fhir_ns.terminology import Terminology
 from fhir_ns.validate.bindings import check_bindings
 from fhir_ns.validate.elements import walk
 from fhir_ns.validate.fastcheck import proves_clean
+from fhir_ns.validate.other_version import other_version_words
 from fhir_ns.validate.spec import FhirVersion, load_spec
 from fhir_ns.validate.structure import check_resource
 
@@ -84,7 +85,7 @@ class EntryGate:
         issues += check_bindings(walk(resource, self.spec), self.spec)
         rid = resource.get("id")
         source = f"{resource.get('resourceType')}/{rid}" if isinstance(rid, str) else None
-        return [
+        problems = [
             Problem(
                 i.severity,
                 i.code,
@@ -95,6 +96,10 @@ class EntryGate:
             )
             for i in issues
         ]
+        hint = other_version_words(resource, self.spec.version) if any(i.is_error for i in issues) else None
+        if hint is not None:
+            problems.append(Problem("warning", "not-supported", hint, location, None, source))
+        return problems
 
 
 def _as_json(resource: dict[str, Any]) -> bytes | None:

@@ -27,6 +27,7 @@ from fhir_ns.validate.elements import walk
 from fhir_ns.validate.input_profile import check_input
 from fhir_ns.validate.invariants import check_invariants
 from fhir_ns.validate.issues import LAYERS, Issue, Layer, join
+from fhir_ns.validate.other_version import other_version_words
 from fhir_ns.validate.output_profile import check_output
 from fhir_ns.validate.spec import FhirVersion, Spec, load_spec
 from fhir_ns.validate.structure import check_bundle_shell, check_resource
@@ -170,11 +171,33 @@ class Validator:
         with self._timed("binding"):
             nodes = walk(value, self.spec)
             issues += check_bindings(nodes, self.spec)
+        with self._timed("structure"):
+            issues += self._other_version(value, issues)
         with self._timed("invariant"):
             issues += check_invariants(nodes, self.spec)
         with self._timed("output-profile"):
             issues += check_output(value, self.rulesets)
         self._place(doc.report, doc.label, value, doc.base, issues)
+
+    def _other_version(self, value: dict[str, Any], issues: list[Issue]) -> list[Issue]:
+        """For each resource refused by layers 2-3 but sound in the other FHIR version, an error saying so."""
+        if value["resourceType"] == "Bundle":
+            entries = value.get("entry") or []
+            resources = [
+                (f"entry[{i}].resource", e.get("resource")) for i, e in enumerate(entries) if isinstance(e, dict)
+            ]
+        else:
+            resources = [("", value)]
+        out = []
+        for prefix, resource in resources:
+            if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
+                continue
+            if not any(i.is_error and i.layer in ("structure", "binding") and _within(i.path, prefix) for i in issues):
+                continue
+            words = other_version_words(resource, self.spec.version)
+            if words is not None:
+                out.append(Issue("warning", "not-supported", words, "structure", prefix))
+        return out
 
     # -- layer 5 --------------------------------------------------------------------------------------
     def _entries(self, doc: _Document) -> list[Entry]:
@@ -211,6 +234,11 @@ class Validator:
             group = _group(label, doc, base, issue.path)
             expression = issue.expression(base) if doc is not None else issue.path
             report.issues.append(Located(issue, group, expression))
+
+
+def _within(path: str, prefix: str) -> bool:
+    """Whether `path` is `prefix` or under it ('' holds everything)."""
+    return not prefix or path == prefix or path.startswith(prefix + ".")
 
 
 def _under(issue: Issue, prefix: str) -> Issue:
