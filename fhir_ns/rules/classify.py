@@ -212,7 +212,7 @@ def _steroid_at(tl: Timeline, day: date, grace: int) -> tuple[str, str] | None:
     for e in tl.steroid_courses():
         if e.start < day and (e.end is None or e.end >= day):
             dosing = "alternate-day dosing" if e.alternate_day else "daily dosing"
-            return f"while taking {tl.terminology.drug_name(e.drug)} ({dosing} from {e.start})", e.source
+            return f"while taking {tl.terminology.drug_name(e.drug)}, {dosing} from {e.start}", e.source
         if e.end is not None and e.end < day and (day - e.end).days <= grace:
             best = (f"{(day - e.end).days} days after stopping {tl.terminology.drug_name(e.drug)} on {e.end}", e.source)
     return best
