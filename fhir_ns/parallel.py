@@ -40,11 +40,12 @@ def stream_parallel(
     gate: EntryGate | None,
     jobs: int,
     spill: SpillLimit | None,
+    skip_unreadable: bool = False,
 ) -> Iterator[T]:
     """`pipeline.stream` in `jobs` worker processes."""
     context = multiprocessing.get_context("fork")
     units = split_units(inputs)
-    collector = FactCollector(config.terminology, out.problems, spill)
+    collector = FactCollector(config.terminology, out.problems, spill, skip_unreadable)
     collector.units = []
     _state.update(config=config, gate=gate)
     try:

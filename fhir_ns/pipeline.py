@@ -65,9 +65,10 @@ def read_input(
     problems: list[Problem],
     gate: EntryGate | None = None,
     spill: SpillLimit | None = None,
+    skip_unreadable: bool = False,
 ) -> FactCollector:
     """Read every input into a collector; with a gate, each entry passes it first (as a dict)."""
-    collector = FactCollector(config.terminology, problems, spill)
+    collector = FactCollector(config.terminology, problems, spill, skip_unreadable)
     collector.read(whole_files(inputs), gate)
     return collector
 
@@ -91,12 +92,14 @@ def stream(
     gate: EntryGate | None = None,
     jobs: int = 1,
     spill: SpillLimit | None = None,
+    skip_unreadable: bool = False,
 ) -> Iterator[T]:
     """Each sound patient's result, rendered, in order of patient id, as soon as it is evaluated.
 
     `out` gathers the counts, problems and refused patients as the stream goes; `jobs` > 1 reads and
     evaluates in that many worker processes (not when reading standard input); `spill` bounds the
-    memory the facts take (see RecordStore).
+    memory the facts take (see RecordStore); `skip_unreadable` evaluates the patients an unreadable
+    record may belong to (marked) rather than refusing them.
     """
     doubt = as_of_doubt(as_of, date.today())
     if doubt is not None:
@@ -104,9 +107,9 @@ def stream(
     if jobs > 1 and "-" not in inputs:  # worker processes cannot read the parent's standard input
         from fhir_ns.parallel import stream_parallel
 
-        yield from stream_parallel(inputs, config, as_of, out, render, ruleset_id, gate, jobs, spill)
+        yield from stream_parallel(inputs, config, as_of, out, render, ruleset_id, gate, jobs, spill, skip_unreadable)
         return
-    collector = read_input(inputs, config, out.problems, gate, spill)
+    collector = read_input(inputs, config, out.problems, gate, spill, skip_unreadable)
     out.counts = collector.counts
     yield from evaluate_each(collector.each_patient(), config, as_of, out, render, ruleset_id)
 
@@ -125,6 +128,7 @@ def evaluate_each(
             out.refused.append(patient)
             continue
         result = evaluate(patient.facts, config.rulesets, config.terminology, as_of, ruleset_id)
+        result.unreadable_skipped = patient.unreadable
         out.evaluated += 1
         out.problems.extend(patient.problems)
         out.problems.extend(_doubt(result, message, ruleset_id) for message in result.warnings)

@@ -28,6 +28,7 @@ def classify(
     outcome_path: str | None,
     verbose: bool,
     jobs: int,
+    skip_unreadable: bool,
     spill: SpillLimit | None,
     fmt: str,
 ) -> None:
@@ -36,7 +37,7 @@ def classify(
     outcome = Run()
     results = stream(
         inputs, config, as_of or date.today(), outcome, json_element if fmt == "json" else text_element, ruleset_id,
-        jobs=jobs, spill=spill,
+        jobs=jobs, spill=spill, skip_unreadable=skip_unreadable,
     )  # fmt: skip
     with atomic_output("-") as out:  # each patient printed as soon as it is classified
         for piece in json_array(results) if fmt == "json" else results:
@@ -74,6 +75,8 @@ def render(result: PatientResult) -> str:
         lines.extend(wrap.wrap(f.reason))
         lines.extend(wrap.wrap("evidence: " + ", ".join(f.evidence)))
     notes = _wrapper("  ", "    ")
+    if result.incomplete_input:
+        lines.extend(notes.wrap(result.incomplete_input))
     for note in result.notes:
         lines.extend(notes.wrap(f"note: {note}"))
     lines.append("  Decision support for a clinician: review before acting.")

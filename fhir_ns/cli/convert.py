@@ -43,6 +43,7 @@ def convert(
     verbose: bool,
     output: str,
     jobs: int,
+    skip_unreadable: bool,
     spill: SpillLimit | None,
     canonical_base: str,
     version: str,
@@ -56,7 +57,9 @@ def convert(
     settings = Settings(canonical_base.rstrip("/"))
     gate = EntryGate(version, terminology=config.terminology)  # type: ignore[arg-type]
     render = partial(entries_json, settings=settings)
-    patients = stream(inputs, config, as_of or date.today(), outcome, render, ruleset_id, gate, jobs, spill)
+    patients = stream(
+        inputs, config, as_of or date.today(), outcome, render, ruleset_id, gate, jobs, spill, skip_unreadable
+    )
     with atomic_output(output) as out:  # each patient's entries written as they are produced
         for piece in transaction_json(patients, settings):
             out.write(piece)

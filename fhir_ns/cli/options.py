@@ -59,7 +59,7 @@ def jobs_option(value: int) -> int:
 
 
 def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """INPUT..., --ruleset, --as-of, --mappings, --outcome, --verbose, --jobs, --spill-above."""
+    """INPUT..., --ruleset, --as-of, --mappings, --outcome, --verbose, --jobs, --skip-unreadable, --spill-above."""
     decorators = [
         click.argument("inputs", nargs=-1, required=True, metavar="INPUT..."),
         click.option(
@@ -97,6 +97,12 @@ def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
             show_default=True,
             callback=lambda ctx, param, value: jobs_option(value),
             help="Read and classify in this many processes (the output is the same).",
+        ),
+        click.option(
+            "--skip-unreadable",
+            is_flag=True,
+            help="Evaluate the patients of an input file that holds unreadable records (malformed JSON, unknown "
+            "resourceType) anyway, marking each of their results with the number skipped (default: refuse them).",
         ),
         click.option(
             "--spill-above",

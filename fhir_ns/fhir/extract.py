@@ -111,6 +111,7 @@ class PatientInput:
 
     facts: PatientFacts
     problems: list[Problem]
+    unreadable: int = 0  # unreadable records that may be this patient's, skipped (--skip-unreadable)
 
     @property
     def refused(self) -> bool:
@@ -166,9 +167,19 @@ class FactCollector:
     """Feed it entries with `add` (or whole inputs with `read`); `patients()` (or `each_patient()`)
     returns each patient's facts once the input is read."""
 
-    def __init__(self, terminology: Terminology, problems: list[Problem], spill: SpillLimit | None = None) -> None:
+    def __init__(
+        self,
+        terminology: Terminology,
+        problems: list[Problem],
+        spill: SpillLimit | None = None,
+        skip_unreadable: bool = False,
+    ) -> None:
         self.term = terminology
         self.problems = problems
+        # A patient whose input file holds records that could not be read is refused (their data may be in
+        # them), unless `skip_unreadable`: then evaluated, and the results say how many were skipped.
+        self.skip_unreadable = skip_unreadable
+        self._lost: dict[str, list[Problem]] = {}  # file -> its unreadable records no patient can be named for
         self.store = RecordStore(spill)
         self._patients: dict[str, PatientRecord] = {}
         self._aliases: dict[str, str] = {}
@@ -194,6 +205,7 @@ class FactCollector:
         usual = self._usual_observation
         counts = self.counts
         found: Sequence[Problem] = ()
+        first_problem = len(self.problems)
         for resource, raw, name, index, line, full_url in scan(units, self.problems, typed=True):
             if type(resource) is dict:
                 entry = Entry(resource, Location(name, index, line), full_url)
@@ -212,6 +224,25 @@ class FactCollector:
             if not found and type(resource) is shapes.Observation and usual(resource, raw, name, index, line):
                 continue
             add(resource, raw, name, index, line, full_url, found)
+        self._claim_lost(first_problem)
+
+    def _claim_lost(self, first: int) -> None:
+        """File each unreadable record that still names its patient under that patient, with its error: it
+        refuses that patient (and only that one) as any error in their input does."""
+        problems = self.problems
+        claimed = [p for p in problems[first:] if p.lost and p.names]
+        if not claimed:
+            return
+        problems[first:] = [p for p in problems[first:] if not (p.lost and p.names)]
+        for p in claimed:
+            assert p.names is not None
+            ref = self._references.get(p.names) or _normalise_reference(p.names)
+            where = p.location
+            source = p.resource or f"unreadable record at {where}"
+            stored: StoredProblem = (p.severity, p.code, p.message, p.element, p.resource)
+            self._file_record(
+                ref, "unreadable", None, source, None, b"", where.file, where.entry, where.line, None, [stored]
+            )
 
     def add(self, entry: Entry, found: Sequence[Problem] = ()) -> None:
         """Read one entry. `found`: problems already found with it (fhir-ns validate's entry gate); they
@@ -926,7 +957,14 @@ class FactCollector:
         unattributed = [(record, NO_PATIENT) for record in self.store.records(NO_PATIENT)]
         for record, _ in self._ordered(unattributed, settled, False):
             record.problems.extend(settled.notes.get(record.seq, ()))
-            self.problems.extend(self._problems(record, None))
+            # a record refused with no patient to refuse is lost to whichever patient it was about
+            self.problems.extend(
+                replace(p, lost=True) if p.severity in ("error", "fatal") else p for p in self._problems(record, None)
+            )
+        self._lost = {}
+        for p in self.problems:
+            if p.lost:
+                self._lost.setdefault(p.location.file, []).append(p)
         self.store.seal()
         pids = sorted(by_patient.keys() | self._patients.keys())
         return Cohort([(pid, by_patient.get(pid, [])) for pid in pids], settled)
@@ -986,6 +1024,7 @@ class FactCollector:
             ordered = self._ordered(pairs, settled, len(refs) > 1)
             plain = []
             first = ordered[0] if ordered else None
+            records = [record for record, _ in pairs]
         if info is not None:
             facts = PatientFacts(patient_id=pid, reference=f"Patient/{pid}", birth_date=info.birth_date, sex=info.sex)
             patient = PatientInput(facts, list(info.problems))
@@ -1017,7 +1056,34 @@ class FactCollector:
                 _file(facts, fact)
         facts.sources.update([m.source for m in measurements])
         facts.sort()  # the order filed does not matter: facts sort on a total key
+        if self._lost:
+            self._incomplete(patient, records, info)
         return patient
+
+    def _incomplete(self, patient: PatientInput, records: list[Stored], info: PatientRecord | None) -> None:
+        """Refuse a patient whose input files hold unreadable records that may be theirs (or, skipping
+        them, count them on the patient)."""
+        files = {self.units[r.seq >> _UNIT_SHIFT].files[r.file] for r in records}
+        if info is not None:
+            files.add(info.location.file)
+        lost = [p for name in sorted(files) for p in self._lost.get(name, ())]
+        if not lost:
+            return
+        if self.skip_unreadable:
+            patient.unreadable = len(lost)
+            return
+        where = ", ".join(sorted({p.location.file for p in lost}))
+        patient.problems.append(
+            Problem(
+                "error",
+                "incomplete",
+                f"not evaluated: {len(lost)} unreadable record(s) in {where} may hold this patient's data "
+                f"(first: {lost[0].location}: {lost[0].message}); --skip-unreadable evaluates such patients "
+                "anyway and marks their results",
+                lost[0].location,
+                patient=patient.facts.patient_id,
+            )
+        )
 
     def _ordered(self, records: list[tuple[Stored, str]], settled: _Settled, mixed: bool) -> list[tuple[Stored, str]]:
         """The records in the order the collector first read them: resources with an id (a later

@@ -45,6 +45,11 @@ class Problem:
     element: str | None = None
     resource: str | None = None  # "Observation/123"
     patient: str | None = None  # the patient key, when the problem can be attributed
+    # A record that could not be read at all (no or an unknown resourceType, not an object, malformed
+    # JSON): its data is lost, so the patients it may belong to cannot be judged complete. `names` is the
+    # patient reference it still names, if any ("Patient/123").
+    lost: bool = False
+    names: str | None = None
 
     def __str__(self) -> str:
         what = f" {self.resource}" if self.resource else ""

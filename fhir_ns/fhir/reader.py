@@ -9,11 +9,13 @@ and reading carries on with the next entry, line or file.
 
 from __future__ import annotations
 
+import difflib
 import gzip
 import os
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -22,6 +24,7 @@ import orjson
 
 from fhir_ns.fhir import shapes
 from fhir_ns.fhir.problems import Location, Problem
+from fhir_ns.terminology import builtin_mappings_dir, load_yaml
 
 JSON_SUFFIXES = (".json", ".json.gz")
 NDJSON_SUFFIXES = (".ndjson", ".jsonl", ".ndjson.gz", ".jsonl.gz")
@@ -231,7 +234,7 @@ def _ndjson_lines(name: str, lines: Iterable[bytes], problems: list[Problem], ty
         try:
             resource = orjson.loads(line)
         except orjson.JSONDecodeError as exc:
-            problems.append(Problem("error", "structure", _json_error(exc), location))
+            problems.append(Problem("error", "structure", _json_error(exc), location, lost=True))
             continue
         if _is_resource(resource, location, problems):
             if resource["resourceType"] == "Bundle":
@@ -256,7 +259,9 @@ def _bundle_entries(name: str, bundle: dict[str, Any], problems: list[Problem]) 
         return
     for index, entry in enumerate(entries):
         if not isinstance(entry, dict):
-            problems.append(Problem("error", "structure", "entry is not an object", Location(name, entry=index)))
+            problems.append(
+                Problem("error", "structure", "entry is not an object", Location(name, entry=index), lost=True)
+            )
             continue
         full_url = entry.get("fullUrl") if isinstance(entry.get("fullUrl"), str) else None
         yield from _bundle_entry(name, index, entry.get("resource"), entry.get("request"), full_url, problems)
@@ -269,7 +274,9 @@ def _typed_bundle_entries(name: str, bundle: _Bundle, problems: list[Problem]) -
         return
     for index, entry in enumerate(entries):
         if not isinstance(entry, _BundleEntry):
-            problems.append(Problem("error", "structure", "entry is not an object", Location(name, entry=index)))
+            problems.append(
+                Problem("error", "structure", "entry is not an object", Location(name, entry=index), lost=True)
+            )
             continue
         full_url = entry.fullUrl if isinstance(entry.fullUrl, str) else None
         raw = bytes(entry.resource)
@@ -300,16 +307,65 @@ def _bundle_entry(
 
 
 def _is_resource(value: Any, location: Location, problems: list[Problem]) -> bool:
+    """Is `value` a resource of a FHIR resource type? If not, the record is lost: say so, naming the
+    patient it still names, if any."""
     if not isinstance(value, dict):
         problems.append(
-            Problem("error", "structure", f"expected a JSON object, found {type(value).__name__}", location)
+            Problem("error", "structure", f"expected a JSON object, found {type(value).__name__}", location, lost=True)
         )
         return False
     rtype = value.get("resourceType")
-    if not isinstance(rtype, str) or not rtype:
-        problems.append(Problem("error", "structure", "no resourceType", location, "resourceType"))
-        return False
-    return True
+    if isinstance(rtype, str) and rtype in resource_types():
+        return True
+    if rtype is None:
+        why = "no resourceType"
+    elif not isinstance(rtype, str):
+        why = f"resourceType is not a string: {orjson.dumps(rtype).decode()[:40]}"
+    else:
+        near = difflib.get_close_matches(rtype, resource_types(), n=1, cutoff=0.8)
+        near = near or [t for t in resource_types() if t.lower() == rtype.lower()]
+        why = f"resourceType {rtype!r} is not a FHIR resource type" + (f" (did you mean {near[0]}?)" if near else "")
+    problems.append(
+        Problem(
+            "error",
+            "structure",
+            f"{why}; the record cannot be read",
+            location,
+            "resourceType",
+            _written_id(value, rtype),
+            lost=True,
+            names=_named_patient(value, rtype),
+        )
+    )
+    return False
+
+
+def _written_id(value: dict[str, Any], rtype: Any) -> str | None:
+    rid = value.get("id")
+    return f"{rtype if isinstance(rtype, str) else '?'}/{rid}" if isinstance(rid, str) else None
+
+
+def _named_patient(value: dict[str, Any], rtype: Any) -> str | None:
+    """The patient an unreadable record still names: its subject or patient reference, or its own id when
+    its resourceType is recognisably Patient ("patient", "Patinet")."""
+    for key in ("subject", "patient"):
+        ref = value.get(key)
+        if isinstance(ref, dict) and isinstance(ref.get("reference"), str) and ref["reference"]:
+            return str(ref["reference"])
+    if isinstance(rtype, str) and isinstance(value.get("id"), str):
+        if rtype.lower() == "patient" or difflib.get_close_matches(rtype, ["Patient"], n=1, cutoff=0.8):
+            return f"Patient/{value['id']}"
+    return None
+
+
+@cache
+def resource_types() -> frozenset[str]:
+    """The FHIR resource types of every version fhir-ns reads (R4, R4B, R5), vendored from the HL7 packages."""
+    names: set[str] = set()
+    for version in ("R4", "R4B", "R5"):
+        data = load_yaml(builtin_mappings_dir() / "fhir" / version / "resource-types.yaml") or {}
+        names.update(data.get("resource_types", []))
+    return frozenset(names)
 
 
 def _json_error(exc: orjson.JSONDecodeError) -> str:

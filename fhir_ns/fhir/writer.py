@@ -90,6 +90,11 @@ def _narrative(title: str, lines: list[str]) -> dict[str, str]:
     }
 
 
+def _marked(text: str, result: PatientResult) -> str:
+    """A sentence of the output, followed by the mark of an evaluation with unreadable input skipped."""
+    return f"{text} {result.incomplete_input}" if result.incomplete_input else text
+
+
 def device_entry(settings: Settings) -> dict[str, Any]:
     identifier = {"system": settings.identifier_system("Device"), "value": "fhir-ns"}
     device = {
@@ -185,8 +190,9 @@ def _detected_issue(result: PatientResult, item: Classification | Finding, setti
         "patient": {"reference": result.patient_reference},
         "identifiedDateTime": result.as_of.isoformat(),
         "author": {"display": f"fhir-ns {__version__}"},
-        "detail": (
-            f"{meta.display} since {item.since}: {item.reason}. Rule set {result.ruleset.ref}. {DECISION_SUPPORT}"
+        "detail": _marked(
+            f"{meta.display} since {item.since}: {item.reason}. Rule set {result.ruleset.ref}. {DECISION_SUPPORT}",
+            result,
         ),
         "reference": settings.ruleset_canonical(result),
     }
@@ -240,7 +246,7 @@ def _care_plans(result: PatientResult, settings: Settings, issues: dict[str, dic
             "intent": proposal.intent,
             "category": [{"coding": [CARE_PLAN_CATEGORY]}],
             "title": proposal.title,
-            "description": f"{why} {DECISION_SUPPORT}",
+            "description": _marked(f"{why} {DECISION_SUPPORT}", result),
             "subject": {"reference": result.patient_reference},
             "created": result.as_of.isoformat(),
         }
@@ -316,6 +322,7 @@ def _provenance(
         "target": [{"reference": t} for t in targets],
         "recorded": f"{result.as_of.isoformat()}T00:00:00Z",
         "policy": [settings.ruleset_canonical(result)],
+        **({"reason": [{"text": result.incomplete_input}]} if result.incomplete_input else {}),
         "agent": [
             {
                 "type": {

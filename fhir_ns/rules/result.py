@@ -135,6 +135,7 @@ class PatientResult:
     notes: list[str] = field(default_factory=list)
     conditions: tuple[str, ...] = ()  # the nephrotic-syndrome Conditions, for CarePlan.addresses
     revisit_on: date | None = None  # when the answer may change with no new data (a window closes)
+    unreadable_skipped: int = 0  # input records that could not be read and may be this patient's (--skip-unreadable)
     proposals: list[Proposal] = field(default_factory=list)  # the care plans, as they stand on the record
     ruleset_applied: bool = True  # False: no rule set could be chosen (`ruleset` is then only the default)
     warnings: list[str] = field(default_factory=list)  # about the evaluation itself, reported with the input problems
@@ -161,4 +162,14 @@ class PatientResult:
             "notes": list(self.notes),
             "revisit_on": self.revisit_on.isoformat() if self.revisit_on else None,
             "proposals": [p.as_json() for p in self.proposals],
-        }
+        } | ({"unreadable_records_skipped": self.unreadable_skipped} if self.unreadable_skipped else {})
+
+    @property
+    def incomplete_input(self) -> str:
+        """The sentence that marks a result evaluated with unreadable input skipped ('' when none was)."""
+        if not self.unreadable_skipped:
+            return ""
+        return (
+            f"Evaluated with {self.unreadable_skipped} unreadable input record(s) skipped (--skip-unreadable): "
+            "the patient's record may be incomplete."
+        )
