@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from fhir_ns.fhir.extract import FactCollector, Part, PatientInput
 from fhir_ns.fhir.problems import Problem
-from fhir_ns.fhir.reader import Unit, split_units
+from fhir_ns.fhir.reader import Unit, input_of, split_units
 from fhir_ns.fhir.store import SpillLimit
 from fhir_ns.pipeline import Config, Run, evaluate_each
 from fhir_ns.rules import PatientResult
@@ -46,6 +46,7 @@ def stream_parallel(
     context = multiprocessing.get_context("fork")
     units = split_units(inputs)
     collector = FactCollector(config.terminology, out.problems, spill, skip_unreadable)
+    collector.inputs = input_of(inputs)
     collector.units = []
     _state.update(config=config, gate=gate)
     try:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from fhir_ns.fhir.extract import FactCollector, PatientInput
 from fhir_ns.fhir.problems import Location, Problem
-from fhir_ns.fhir.reader import whole_files
+from fhir_ns.fhir.reader import input_of, whole_files
 from fhir_ns.fhir.store import SpillLimit
 from fhir_ns.rules import PatientResult, evaluate
 from fhir_ns.ruleset import RuleSet, load_rulesets
@@ -68,7 +68,9 @@ def read_input(
     skip_unreadable: bool = False,
 ) -> FactCollector:
     """Read every input into a collector; with a gate, each entry passes it first (as a dict)."""
+    inputs = list(inputs)
     collector = FactCollector(config.terminology, problems, spill, skip_unreadable)
+    collector.inputs = input_of(inputs)
     collector.read(whole_files(inputs), gate)
     return collector
 

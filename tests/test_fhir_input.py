@@ -287,12 +287,18 @@ def test_unreadable_files_are_reported_not_raised(tmp_path: Path, raw: bytes, wo
     assert [p.severity for p in problems] == ["error"] and words in problems[0].message
 
 
-def test_resources_without_a_subject_are_reported_unattributed(tmp_path: Path) -> None:
+def test_resources_without_a_subject_are_reported_unattributed_and_refuse_the_patients_of_their_file(
+    tmp_path: Path,
+) -> None:
+    # the orphan could be any patient's of the file: none of them is judged as if their record were complete
     orphan = obs("o1", "2890-2", 3, "mg/mg")
     del orphan["subject"]
     patients, problems = read(tmp_path, bundle(patient(), orphan))
-    assert not patients[0].refused
-    assert any("no subject" in p.message for p in problems)
+    [orphaned] = [p for p in problems if "no subject" in p.message]
+    assert orphaned.patient is None and orphaned.lost
+    assert patients[0].refused
+    [why] = [p for p in patients[0].problems if p.code == "incomplete"]
+    assert "1 unreadable record(s) in" in why.message and "--skip-unreadable" in why.message
 
 
 def test_site_mapping_file_adds_a_local_lab_code(tmp_path: Path) -> None:

@@ -179,7 +179,10 @@ class FactCollector:
         # A patient whose input file holds records that could not be read is refused (their data may be in
         # them), unless `skip_unreadable`: then evaluated, and the results say how many were skipped.
         self.skip_unreadable = skip_unreadable
-        self._lost: dict[str, list[Problem]] = {}  # file -> its unreadable records no patient can be named for
+        # file read -> the INPUT argument that named it: an unreadable record that names no patient may be
+        # any patient's of that input (a bulk export's Observation.ndjson holds everyone's)
+        self.inputs: dict[str, str] = {}
+        self._lost: dict[str, list[Problem]] = {}  # input -> its unreadable records no patient can be named for
         self.store = RecordStore(spill)
         self._patients: dict[str, PatientRecord] = {}
         self._aliases: dict[str, str] = {}
@@ -964,7 +967,7 @@ class FactCollector:
         self._lost = {}
         for p in self.problems:
             if p.lost:
-                self._lost.setdefault(p.location.file, []).append(p)
+                self._lost.setdefault(self._input(p.location.file), []).append(p)
         self.store.seal()
         pids = sorted(by_patient.keys() | self._patients.keys())
         return Cohort([(pid, by_patient.get(pid, [])) for pid in pids], settled)
@@ -1060,13 +1063,17 @@ class FactCollector:
             self._incomplete(patient, records, info)
         return patient
 
+    def _input(self, name: str) -> str:
+        """The INPUT argument a file (or a Bundle nested in one: "f.json entry[3]") was read from."""
+        return self.inputs.get(name) or self.inputs.get(name.split(" entry[")[0], name)
+
     def _incomplete(self, patient: PatientInput, records: list[Stored], info: PatientRecord | None) -> None:
         """Refuse a patient whose input files hold unreadable records that may be theirs (or, skipping
         them, count them on the patient)."""
         files = {self.units[r.seq >> _UNIT_SHIFT].files[r.file] for r in records}
         if info is not None:
             files.add(info.location.file)
-        lost = [p for name in sorted(files) for p in self._lost.get(name, ())]
+        lost = [p for name in sorted({self._input(f) for f in files}) for p in self._lost.get(name, ())]
         if not lost:
             return
         if self.skip_unreadable:

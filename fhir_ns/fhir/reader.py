@@ -98,6 +98,16 @@ def expand_paths(inputs: Iterable[str]) -> list[str]:
     return out
 
 
+def input_of(inputs: Iterable[str]) -> dict[str, str]:
+    """Each file read (as problems and records name it) -> the INPUT argument that named it (a file, a
+    directory, '-')."""
+    out: dict[str, str] = {}
+    for name in inputs:
+        for path in expand_paths([name]):
+            out.setdefault("<stdin>" if path == "-" else path, name)
+    return out
+
+
 def read_entries(inputs: Iterable[str], problems: list[Problem], typed: bool = False) -> Iterator[Entry]:
     """Every resource in the inputs; unreadable parts become Problems and are skipped."""
     return read_units(whole_files(inputs), problems, typed)
@@ -352,10 +362,10 @@ def _named_patient(value: dict[str, Any], rtype: Any) -> str | None:
         ref = value.get(key)
         if isinstance(ref, dict) and isinstance(ref.get("reference"), str) and ref["reference"]:
             return str(ref["reference"])
-    if isinstance(rtype, str) and isinstance(value.get("id"), str):
-        if rtype.lower() == "patient" or difflib.get_close_matches(rtype, ["Patient"], n=1, cutoff=0.8):
-            return f"Patient/{value['id']}"
-    return None
+    patient_like = isinstance(rtype, str) and (
+        rtype.lower() == "patient" or bool(difflib.get_close_matches(rtype, ["Patient"], n=1, cutoff=0.8))
+    )
+    return f"Patient/{value['id']}" if patient_like and isinstance(value.get("id"), str) else None
 
 
 @cache
