@@ -12,7 +12,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from fhir_ns.cli import cli
-from fhir_ns.errors import OUTPUT
+from fhir_ns.errors import OUTPUT, OutputError
+from tests.fhir_server import free_port
 from tests.test_cli import two_patients
 
 AS_OF = "2023-03-01"
@@ -102,3 +103,72 @@ def test_a_good_path_still_works_and_stdout_is_still_the_default(tmp_path: Path)
     out = tmp_path / "out.json"
     assert convert(tmp_path, "-o", str(out)).exit_code == 0 and orjson.loads(out.read_bytes())["type"] == "transaction"
     assert orjson.loads(convert(tmp_path).stdout)["type"] == "transaction"
+
+
+def sync(tmp_path: Path, *args: str) -> Result:
+    closed = f"http://127.0.0.1:{free_port()}/fhir"  # a path mistake must be found before the first request
+    return CliRunner().invoke(cli, ["sync", "--base-url", closed, *args])
+
+
+def test_sync_state_path_mistakes_are_refused_before_any_request(tmp_path: Path) -> None:
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("keep me")
+    assert_refused(sync(tmp_path, "--state", str(tmp_path)), f"--state {tmp_path}", "is a directory")
+    missing = tmp_path / "var" / "sync.sqlite"
+    assert_refused(sync(tmp_path, "--state", str(missing)), "the directory", "does not exist")
+    assert_refused(sync(tmp_path, "--state", str(a_file / "s.sqlite")), "notes.txt is a file, not a directory")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_sync_sink_and_dry_run_directories_under_a_file_are_refused(tmp_path: Path) -> None:
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("keep me")
+    state = ["--state", str(tmp_path / "s.sqlite")]
+    assert_refused(sync(tmp_path, *state, "--sink", f"file:{a_file}/out"), "--sink file:", "lies under")
+    assert_refused(sync(tmp_path, *state, "--dry-run", "-o", str(a_file)), f"-o {a_file}", "is a file")
+    real_run = sync(tmp_path, *state, "-o", str(tmp_path / "out"))
+    assert real_run.exit_code == 2 and "--sink file:DIR" in real_run.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_a_state_the_disk_refuses_to_write_is_a_clean_error(tmp_path: Path) -> None:
+    import sqlite3
+
+    from fhir_ns.sync.state import State
+
+    state = State(tmp_path / "s.sqlite", "http://fhir.test/fhir")
+
+    class FullDisk:
+        def __init__(self, db: sqlite3.Connection) -> None:
+            self.db = db
+
+        def execute(self, sql: str, *args: object) -> sqlite3.Cursor:
+            if sql.startswith(("INSERT", "BEGIN")):
+                raise sqlite3.OperationalError("database or disk is full")
+            return self.db.execute(sql, *args)
+
+    real = state.db
+    state.db = FullDisk(real)  # type: ignore[assignment]
+    with pytest.raises(OutputError, match=r"cannot write the state .*s.sqlite: database or disk is full"):
+        state.commit_patient("p1", "hash", "ipna-2022-child|1.0.0", None, "2025-01-01", [])
+    with pytest.raises(OutputError):
+        state.set_meta("watermark", "2025-01-01T00:00:00Z")
+    real.close()
+
+
+def test_a_file_that_is_not_a_state_is_refused_and_left_alone(tmp_path: Path) -> None:
+    import sqlite3
+
+    from fhir_ns.errors import ConfigError
+    from fhir_ns.sync.state import State
+
+    text = tmp_path / "notes.txt"
+    text.write_text("not a database at all, and long enough to have a header " * 4)
+    other = tmp_path / "other.sqlite"
+    with sqlite3.connect(other) as db:
+        db.execute("CREATE TABLE invoices (id INTEGER)")
+    before = (text.read_bytes(), other.read_bytes())
+    for path in (text, other):
+        with pytest.raises(ConfigError, match="not a fhir-ns state file"):
+            State(path, "http://fhir.test/fhir")
+    assert (text.read_bytes(), other.read_bytes()) == before
