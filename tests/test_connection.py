@@ -177,3 +177,12 @@ def test_smart_backend_discovery_on_a_wrong_url_is_unreachable_not_an_auth_failu
     line = one_line(result)
     assert f"SMART configuration: cannot connect to {base}/.well-known/smart-configuration" in line
     assert "connection refused" in line and "check --base-url" in line
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:99999/fhir", "http://exa mple.org/fhir", "http://:80/fhir", "http://[::1/fhir"]
+)
+def test_a_base_url_that_cannot_be_used_is_a_usage_error(url: str, tmp_path: Path) -> None:
+    result = sync(url, tmp_path)
+    assert result.exit_code == 2 and "is not a usable base URL" in result.output
+    assert not (tmp_path / "state.sqlite").exists()

@@ -209,3 +209,17 @@ def test_a_connection_reset_is_still_retried_and_then_fails_only_that_request() 
         c.capabilities()
     assert not isinstance(error.value, UnreachableError) and len(slept) == 2
     assert "Connection reset by peer after 3 attempt(s)" in str(error.value)
+
+
+def test_a_body_cut_off_mid_transfer_is_retried() -> None:
+    cut = requests.exceptions.ChunkedEncodingError("Connection broken: IncompleteRead(10 bytes read)")
+    c, _, slept = client([cut, answer(200, {"ok": True})])
+    assert c.capabilities() == {"ok": True} and len(slept) == 1
+
+
+def test_a_paging_link_that_is_not_a_url_is_an_error_of_that_request_not_a_crash() -> None:
+    page1 = {"resourceType": "Bundle", "type": "searchset", "link": [{"relation": "next", "url": "http://[::1/x"}]}
+    c, transport, _ = client([answer(200, page1)])
+    with pytest.raises(ServerError, match=r"GET http://\[::1/x: .*not a valid host"):
+        list(c.search("Observation", {"patient": "Patient/p1"}))
+    assert len(transport.seen) == 1  # requests refuses the URL before sending

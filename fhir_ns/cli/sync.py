@@ -9,8 +9,10 @@ import sys
 from datetime import date
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
+import requests
 
 from fhir_ns.catalogue import DEFAULT_CANONICAL_BASE
 from fhir_ns.cli.options import DateParam, load_config
@@ -34,6 +36,13 @@ class BaseUrl(click.ParamType):
         text = str(value).rstrip("/")
         if not re.match(r"^https?://[^/\s]+", text):
             self.fail(f"{value!r} is not an http(s) base URL", param, ctx)
+        try:
+            if not urlsplit(text).hostname:
+                raise ValueError("no host")
+            urlsplit(text).port  # noqa: B018 (a port out of range or not a number raises ValueError)
+            requests.Request("GET", f"{text}/metadata").prepare()  # what the client will send to
+        except (ValueError, requests.RequestException) as exc:
+            self.fail(f"{value!r} is not a usable base URL ({exc})", param, ctx)
         return text
 
 

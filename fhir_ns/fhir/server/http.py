@@ -124,7 +124,7 @@ class FhirClient:
                 raw = self.session.request(
                     method, url, params=params, data=data, headers=headers, timeout=self.timeout, verify=self.verify
                 )
-            except (requests.ConnectionError, requests.Timeout) as exc:
+            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
                 self.stats.server_seconds += time.perf_counter() - started
                 failure = self._diagnose(exc, url)
                 delay = self._delay(attempt, None)
@@ -138,6 +138,8 @@ class FhirClient:
                     raise ServerError(f"{method} {_safe(url)}: {failure.reason} after {attempt} attempt(s)") from exc
                 waited += self._back_off(delay, f"{failure.reason} on {method} {_safe(url)}")
                 continue
+            except requests.RequestException as exc:  # a URL that cannot be sent (from a server's link), ...
+                raise ServerError(f"{method} {_safe(url)}: {exc}") from exc
             self.stats.server_seconds += time.perf_counter() - started
             status = raw.status_code
             if status == 401 and not reauthenticated and self.auth.can_refresh:
