@@ -172,3 +172,24 @@ def test_a_file_that_is_not_a_state_is_refused_and_left_alone(tmp_path: Path) ->
         with pytest.raises(ConfigError, match="not a fhir-ns state file"):
             State(path, "http://fhir.test/fhir")
     assert (text.read_bytes(), other.read_bytes()) == before
+
+
+def test_sigterm_while_writing_removes_the_unfinished_file(tmp_path: Path) -> None:
+    """As a real process: a scheduler's timeout (SIGTERM) mid-run leaves no temporary file and exit 143."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "out.json"
+    command = [sys.executable, "-m", "fhir_ns", "convert", "-", "--as-of", AS_OF, "-o", str(out)]
+    process = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 20
+    while not leftovers(tmp_path) and time.monotonic() < deadline:  # writing has begun; stdin is still open
+        time.sleep(0.05)
+    assert leftovers(tmp_path), "the output file was never opened"
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=20)
+    assert process.returncode == 128 + signal.SIGTERM
+    assert b"stopped by SIGTERM" in stderr and b"Traceback" not in stderr
+    assert leftovers(tmp_path) == [] and not out.exists()
