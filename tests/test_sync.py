@@ -18,7 +18,7 @@ from click.testing import CliRunner, Result
 from fhir.resources.R4B.bundle import Bundle
 
 from fhir_ns.cli import cli
-from fhir_ns.errors import AUTH, CAPABILITY, CONFIG, INPUT_SKIPPED, SERVER, UnreachableError
+from fhir_ns.errors import AUTH, CAPABILITY, CONFIG, INPUT_SKIPPED, OUTPUT, SERVER, UnreachableError
 from tests.fhir_server import FhirServer
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
@@ -501,3 +501,33 @@ def test_a_server_lost_mid_run_stops_the_run_keeps_what_was_written_and_the_next
     again = job(HTTPAdapter(), Seen()).run()
     assert again.ok and again.written == 3 and len(issues_by_patient(fhir_server)) == 4
     assert_no_duplicates(fhir_server)
+
+
+def test_a_full_disk_in_the_file_sink_stops_the_run_cleanly_and_the_next_run_writes_the_rest(
+    fhir_server: FhirServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    fhir_server.load(sample("mdr-srns"))
+    fhir_server.load(sample("frns"))
+    out, state = tmp_path / "out", tmp_path / "state.sqlite"
+    real_fsync, calls = os.fsync, []
+
+    def full_after_one(fd: int) -> None:  # fault injection: the second Bundle finds the disk full
+        calls.append(fd)
+        if len(calls) > 1:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", full_after_one)
+    stopped = sync(fhir_server, state, "--sink", f"file:{out}")
+    assert stopped.exit_code == OUTPUT, stopped.output
+    last = stopped.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"fhir-ns: cannot write {out}/") and "No space left on device" in last
+    assert "(full, stopped)" in stopped.stderr and "written 1" in stopped.stderr
+    assert len(list(out.glob("*.json"))) == 1 and [p for p in out.iterdir() if p.suffix == ".tmp"] == []
+
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    resumed = sync(fhir_server, state, "--sink", f"file:{out}")
+    assert resumed.exit_code == 0, resumed.output
+    assert "written 1" in resumed.stderr and len(list(out.glob("*.json"))) == 2
