@@ -186,3 +186,10 @@ def test_a_base_url_that_cannot_be_used_is_a_usage_error(url: str, tmp_path: Pat
     result = sync(url, tmp_path)
     assert result.exit_code == 2 and "is not a usable base URL" in result.output
     assert not (tmp_path / "state.sqlite").exists()
+
+
+def test_a_cohort_file_that_is_not_text_is_a_configuration_error(tmp_path: Path) -> None:
+    cohort = tmp_path / "cohort.txt"
+    cohort.write_bytes(b"p\xe91\n")
+    result = sync(f"http://127.0.0.1:{free_port()}/fhir", tmp_path, "--cohort", str(cohort))
+    assert result.exit_code == CONFIG and f"cannot read the cohort file {cohort}" in one_line(result)

@@ -212,11 +212,7 @@ def sync(
     )
     ids = list(patients)
     if cohort_file:
-        ids += [
-            line.strip().split("/")[-1]
-            for line in Path(cohort_file).read_text().splitlines()
-            if line.strip() and not line.startswith("#")
-        ]
+        ids += read_cohort(cohort_file)
     target = make_sink(sink, client)
     state = State(state_path, base_url, read_only=dry_run, rebind=rebind_state)
     job = SyncJob(
@@ -254,6 +250,15 @@ def check_paths(state_path: str, sink: str, dry_run: bool, dry_run_dir: str | No
         check_directory(sink[5:], f"--sink {sink}")
     if dry_run_dir is not None:
         check_directory(dry_run_dir, f"-o {dry_run_dir}")
+
+
+def read_cohort(path: str) -> list[str]:
+    """The patient ids of a --cohort file: one per line (`Patient/` prefix allowed), `#` starts a comment line."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read the cohort file {path}: {exc}") from exc
+    return [line.strip().split("/")[-1] for line in text.splitlines() if line.strip() and not line.startswith("#")]
 
 
 def check_ca_bundle(path: str) -> None:
