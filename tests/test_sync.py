@@ -4,6 +4,7 @@ a SIGKILL mid-run, dry runs, file sinks, capability refusal and authentication."
 from __future__ import annotations
 
 import collections
+import logging
 import os
 import signal
 import subprocess
@@ -186,7 +187,7 @@ def test_file_sink_writes_one_valid_transaction_per_patient(fhir_server: FhirSer
 
 
 def test_a_server_that_cannot_take_the_write_back_is_refused_with_advice(
-    start_server: Callable[..., FhirServer], tmp_path: Path
+    start_server: Callable[..., FhirServer], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     server = start_server(detectedissue_params=False)
     server.load(sample("ssns"))
@@ -194,6 +195,10 @@ def test_a_server_that_cannot_take_the_write_back_is_refused_with_advice(
     assert result.exit_code == CAPABILITY
     assert "DetectedIssue" in result.stderr and "--sink file:DIR" in result.stderr
     assert "Traceback" not in result.output
+    with caplog.at_level(logging.WARNING, logger="fhir_ns.sync"):
+        dry = sync(server, tmp_path / "state.sqlite", "--dry-run")
+    assert dry.exit_code == 0 and "would write 1" in dry.stderr  # the dry run still shows what it would write
+    assert "a real run would stop here: the server cannot take fhir-ns's write-back" in caplog.text
     assert sync(server, tmp_path / "state.sqlite", "--sink", f"file:{tmp_path / 'files'}").exit_code == 0
 
 

@@ -219,7 +219,7 @@ def sync(
         client,
         state,
         config,
-        DryRunSink(click.echo, Path(dry_run_dir) if dry_run_dir else None) if dry_run else target,
+        DryRunSink(click.echo, Path(dry_run_dir) if dry_run_dir else None, target.name) if dry_run else target,
         SyncOptions(
             as_of=as_of or date.today(), ruleset_id=ruleset_id, dry_run=dry_run, since=since, patients=tuple(ids)
         ),

@@ -122,13 +122,16 @@ class SyncJob:
             raise CapabilityError("the server cannot serve what the classifier needs: " + "; ".join(fatal))
         for problem in skipped:
             log.warning("%s: those resources are not read", problem)
-        if self.sink.name == "server" and not self.options.dry_run:
-            problems = caps.write_problems()
-            if problems:
-                raise CapabilityError(
-                    "the server cannot take fhir-ns's write-back (" + "; ".join(problems) + "); "
-                    "write transaction Bundles to files instead with --sink file:DIR"
-                )
+        target = self.sink.target if isinstance(self.sink, DryRunSink) else self.sink.name
+        problems = caps.write_problems() if target == "server" else []
+        if problems:
+            message = (
+                "the server cannot take fhir-ns's write-back (" + "; ".join(problems) + "); "
+                "write transaction Bundles to files instead with --sink file:DIR"
+            )
+            if not self.options.dry_run:
+                raise CapabilityError(message)
+            log.warning("a real run would stop here: %s", message)
         self._caps = caps
         return caps
 
@@ -323,8 +326,9 @@ class DryRunSink:
 
     name = "dry-run"
 
-    def __init__(self, say: Callable[[str], None], directory: Path | None = None) -> None:
+    def __init__(self, say: Callable[[str], None], directory: Path | None = None, target: str = "server") -> None:
         self.say = say
+        self.target = target  # the sink a real run would use, whose checks a dry run reports
         self.files = FileSink(directory) if directory is not None else None
 
     def write(self, patient_id: str, bundle: dict[str, Any]) -> None:
