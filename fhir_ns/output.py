@@ -6,7 +6,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import BinaryIO
 
@@ -74,19 +74,24 @@ def atomic_output(path: str) -> Iterator[Output]:
             sys.stdout.flush()
         return
     target = Path(path)
-    with _failing_as_output_error(path):
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            yield Output(fh, path)
-            with _failing_as_output_error(path):
-                fh.flush()
-                os.fsync(fh.fileno())  # the content is on disk before the name points at it
+    tmp, fh = None, None
+    try:  # from the temporary file's creation on, anything (SIGTERM included) removes it
         with _failing_as_output_error(path):
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+            fh = os.fdopen(fd, "wb")
+        yield Output(fh, path)
+        with _failing_as_output_error(path):
+            fh.flush()
+            os.fsync(fh.fileno())  # the content is on disk before the name points at it
+            fh.close()
             os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; output gets the usual permissions
             os.replace(tmp, target)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if fh is not None:
+            with suppress(OSError):  # what is still buffered cannot be written either; the error is on its way
+                fh.close()
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         raise
 
 

@@ -188,8 +188,26 @@ def test_sigterm_while_writing_removes_the_unfinished_file(tmp_path: Path) -> No
     while not leftovers(tmp_path) and time.monotonic() < deadline:  # writing has begun; stdin is still open
         time.sleep(0.05)
     assert leftovers(tmp_path), "the output file was never opened"
+    time.sleep(0.3)  # now reading standard input, mid-run
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=20)
-    assert process.returncode == 128 + signal.SIGTERM
-    assert b"stopped by SIGTERM" in stderr and b"Traceback" not in stderr
+    assert process.returncode == 128 + signal.SIGTERM, stderr
+    assert b"stopped by SIGTERM" in stderr and b"Traceback" not in stderr, stderr
     assert leftovers(tmp_path) == [] and not out.exists()
+
+
+def test_a_full_disk_on_every_write_is_still_one_clean_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The temporary file on a device that is always full (/dev/full): writes, flushes and the close all fail."""
+    if not Path("/dev/full").exists():
+        pytest.skip("needs /dev/full")
+    real_fdopen = os.fdopen
+
+    def always_full(fd: int, mode: str = "r", *args: object, **kwargs: object) -> object:
+        os.close(fd)
+        return real_fdopen(os.open("/dev/full", os.O_WRONLY), mode)
+
+    monkeypatch.setattr(os, "fdopen", always_full)
+    result = convert(tmp_path, "-o", str(tmp_path / "out.json"))
+    monkeypatch.undo()
+    assert_refused(result, "cannot write", "No space left on device")
+    assert not (tmp_path / "out.json").exists() and leftovers(tmp_path) == []
