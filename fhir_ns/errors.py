@@ -11,6 +11,7 @@ NO_INPUT = 4  # nothing readable at all was given
 CAPABILITY = 5  # the FHIR server cannot do what the job needs (see its CapabilityStatement)
 SERVER = 6  # the FHIR server could not be reached or kept failing
 AUTH = 7  # authentication failed
+OUTPUT = 8  # an output file or directory cannot be written (a directory, a missing or read-only folder, disk full)
 
 
 class FhirNsError(Exception):
@@ -41,5 +42,15 @@ class ServerError(FhirNsError):
         self.status = status
 
 
+class UnreachableError(ServerError):
+    """The server cannot be reached at all (refused, unknown host, TLS): no patient can be synced, so the run stops."""
+
+
 class AuthError(FhirNsError):
     exit_code = AUTH
+
+
+class OutputError(FhirNsError):
+    """An output path (file, directory or state) that cannot be written; nothing half-written is left."""
+
+    exit_code = OUTPUT

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -12,7 +13,7 @@ import pytest
 import requests
 from requests.adapters import BaseAdapter
 
-from fhir_ns.errors import AuthError, ServerError
+from fhir_ns.errors import AuthError, ServerError, UnreachableError
 from fhir_ns.fhir.server.auth import Auth, BearerAuth
 from fhir_ns.fhir.server.http import FhirClient, RetryPolicy
 
@@ -177,3 +178,48 @@ def _raw(request: requests.PreparedRequest, content: bytes) -> requests.Response
     response._content = content
     response.url = request.url or ""
     return response
+
+
+def test_a_refused_connection_is_tried_once_more_then_unreachable_naming_the_base_url() -> None:
+    refused = requests.ConnectionError(ConnectionRefusedError(111, "Connection refused"))
+    c, transport, slept = client([refused] * 6)
+    with pytest.raises(UnreachableError) as error:
+        c.capabilities()
+    assert len(transport.seen) == 2 and slept == [0.5]
+    assert str(error.value).startswith(f"cannot connect to {BASE}: connection refused (after 2 attempts)")
+    assert "check --base-url" in str(error.value)
+
+
+def test_an_unreachable_paging_link_blames_the_servers_own_base_url_not_the_option() -> None:
+    elsewhere = "http://internal-host:8080/fhir/Observation?page=2"
+    page1 = {"resourceType": "Bundle", "type": "searchset", "link": [{"relation": "next", "url": elsewhere}]}
+    unknown = requests.ConnectionError(socket.gaierror(-2, "Name or service not known"))
+    c, transport, slept = client([answer(200, page1), unknown])
+    with pytest.raises(UnreachableError) as error:
+        list(c.search("Observation", {"patient": "Patient/p1"}))
+    message = str(error.value)
+    assert "the host name internal-host does not resolve" in message and "configured base URL" in message
+    assert "page=2" not in message and slept == []  # the query stays out of messages; not retried
+
+
+def test_a_connection_reset_is_still_retried_and_then_fails_only_that_request() -> None:
+    reset = requests.ConnectionError(ConnectionResetError(104, "Connection reset by peer"))
+    c, transport, slept = client([reset] * 3, max_attempts=3)
+    with pytest.raises(ServerError) as error:
+        c.capabilities()
+    assert not isinstance(error.value, UnreachableError) and len(slept) == 2
+    assert "Connection reset by peer after 3 attempt(s)" in str(error.value)
+
+
+def test_a_body_cut_off_mid_transfer_is_retried() -> None:
+    cut = requests.exceptions.ChunkedEncodingError("Connection broken: IncompleteRead(10 bytes read)")
+    c, _, slept = client([cut, answer(200, {"ok": True})])
+    assert c.capabilities() == {"ok": True} and len(slept) == 1
+
+
+def test_a_paging_link_that_is_not_a_url_is_an_error_of_that_request_not_a_crash() -> None:
+    page1 = {"resourceType": "Bundle", "type": "searchset", "link": [{"relation": "next", "url": "http://[::1/x"}]}
+    c, transport, _ = client([answer(200, page1)])
+    with pytest.raises(ServerError, match=r"GET http://\[::1/x: .*not a valid host"):
+        list(c.search("Observation", {"patient": "Patient/p1"}))
+    assert len(transport.seen) == 1  # requests refuses the URL before sending

@@ -4,6 +4,7 @@ a SIGKILL mid-run, dry runs, file sinks, capability refusal and authentication."
 from __future__ import annotations
 
 import collections
+import logging
 import os
 import signal
 import subprocess
@@ -13,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from click.testing import CliRunner, Result
 from fhir.resources.R4B.bundle import Bundle
 
 from fhir_ns.cli import cli
-from fhir_ns.errors import AUTH, CAPABILITY, INPUT_SKIPPED
+from fhir_ns.errors import AUTH, CAPABILITY, CONFIG, INPUT_SKIPPED, OUTPUT, SERVER, UnreachableError
 from tests.fhir_server import FhirServer
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
@@ -187,7 +189,7 @@ def test_file_sink_writes_one_valid_transaction_per_patient(fhir_server: FhirSer
 
 
 def test_a_server_that_cannot_take_the_write_back_is_refused_with_advice(
-    start_server: Callable[..., FhirServer], tmp_path: Path
+    start_server: Callable[..., FhirServer], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     server = start_server(detectedissue_params=False)
     server.load(sample("ssns"))
@@ -195,6 +197,10 @@ def test_a_server_that_cannot_take_the_write_back_is_refused_with_advice(
     assert result.exit_code == CAPABILITY
     assert "DetectedIssue" in result.stderr and "--sink file:DIR" in result.stderr
     assert "Traceback" not in result.output
+    with caplog.at_level(logging.WARNING, logger="fhir_ns.sync"):
+        dry = sync(server, tmp_path / "state.sqlite", "--dry-run")
+    assert dry.exit_code == 0 and "would write 1" in dry.stderr  # the dry run still shows what it would write
+    assert "a real run would stop here: the server cannot take fhir-ns's write-back" in caplog.text
     assert sync(server, tmp_path / "state.sqlite", "--sink", f"file:{tmp_path / 'files'}").exit_code == 0
 
 
@@ -425,3 +431,167 @@ def test_sync_writes_the_same_care_plans_as_convert_revoked_superseded_plan_incl
     assert written == expected
     assert {p[1] for p in written} == {"draft", "revoked"}
     assert any(p[2] for p in written)  # the current plan replaces the revoked one
+
+
+def test_dry_run_prints_each_patients_requests_and_writes_no_state(fhir_server: FhirServer, tmp_path: Path) -> None:
+    [pid] = fhir_server.load(sample("cni-resistant"))
+    state = tmp_path / "state.sqlite"
+    result = sync(fhir_server, state, "--dry-run")
+    assert result.exit_code == 0, result.output
+    [line] = result.stdout.splitlines()
+    assert line.startswith(f"Patient/{pid}: would PUT Device?identifier=")
+    requests = line.split(": would ", 1)[1].split(", PUT ")
+    assert sum(r.startswith("DetectedIssue?identifier=") for r in requests) == 2
+    assert "[srns-initial]" in line and "[cni-resistant]" in line
+    assert any(r.startswith("CarePlan?identifier=") for r in requests)
+    assert any(r.startswith("Provenance/") for r in requests)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("state")] == []  # no -wal/-shm either
+
+
+def test_dry_run_with_output_dir_writes_the_would_be_bundles_and_nothing_else(
+    fhir_server: FhirServer, tmp_path: Path
+) -> None:
+    patients = fhir_server.load(sample("mdr-srns")) + fhir_server.load(sample("frns"))
+    out = tmp_path / "preview"
+    result = sync(fhir_server, tmp_path / "state.sqlite", "--dry-run", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert sorted(f.stem for f in out.glob("*.json")) == sorted(patients)
+    for path in out.glob("*.json"):
+        bundle = orjson.loads(path.read_bytes())
+        Bundle.model_validate(bundle)
+        urls = [e["request"]["url"] for e in bundle["entry"]]
+        line = next(x for x in result.stdout.splitlines() if x.startswith(f"Patient/{path.stem}:"))
+        assert all(url in line for url in urls)  # the printed line and the file say the same
+    assert fhir_server.search("DetectedIssue") == [] and not (tmp_path / "state.sqlite").exists()
+
+
+def test_dry_run_leaves_an_existing_state_untouched_and_shows_what_a_real_run_would_do(
+    fhir_server: FhirServer, tmp_path: Path
+) -> None:
+    fhir_server.load(sample("ssns"))
+    state = tmp_path / "state.sqlite"
+    assert sync(fhir_server, state).exit_code == 0
+    before = (state.read_bytes(), state.stat().st_mtime_ns, sorted(p.name for p in tmp_path.iterdir()))
+    dry = sync(fhir_server, state, "--dry-run", "--since", "2000-01-01T00:00:00Z")
+    assert dry.exit_code == 0, dry.output
+    assert dry.stdout == "" and "unchanged 1" in dry.stderr  # a real run would write nothing either
+    assert (state.read_bytes(), state.stat().st_mtime_ns, sorted(p.name for p in tmp_path.iterdir())) == before
+
+
+def test_a_state_of_another_server_names_the_options_and_rebind_state_takes_it_over(
+    fhir_server: FhirServer, tmp_path: Path
+) -> None:
+    fhir_server.load(sample("ssns"))
+    state = tmp_path / "state.sqlite"
+    assert sync(fhir_server, state).exit_code == 0
+    moved = fhir_server.base_url.replace("127.0.0.1", "localhost")  # the same server at a new address
+    args = ["sync", "--base-url", moved, "--state", str(state), "--as-of", AS_OF]
+    refused = CliRunner().invoke(cli, args)
+    assert refused.exit_code == CONFIG
+    assert f"belongs to {fhir_server.base_url}, not {moved}" in refused.stderr
+    assert "another --state file" in refused.stderr and "--rebind-state" in refused.stderr
+    taken = CliRunner().invoke(cli, [*args, "--rebind-state"])
+    assert taken.exit_code == 0, taken.output
+    assert "(incremental)" in taken.stderr and "considered 0" in taken.stderr  # the watermark was kept
+    assert CliRunner().invoke(cli, args).exit_code == 0
+
+
+def test_a_first_run_against_a_wrong_url_does_not_block_the_corrected_run(
+    fhir_server: FhirServer, tmp_path: Path
+) -> None:
+    from tests.fhir_server import free_port
+
+    fhir_server.load(sample("ssns"))
+    state = tmp_path / "state.sqlite"
+    wrong = CliRunner().invoke(
+        cli, ["sync", "--base-url", f"http://127.0.0.1:{free_port()}/fhir", "--state", str(state)]
+    )
+    assert wrong.exit_code == SERVER
+    corrected = sync(fhir_server, state)
+    assert corrected.exit_code == 0, corrected.output
+    assert "written 1" in corrected.stderr
+
+
+def test_a_server_lost_mid_run_stops_the_run_keeps_what_was_written_and_the_next_run_completes(
+    fhir_server: FhirServer, tmp_path: Path
+) -> None:
+    """Connection refused injected at the transport from the second patient on: one stop, not a failure each."""
+    from datetime import date
+
+    import requests
+    from requests.adapters import HTTPAdapter
+
+    from fhir_ns.fhir.server.http import FhirClient
+    from fhir_ns.pipeline import Config
+    from fhir_ns.sync.job import ServerSink, SyncJob, SyncOptions
+    from fhir_ns.sync.state import State
+
+    for i in range(4):
+        fhir_server.load(sample("ssns"), prefix=f"p{i}-")
+
+    class GoneAfterOneWrite(HTTPAdapter):
+        writes = 0
+
+        def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+            if self.writes >= 1:
+                raise requests.ConnectionError(ConnectionRefusedError(111, "Connection refused"))
+            self.writes += request.method == "POST"
+            return super().send(request, **kwargs)
+
+    class Seen:
+        def __init__(self) -> None:
+            self.outcomes: list[str] = []
+
+        def start(self, total: int) -> None: ...
+
+        def done(self, patient_id: str, outcome: str, detail: str) -> None:
+            self.outcomes.append(outcome)
+
+    def job(adapter: HTTPAdapter, progress: Seen) -> SyncJob:
+        session = requests.Session()
+        session.mount("http://", adapter)
+        client = FhirClient(fhir_server.base_url, session=session, sleep=lambda s: None)
+        state = State(tmp_path / "state.sqlite", fhir_server.base_url)
+        options = SyncOptions(as_of=date.fromisoformat(AS_OF))
+        return SyncJob(client, state, Config.load(), ServerSink(client), options, progress)
+
+    progress = Seen()
+    stopped = job(GoneAfterOneWrite(), progress)
+    with pytest.raises(UnreachableError, match="connection refused"):
+        stopped.run()
+    assert progress.outcomes == ["written"] and len(issues_by_patient(fhir_server)) == 1
+    stopped.state.close()
+
+    again = job(HTTPAdapter(), Seen()).run()
+    assert again.ok and again.written == 3 and len(issues_by_patient(fhir_server)) == 4
+    assert_no_duplicates(fhir_server)
+
+
+def test_a_full_disk_in_the_file_sink_stops_the_run_cleanly_and_the_next_run_writes_the_rest(
+    fhir_server: FhirServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    fhir_server.load(sample("mdr-srns"))
+    fhir_server.load(sample("frns"))
+    out, state = tmp_path / "out", tmp_path / "state.sqlite"
+    real_fsync, calls = os.fsync, []
+
+    def full_after_one(fd: int) -> None:  # fault injection: the second Bundle finds the disk full
+        calls.append(fd)
+        if len(calls) > 1:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", full_after_one)
+    stopped = sync(fhir_server, state, "--sink", f"file:{out}")
+    assert stopped.exit_code == OUTPUT, stopped.output
+    last = stopped.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"fhir-ns: cannot write {out}/") and "No space left on device" in last
+    assert "(full, stopped)" in stopped.stderr and "written 1" in stopped.stderr
+    assert len(list(out.glob("*.json"))) == 1 and [p for p in out.iterdir() if p.suffix == ".tmp"] == []
+
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    resumed = sync(fhir_server, state, "--sink", f"file:{out}")
+    assert resumed.exit_code == 0, resumed.output
+    assert "written 1" in resumed.stderr and len(list(out.glob("*.json"))) == 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import sys
 import traceback
 
@@ -46,12 +47,30 @@ def cli() -> None:
     and write DetectedIssue/CarePlan proposals."""
 
 
+class Terminated(BaseException):
+    """SIGTERM (a scheduler's timeout, a service stop) raised in the main process, so that output being written is
+    removed rather than left half-written."""
+
+
 def main() -> None:
     """Entry point: user errors print a message and exit with their code; no tracebacks unless FHIR_NS_DEBUG=1."""
+    main_process = os.getpid()
+
+    def terminated(signum: int, frame: object) -> None:
+        if os.getpid() != main_process:  # a forked worker: die as before, the parent cleans up
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        raise Terminated
+
+    signal.signal(signal.SIGTERM, terminated)
     try:
         code = cli.main(standalone_mode=False)  # returns the code of ctx.exit() instead of exiting
         if isinstance(code, int) and code:
             sys.exit(code)
+    except Terminated:
+        click.echo("fhir-ns: stopped by SIGTERM; output not complete was removed", err=True)
+        sys.exit(128 + signal.SIGTERM)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)

@@ -8,7 +8,7 @@ from functools import partial
 import click
 
 from fhir_ns.catalogue import DEFAULT_CANONICAL_BASE
-from fhir_ns.cli.options import common_options, load_config, report
+from fhir_ns.cli.options import OutputFile, common_options, load_config, report
 from fhir_ns.fhir.store import SpillLimit
 from fhir_ns.fhir.writer import Settings, entries_json, transaction_json
 from fhir_ns.output import atomic_output
@@ -18,7 +18,14 @@ from fhir_ns.validate import VERSIONS, EntryGate
 
 @click.command()
 @common_options
-@click.option("-o", "--output", default="-", metavar="FILE", help="Write the Bundle here (default: stdout).")
+@click.option(
+    "-o",
+    "--output",
+    default="-",
+    type=OutputFile("-o"),
+    metavar="FILE",
+    help="Write the Bundle here (default: stdout); its directory must exist.",
+)
 @click.option(
     "--canonical-base",
     default=DEFAULT_CANONICAL_BASE,

@@ -14,7 +14,7 @@ import orjson
 from fhir_ns.errors import INPUT_SKIPPED, NO_INPUT, OK
 from fhir_ns.fhir.problems import operation_outcome
 from fhir_ns.fhir.store import SpillLimit
-from fhir_ns.output import write_atomically
+from fhir_ns.output import check_file, write_atomically
 from fhir_ns.pipeline import Config, Run
 from fhir_ns.terminology import extra_mapping_dirs
 
@@ -51,6 +51,19 @@ class SpillParam(click.ParamType):
             self.fail(f"{value!r} is not a number of patients, a size such as 200MB or 1GB, or 'off'", param, ctx)
 
 
+class OutputFile(click.ParamType):
+    """A file to write ('-': stdout), checked before any work: an unwritable path is an OutputError (exit 8)."""
+
+    name = "file"
+
+    def __init__(self, option: str) -> None:
+        self.option = option
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        check_file(str(value), self.option)
+        return str(value)
+
+
 def jobs_option(value: int) -> int:
     """--jobs: worker processes are forked, which some systems cannot do."""
     if value > 1 and "fork" not in multiprocessing.get_all_start_methods():
@@ -85,7 +98,7 @@ def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--outcome",
             "outcome_path",
-            type=click.Path(dir_okay=False),
+            type=OutputFile("--outcome"),
             metavar="FILE",
             help="Also write the input problems as a FHIR OperationOutcome to FILE.",
         ),

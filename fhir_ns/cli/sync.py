@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import logging
 import re
+import ssl
 import sys
 from datetime import date
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
+import requests
 
 from fhir_ns.catalogue import DEFAULT_CANONICAL_BASE
 from fhir_ns.cli.options import DateParam, load_config
-from fhir_ns.errors import INPUT_SKIPPED, OK, ConfigError
+from fhir_ns.errors import INPUT_SKIPPED, OK, ConfigError, FhirNsError
 from fhir_ns.fhir.server.auth import Auth, BearerAuth, NoAuth, SmartBackendAuth
 from fhir_ns.fhir.server.http import FhirClient, RetryPolicy
 from fhir_ns.fhir.writer import Settings
-from fhir_ns.sync.job import FileSink, ServerSink, Sink, Summary, SyncJob, SyncOptions
+from fhir_ns.output import check_directory, check_file
+from fhir_ns.sync.job import DryRunSink, FileSink, ServerSink, Sink, Summary, SyncJob, SyncOptions
 from fhir_ns.sync.state import State
 
 INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$")
@@ -32,6 +36,13 @@ class BaseUrl(click.ParamType):
         text = str(value).rstrip("/")
         if not re.match(r"^https?://[^/\s]+", text):
             self.fail(f"{value!r} is not an http(s) base URL", param, ctx)
+        try:
+            if not urlsplit(text).hostname:
+                raise ValueError("no host")
+            urlsplit(text).port  # noqa: B018 (a port out of range or not a number raises ValueError)
+            requests.Request("GET", f"{text}/metadata").prepare()  # what the client will send to
+        except (ValueError, requests.RequestException) as exc:
+            self.fail(f"{value!r} is not a usable base URL ({exc})", param, ctx)
         return text
 
 
@@ -54,7 +65,12 @@ class Instant(click.ParamType):
     default="fhir-ns-sync.sqlite",
     show_default=True,
     metavar="PATH",
-    help="SQLite file that remembers the watermark and what was written.",
+    help="SQLite file that remembers the watermark and what was written (its directory must exist).",
+)
+@click.option(
+    "--rebind-state",
+    is_flag=True,
+    help="The state file belongs to the same server at another address: take it over for --base-url.",
 )
 @click.option("--since", type=Instant(), help="Read changes since this server instant instead of the stored watermark.")
 @click.option("--patient", "patients", multiple=True, metavar="ID", help="Sync only these patients (repeatable).")
@@ -65,7 +81,18 @@ class Instant(click.ParamType):
     metavar="FILE",
     help="Sync the patient ids listed in FILE (one per line).",
 )
-@click.option("--dry-run", is_flag=True, help="Read and classify, print what would be written, write nothing.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Read and classify; print per patient the requests a run would send; write nothing (not even the state).",
+)
+@click.option(
+    "-o",
+    "--output",
+    "dry_run_dir",
+    metavar="DIR",
+    help="With --dry-run: also write the transaction Bundle each patient would get into DIR (one file each).",
+)
 @click.option(
     "--sink",
     default="server",
@@ -128,10 +155,12 @@ class Instant(click.ParamType):
 def sync(
     base_url: str,
     state_path: str,
+    rebind_state: bool,
     since: str | None,
     patients: tuple[str, ...],
     cohort_file: str | None,
     dry_run: bool,
+    dry_run_dir: str | None,
     sink: str,
     auth_kind: str,
     token_env: str,
@@ -153,6 +182,11 @@ def sync(
 ) -> None:
     """Sync the nephrotic-syndrome cohort of a FHIR server: read changes, re-classify, write back."""
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="fhir-ns: %(message)s")
+    if dry_run_dir is not None and not dry_run:
+        raise click.UsageError("-o/--output is for --dry-run; a real run writes Bundles to files with --sink file:DIR")
+    check_paths(state_path, sink, dry_run, dry_run_dir)
+    if ca_bundle:
+        check_ca_bundle(ca_bundle)
     config = load_config(mapping_dirs)
     auth = make_auth(
         auth_kind,
@@ -165,6 +199,7 @@ def sync(
         smart_alg,
         smart_scope,
         smart_token_url,
+        ca_bundle or True,
     )
     progress = TerminalProgress() if sys.stderr.isatty() else LineProgress()
     client = FhirClient(
@@ -177,30 +212,60 @@ def sync(
     )
     ids = list(patients)
     if cohort_file:
-        ids += [
-            line.strip().split("/")[-1]
-            for line in Path(cohort_file).read_text().splitlines()
-            if line.strip() and not line.startswith("#")
-        ]
-    state = State(state_path, base_url)
+        ids += read_cohort(cohort_file)
+    target = make_sink(sink, client)
+    state = State(state_path, base_url, read_only=dry_run, rebind=rebind_state)
+    job = SyncJob(
+        client,
+        state,
+        config,
+        DryRunSink(click.echo, Path(dry_run_dir) if dry_run_dir else None, target.name) if dry_run else target,
+        SyncOptions(
+            as_of=as_of or date.today(), ruleset_id=ruleset_id, dry_run=dry_run, since=since, patients=tuple(ids)
+        ),
+        progress,
+        Settings(canonical_base.rstrip("/")),
+    )
+    stopped: FhirNsError | None = None
     try:
-        job = SyncJob(
-            client,
-            state,
-            config,
-            make_sink(sink, client),
-            SyncOptions(
-                as_of=as_of or date.today(), ruleset_id=ruleset_id, dry_run=dry_run, since=since, patients=tuple(ids)
-            ),
-            progress,
-            Settings(canonical_base.rstrip("/")),
-        )
-        summary = job.run()
+        job.run()
+    except FhirNsError as exc:
+        stopped = exc
     finally:
         progress.finish()
         state.close()
-    report(summary, client, dry_run)
+    summary = job.summary
+    if stopped is None or summary.candidates:  # a run stopped midway says what it did first
+        report(summary, client, dry_run, stopped=stopped is not None)
+    if stopped is not None:
+        raise stopped
     raise SystemExit(OK if summary.ok else INPUT_SKIPPED)
+
+
+def check_paths(state_path: str, sink: str, dry_run: bool, dry_run_dir: str | None) -> None:
+    """Every path the run will write, checked before any request (a dry run writes neither state nor sink)."""
+    if not dry_run or Path(state_path).is_dir():
+        check_file(state_path, "--state")
+    if sink.startswith("file:") and not dry_run:
+        check_directory(sink[5:], f"--sink {sink}")
+    if dry_run_dir is not None:
+        check_directory(dry_run_dir, f"-o {dry_run_dir}")
+
+
+def read_cohort(path: str) -> list[str]:
+    """The patient ids of a --cohort file: one per line (`Patient/` prefix allowed), `#` starts a comment line."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read the cohort file {path}: {exc}") from exc
+    return [line.strip().split("/")[-1] for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def check_ca_bundle(path: str) -> None:
+    try:
+        ssl.create_default_context(cafile=path)
+    except ssl.SSLError as exc:
+        raise ConfigError(f"--ca-bundle {path}: no CA certificate could be read from it ({exc.reason})") from exc
 
 
 def make_auth(
@@ -214,6 +279,7 @@ def make_auth(
     alg: str,
     scope: str,
     token_url: str | None,
+    verify: bool | str,
 ) -> Auth:
     if kind == "bearer":
         return BearerAuth(file=Path(token_file)) if token_file else BearerAuth(env=token_env)
@@ -224,7 +290,7 @@ def make_auth(
         if missing:
             raise ConfigError(f"--auth smart-backend needs {', '.join(missing)}")
         assert client_id and key and kid
-        return SmartBackendAuth(base_url, client_id, Path(key), kid, alg, scope, token_url)
+        return SmartBackendAuth(base_url, client_id, Path(key), kid, alg, scope, token_url, verify=verify)
     return NoAuth()
 
 
@@ -236,11 +302,11 @@ def make_sink(spec: str, client: FhirClient) -> Sink:
     raise ConfigError(f"--sink must be 'server' or 'file:DIR', not {spec!r}")
 
 
-def report(summary: Summary, client: FhirClient, dry_run: bool) -> None:
+def report(summary: Summary, client: FhirClient, dry_run: bool, stopped: bool = False) -> None:
     stats = client.stats
     mode = "incremental" if summary.incremental else "full"
     click.echo(
-        f"fhir-ns sync ({mode}{', dry run' if dry_run else ''}): cohort {summary.cohort}, considered "
+        f"fhir-ns sync ({mode}{', dry run' if dry_run else ''}{', stopped' if stopped else ''}): cohort {summary.cohort}, considered "
         f"{summary.candidates}, read {summary.read}, "
         + (
             f"would write {summary.would_write}, "
@@ -271,7 +337,7 @@ class LineProgress:
         )
 
     def retry(self, why: str) -> None:
-        click.echo(f"  retrying: {why}", err=True)
+        pass  # each retry is logged with -v; the summary line counts them
 
     def finish(self) -> None:
         pass

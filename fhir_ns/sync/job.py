@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from fhir_ns.errors import AuthError, CapabilityError, ServerError
+from fhir_ns.errors import AuthError, CapabilityError, OutputError, ServerError, UnreachableError
 from fhir_ns.fhir.extract import FactCollector
 from fhir_ns.fhir.problems import Location, Problem
 from fhir_ns.fhir.reader import Entry
@@ -92,6 +92,12 @@ class SyncJob:
     # -- the run ---------------------------------------------------------------------------------
     def run(self) -> Summary:
         started = time.perf_counter()
+        try:
+            return self._run()
+        finally:
+            self.summary.seconds = time.perf_counter() - started
+
+    def _run(self) -> Summary:
         caps = self.check_capabilities()
         cohort, server_time = self.cohort(caps)
         self.summary.cohort = len(cohort)
@@ -105,7 +111,6 @@ class SyncJob:
             if server_time:
                 self.state.set_meta("watermark", server_time)
                 self.summary.watermark = server_time
-        self.summary.seconds = time.perf_counter() - started
         return self.summary
 
     def check_capabilities(self) -> Capabilities:
@@ -117,13 +122,16 @@ class SyncJob:
             raise CapabilityError("the server cannot serve what the classifier needs: " + "; ".join(fatal))
         for problem in skipped:
             log.warning("%s: those resources are not read", problem)
-        if self.sink.name == "server" and not self.options.dry_run:
-            problems = caps.write_problems()
-            if problems:
-                raise CapabilityError(
-                    "the server cannot take fhir-ns's write-back (" + "; ".join(problems) + "); "
-                    "write transaction Bundles to files instead with --sink file:DIR"
-                )
+        target = self.sink.target if isinstance(self.sink, DryRunSink) else self.sink.name
+        problems = caps.write_problems() if target == "server" else []
+        if problems:
+            message = (
+                "the server cannot take fhir-ns's write-back (" + "; ".join(problems) + "); "
+                "write transaction Bundles to files instead with --sink file:DIR"
+            )
+            if not self.options.dry_run:
+                raise CapabilityError(message)
+            log.warning("a real run would stop here: %s", message)
         self._caps = caps
         return caps
 
@@ -179,8 +187,8 @@ class SyncJob:
     def sync_patient(self, pid: str) -> None:
         try:
             resources = self.read_patient(pid)
-        except AuthError:
-            raise
+        except (AuthError, UnreachableError):
+            raise  # not this patient's problem: the run stops
         except ServerError as exc:
             self._fail(pid, f"read failed, nothing written: {exc}")
             return
@@ -188,7 +196,7 @@ class SyncJob:
         input_hash = _hash(resources)
         known = self.state.patient(pid)
         time_passed = known is not None and known.revisit_on is not None and known.revisit_on <= self.options.as_of
-        if known is not None and known.input_hash == input_hash and not time_passed and not self.options.dry_run:
+        if known is not None and known.input_hash == input_hash and not time_passed:
             self.summary.unchanged += 1
             self.progress.done(pid, "unchanged", "")
             return
@@ -243,21 +251,23 @@ class SyncJob:
             (k := (w.resource_type, w.system, w.value)) in previous and previous[k].resource == w.resource
             for w in written
         )
-        if self.options.dry_run:
-            self.summary.would_write += 1
-            self.progress.done(pid, "dry-run", _describe(entries, len(stale)))
-            return
         if unchanged and not stale:
             self.summary.unchanged += 1
-            self.state.commit_patient(
-                pid, input_hash, result.ruleset.ref, result.revisit_on, self.options.as_of.isoformat(), []
-            )
+            if not self.options.dry_run:
+                self.state.commit_patient(
+                    pid, input_hash, result.ruleset.ref, result.revisit_on, self.options.as_of.isoformat(), []
+                )
             self.progress.done(pid, "unchanged", "same results as last written")
             return
         bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [device, *entries]}
+        if self.options.dry_run:
+            self.sink.write(pid, bundle)
+            self.summary.would_write += 1
+            self.progress.done(pid, "dry-run", _describe(entries, len(stale)))
+            return
         try:
             self.sink.write(pid, bundle)
-        except AuthError:
+        except (AuthError, UnreachableError):
             raise
         except ServerError as exc:
             self._fail(pid, f"write failed (the transaction was not applied): {exc}")
@@ -303,7 +313,37 @@ class FileSink:
 
     def write(self, patient_id: str, bundle: dict[str, Any]) -> None:
         safe = "".join(c if c.isalnum() or c in "-._" else "_" for c in patient_id)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot create the directory {self.directory}: {exc.strerror or exc}") from exc
         write_atomically(str(self.directory / f"{safe}.json"), orjson.dumps(bundle, option=orjson.OPT_INDENT_2) + b"\n")
+
+
+class DryRunSink:
+    """A dry run: one line per patient with each request its transaction would make (and the Bundle in a
+    directory, if given); nothing reaches the server."""
+
+    name = "dry-run"
+
+    def __init__(self, say: Callable[[str], None], directory: Path | None = None, target: str = "server") -> None:
+        self.say = say
+        self.target = target  # the sink a real run would use, whose checks a dry run reports
+        self.files = FileSink(directory) if directory is not None else None
+
+    def write(self, patient_id: str, bundle: dict[str, Any]) -> None:
+        self.say(f"Patient/{patient_id}: would " + ", ".join(_request(e) for e in bundle["entry"]))
+        if self.files is not None:
+            self.files.write(patient_id, bundle)
+
+
+def _request(entry: dict[str, Any]) -> str:
+    """`PUT DetectedIssue?identifier=... [srns-initial]`: the request, and what the resource says."""
+    resource = entry["resource"]
+    label = resource["code"]["coding"][1]["code"] if resource["resourceType"] == "DetectedIssue" else ""
+    if resource.get("status") in WITHDRAWN:
+        label = f"{label}, {resource['status']}" if label else resource["status"]
+    return f"{entry['request']['method']} {entry['request']['url']}" + (f" [{label}]" if label else "")
 
 
 def _key(resource: dict[str, Any]) -> tuple[str, str, str] | None:

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from fhir_ns.errors import ConfigError
+from fhir_ns.errors import ConfigError, OutputError
 
 SCHEMA_VERSION = "1"
 SCHEMA = """
@@ -61,23 +61,36 @@ class PatientState:
 
 
 class State:
-    """Open (or create) the state for one server; a state file belongs to the server it was made for."""
+    """Open (or create) the state for one server; a state file belongs to the server it was made for.
 
-    def __init__(self, path: Path | str, base_url: str) -> None:
+    `read_only` (dry runs) works on a copy in memory: the file is neither created nor changed.
+    `rebind` moves a state to a new base URL (the same server at a new address). A state that never
+    recorded a sync (a first run that could not reach its server) is taken over by any base URL."""
+
+    def __init__(self, path: Path | str, base_url: str, *, read_only: bool = False, rebind: bool = False) -> None:
         self.path = str(path)
         try:
-            self.db = sqlite3.connect(self.path, isolation_level=None)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db = _in_memory_copy(self.path) if read_only else sqlite3.connect(self.path, isolation_level=None)
+            tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if tables and "meta" not in tables:
+                raise ConfigError(f"{path} is not a fhir-ns state file (it holds other tables); give another --state")
+            if not read_only:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(SCHEMA)
-        except sqlite3.Error as exc:
-            raise ConfigError(f"cannot open the state database {path}: {exc}") from exc
+        except sqlite3.OperationalError as exc:  # cannot open or write the file
+            raise OutputError(f"cannot open the state {path}: {exc}") from exc
+        except sqlite3.DatabaseError as exc:  # not a database at all
+            raise ConfigError(f"{path} is not a fhir-ns state file ({exc}); give another --state") from exc
         known = self.get_meta("base_url")
-        if known is None:
+        if known is None or (known != base_url and (rebind or self._never_synced())):
             self.set_meta("base_url", base_url)
             self.set_meta("schema", SCHEMA_VERSION)
         elif known != base_url:
-            raise ConfigError(f"the state {path} belongs to {known}, not {base_url}; use another --state file")
+            raise ConfigError(
+                f"the state {path} belongs to {known}, not {base_url}: for another server give another --state file; "
+                "if it is the same server at a new address, add --rebind-state"
+            )
 
     def close(self) -> None:
         self.db.close()
@@ -88,10 +101,14 @@ class State:
         return row[0] if row else None
 
     def set_meta(self, key: str, value: str) -> None:
-        self.db.execute(
-            "INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            (key, value),
-        )
+        with self._writing():
+            self.db.execute(
+                "INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+    def _never_synced(self) -> bool:
+        return self.watermark is None and not self.db.execute("SELECT 1 FROM patient LIMIT 1").fetchone()
 
     @property
     def watermark(self) -> str | None:
@@ -144,10 +161,31 @@ class State:
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
-        self.db.execute("BEGIN IMMEDIATE")
+        with self._writing():
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """A write the disk refuses (full, read-only) stops the run with the state's name; what was committed stays."""
         try:
             yield
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            raise OutputError(f"cannot write the state {self.path}: {exc}") from exc
+
+
+def _in_memory_copy(path: str) -> sqlite3.Connection:
+    """The state as it is now, in memory (empty if there is no file): a dry run changes nothing on disk."""
+    memory = sqlite3.connect(":memory:", isolation_level=None)
+    if Path(path).exists():
+        source = sqlite3.connect(path)
+        try:
+            source.backup(memory)
+        finally:
+            source.close()
+    return memory

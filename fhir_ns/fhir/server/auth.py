@@ -14,7 +14,8 @@ from typing import Any
 
 import requests
 
-from fhir_ns.errors import AuthError, ConfigError
+from fhir_ns.errors import AuthError, ConfigError, FhirNsError, UnreachableError
+from fhir_ns.fhir.server.connection import diagnose
 
 
 class Auth:
@@ -77,14 +78,17 @@ class SmartBackendAuth(Auth):
     scope: str = "system/*.read system/DetectedIssue.write system/CarePlan.write system/Provenance.write"
     token_url: str | None = None
     session: requests.Session = field(default_factory=requests.Session)
+    verify: bool | str = True  # True, or a CA bundle file (--ca-bundle), as for the FHIR requests
     timeout: float = 30.0
     assertion_lifetime: int = 300
     _token: str | None = None
     _expires: float = 0.0
     _key: bytes = b""
+    _token_url_given: bool = False
     can_refresh = True
 
     def __post_init__(self) -> None:
+        self._token_url_given = self.token_url is not None
         if self.alg not in ("RS384", "ES384"):
             raise ConfigError(f"SMART Backend Services signs with RS384 or ES384, not {self.alg}")
         try:
@@ -107,10 +111,15 @@ class SmartBackendAuth(Auth):
         }
         try:
             answer = self.session.post(
-                token_url, data=form, timeout=self.timeout, headers={"Accept": "application/json"}
+                token_url, data=form, timeout=self.timeout, headers={"Accept": "application/json"}, verify=self.verify
             )
         except requests.RequestException as exc:
-            raise AuthError(f"token endpoint unreachable: {type(exc).__name__}") from exc
+            given = (
+                "--smart-token-url"
+                if self._token_url_given
+                else "the token_endpoint in .well-known/smart-configuration"
+            )
+            raise _unreachable(exc, token_url, given, "token endpoint") from exc
         if answer.status_code != 200:
             raise AuthError(
                 f"token endpoint refused the client {self.client_id!r}: HTTP {answer.status_code} {_error_text(answer)}"
@@ -142,15 +151,28 @@ class SmartBackendAuth(Auth):
     def _discover(self) -> str:
         url = self.base_url.rstrip("/") + "/.well-known/smart-configuration"
         try:
-            answer = self.session.get(url, timeout=self.timeout, headers={"Accept": "application/json"})
+            answer = self.session.get(
+                url, timeout=self.timeout, headers={"Accept": "application/json"}, verify=self.verify
+            )
+        except requests.RequestException as exc:
+            raise _unreachable(exc, url, "--base-url", "SMART configuration") from exc
+        try:
             config: Any = answer.json() if answer.status_code == 200 else {}
-        except (requests.RequestException, ValueError) as exc:
-            raise AuthError(f"cannot read {url}: {type(exc).__name__}") from exc
+        except ValueError as exc:
+            raise AuthError(f"cannot read {url}: the answer is not JSON") from exc
         token_url = config.get("token_endpoint") if isinstance(config, dict) else None
         if not token_url:
             raise AuthError(f"{url} names no token_endpoint (HTTP {answer.status_code}); give --smart-token-url")
         self.token_url = token_url
         return str(token_url)
+
+
+def _unreachable(exc: requests.RequestException, url: str, check: str, what: str) -> FhirNsError:
+    """A connection failure on the way to a token: the server is unreachable (exit 6), not the credentials wrong."""
+    failure = diagnose(exc, url, check)
+    if failure.unreachable:
+        return UnreachableError(f"{what}: {failure.message()}")
+    return AuthError(f"{what} {url}: {failure.reason}")
 
 
 def _error_text(answer: requests.Response) -> str:

@@ -19,8 +19,9 @@ import orjson
 import requests
 
 from fhir_ns import __version__
-from fhir_ns.errors import AuthError, ServerError
+from fhir_ns.errors import AuthError, ServerError, UnreachableError
 from fhir_ns.fhir.server.auth import Auth, NoAuth
+from fhir_ns.fhir.server.connection import ConnectionFailure, diagnose
 
 log = logging.getLogger("fhir_ns.server")
 
@@ -106,7 +107,8 @@ class FhirClient:
         body: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
     ) -> Response:
-        """Send with retries on 408/429/5xx and connection errors (bounded), re-authenticating once on 401."""
+        """Send with retries on 408/429/5xx, timeouts and connection errors (bounded; a refused connection
+        once, an unknown host or a TLS failure never), re-authenticating once on 401."""
         url = self.url(path)
         data = orjson.dumps(body) if body is not None else None
         headers = {**(headers or {}), **({"Content-Type": FHIR_JSON} if data is not None else {})}
@@ -122,14 +124,22 @@ class FhirClient:
                 raw = self.session.request(
                     method, url, params=params, data=data, headers=headers, timeout=self.timeout, verify=self.verify
                 )
-            except (requests.ConnectionError, requests.Timeout) as exc:
+            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
                 self.stats.server_seconds += time.perf_counter() - started
-                reason = f"{type(exc).__name__}"
+                failure = self._diagnose(exc, url)
                 delay = self._delay(attempt, None)
-                if attempt >= self.retry.max_attempts or waited + delay > self.retry.max_total_wait:
-                    raise ServerError(f"{method} {_safe(url)}: {reason} after {attempt} attempt(s)") from exc
-                waited += self._back_off(delay, f"{reason} on {method} {_safe(url)}")
+                if (
+                    attempt > failure.retries
+                    or attempt >= self.retry.max_attempts
+                    or waited + delay > self.retry.max_total_wait
+                ):
+                    if failure.unreachable:
+                        raise UnreachableError(failure.message(attempt)) from exc
+                    raise ServerError(f"{method} {_safe(url)}: {failure.reason} after {attempt} attempt(s)") from exc
+                waited += self._back_off(delay, f"{failure.reason} on {method} {_safe(url)}")
                 continue
+            except requests.RequestException as exc:  # a URL that cannot be sent (from a server's link), ...
+                raise ServerError(f"{method} {_safe(url)}: {exc}") from exc
             self.stats.server_seconds += time.perf_counter() - started
             status = raw.status_code
             if status == 401 and not reauthenticated and self.auth.can_refresh:
@@ -151,6 +161,12 @@ class FhirClient:
             if status >= 400:
                 raise ServerError(f"{method} {_safe(url)}: HTTP {status}: {_outcome_text(raw)}", status)
             return Response(raw)
+
+    def _diagnose(self, exc: requests.RequestException, url: str) -> ConnectionFailure:
+        if url.startswith(self.base_url):
+            return diagnose(exc, self.base_url.rstrip("/"), "--base-url")
+        # only the server's own links (paging) lead elsewhere
+        return diagnose(exc, _safe(url), "the server's configured base URL (it gave this address in a link)")
 
     def _delay(self, attempt: int, retry_after: str | None) -> float:
         if retry_after:
