@@ -20,6 +20,7 @@ from fhir_ns.fhir.problems import Problem
 from fhir_ns.fhir.reader import Unit, input_of, split_units
 from fhir_ns.fhir.store import SpillLimit
 from fhir_ns.pipeline import Config, Run, evaluate_each
+from fhir_ns.progress import NO_PROGRESS, Progress
 from fhir_ns.rules import PatientResult
 
 if TYPE_CHECKING:  # the gate (validation) is imported only by the commands that use it
@@ -41,6 +42,7 @@ def stream_parallel(
     jobs: int,
     spill: SpillLimit | None,
     skip_unreadable: bool = False,
+    progress: Progress = NO_PROGRESS,
 ) -> Iterator[T]:
     """`pipeline.stream` in `jobs` worker processes."""
     context = multiprocessing.get_context("fork")
@@ -56,14 +58,19 @@ def stream_parallel(
                 offset = lines_before.get(unit.name, 0)
                 collector.absorb(part, offset)
                 lines_before[unit.name] = offset + part.lines
+                progress.reading(unit.size())
         out.counts = collector.counts
         cohort = collector.prepare()
         _state.update(collector=collector, cohort=cohort, as_of=as_of, render=render, ruleset_id=ruleset_id)
         count = len(cohort.patients)
+        progress.evaluating(count)
         pieces = max(1, min(count, jobs * RANGES_PER_JOB))
         ranges = [(count * i // pieces, count * (i + 1) // pieces) for i in range(pieces)]
         with context.Pool(jobs, initializer=collector.store.reopen) as pool:
-            for outputs, refused, problems, evaluated in pool.imap(_evaluate, ranges):
+            for (first, last), (outputs, refused, problems, evaluated) in zip(
+                ranges, pool.imap(_evaluate, ranges), strict=True
+            ):
+                progress.evaluated(last - first)
                 out.refused.extend(refused)
                 out.problems.extend(problems)
                 out.evaluated += evaluated

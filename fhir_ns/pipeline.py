@@ -12,6 +12,7 @@ from fhir_ns.fhir.extract import FactCollector, PatientInput
 from fhir_ns.fhir.problems import Location, Problem
 from fhir_ns.fhir.reader import input_of, whole_files
 from fhir_ns.fhir.store import SpillLimit
+from fhir_ns.progress import NO_PROGRESS, Progress
 from fhir_ns.rules import PatientResult, evaluate
 from fhir_ns.ruleset import RuleSet, load_rulesets
 from fhir_ns.terminology import Terminology, load_terminology
@@ -66,12 +67,13 @@ def read_input(
     gate: EntryGate | None = None,
     spill: SpillLimit | None = None,
     skip_unreadable: bool = False,
+    progress: Progress = NO_PROGRESS,
 ) -> FactCollector:
     """Read every input into a collector; with a gate, each entry passes it first (as a dict)."""
     inputs = list(inputs)
     collector = FactCollector(config.terminology, problems, spill, skip_unreadable)
     collector.inputs = input_of(inputs)
-    collector.read(whole_files(inputs), gate)
+    collector.read(whole_files(inputs), gate, progress.reading if progress.enabled else None)
     return collector
 
 
@@ -95,13 +97,14 @@ def stream(
     jobs: int = 1,
     spill: SpillLimit | None = None,
     skip_unreadable: bool = False,
+    progress: Progress = NO_PROGRESS,
 ) -> Iterator[T]:
     """Each sound patient's result, rendered, in order of patient id, as soon as it is evaluated.
 
     `out` gathers the counts, problems and refused patients as the stream goes; `jobs` > 1 reads and
     evaluates in that many worker processes (not when reading standard input); `spill` bounds the
     memory the facts take (see RecordStore); `skip_unreadable` evaluates the patients an unreadable
-    record may belong to (marked) rather than refusing them.
+    record may belong to (marked) rather than refusing them; `progress` shows how far it has come.
     """
     doubt = as_of_doubt(as_of, date.today())
     if doubt is not None:
@@ -109,11 +112,14 @@ def stream(
     if jobs > 1 and "-" not in inputs:  # worker processes cannot read the parent's standard input
         from fhir_ns.parallel import stream_parallel
 
-        yield from stream_parallel(inputs, config, as_of, out, render, ruleset_id, gate, jobs, spill, skip_unreadable)
+        yield from stream_parallel(
+            inputs, config, as_of, out, render, ruleset_id, gate, jobs, spill, skip_unreadable, progress
+        )
         return
-    collector = read_input(inputs, config, out.problems, gate, spill, skip_unreadable)
+    collector = read_input(inputs, config, out.problems, gate, spill, skip_unreadable, progress)
     out.counts = collector.counts
-    yield from evaluate_each(collector.each_patient(), config, as_of, out, render, ruleset_id)
+    patients = collector.each_patient(progress.evaluating if progress.enabled else None)
+    yield from evaluate_each(patients, config, as_of, out, render, ruleset_id, progress)
 
 
 def evaluate_each(
@@ -123,9 +129,11 @@ def evaluate_each(
     out: Run,
     render: Callable[[PatientResult], T],
     ruleset_id: str | None = None,
+    progress: Progress = NO_PROGRESS,
 ) -> Iterator[T]:
     """Classify every patient whose input is sound; refuse (and report in `out`) the others."""
     for patient in patients:
+        progress.evaluated()
         if patient.refused:
             out.refused.append(patient)
             continue

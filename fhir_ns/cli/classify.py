@@ -14,6 +14,7 @@ from fhir_ns.fhir.store import SpillLimit
 from fhir_ns.fhir.writer import V3_DISPLAY
 from fhir_ns.output import atomic_output, indented, json_array
 from fhir_ns.pipeline import Run, stream
+from fhir_ns.progress import Progress
 from fhir_ns.rules.result import PatientResult
 
 
@@ -27,6 +28,7 @@ def classify(
     mapping_dirs: tuple[str, ...],
     outcome_path: str | None,
     verbose: bool,
+    quiet: bool,
     jobs: int,
     skip_unreadable: bool,
     spill: SpillLimit | None,
@@ -35,15 +37,19 @@ def classify(
     """Classify the patients in INPUT and print what was found, with reasons and evidence."""
     config = load_config(mapping_dirs)
     outcome = Run()
+    progress = Progress.for_inputs(inputs, quiet, printing_results=True)
     results = stream(
         inputs, config, as_of or date.today(), outcome, json_element if fmt == "json" else text_element, ruleset_id,
-        jobs=jobs, spill=spill, skip_unreadable=skip_unreadable,
+        jobs=jobs, spill=spill, skip_unreadable=skip_unreadable, progress=progress,
     )  # fmt: skip
-    with atomic_output("-") as out:  # each patient printed as soon as it is classified
-        for piece in json_array(results) if fmt == "json" else results:
-            out.write(piece)
-        if fmt == "json":
-            out.write(b"\n")
+    try:
+        with atomic_output("-") as out:  # each patient printed as soon as it is classified
+            for piece in json_array(results) if fmt == "json" else results:
+                out.write(piece)
+            if fmt == "json":
+                out.write(b"\n")
+    finally:
+        progress.close()
     raise SystemExit(report(outcome, verbose, outcome_path))
 
 

@@ -13,6 +13,7 @@ from fhir_ns.fhir.store import SpillLimit
 from fhir_ns.fhir.writer import Settings, entries_json, transaction_json
 from fhir_ns.output import atomic_output
 from fhir_ns.pipeline import Run, stream
+from fhir_ns.progress import Progress
 from fhir_ns.validate import VERSIONS, EntryGate
 
 
@@ -48,6 +49,7 @@ def convert(
     mapping_dirs: tuple[str, ...],
     outcome_path: str | None,
     verbose: bool,
+    quiet: bool,
     output: str,
     jobs: int,
     skip_unreadable: bool,
@@ -64,11 +66,16 @@ def convert(
     settings = Settings(canonical_base.rstrip("/"))
     gate = EntryGate(version, terminology=config.terminology)  # type: ignore[arg-type]
     render = partial(entries_json, settings=settings)
+    progress = Progress.for_inputs(inputs, quiet, printing_results=output == "-")
     patients = stream(
-        inputs, config, as_of or date.today(), outcome, render, ruleset_id, gate, jobs, spill, skip_unreadable
-    )
-    with atomic_output(output) as out:  # each patient's entries written as they are produced
-        for piece in transaction_json(patients, settings):
-            out.write(piece)
-        out.write(b"\n")
+        inputs, config, as_of or date.today(), outcome, render, ruleset_id, gate, jobs, spill, skip_unreadable,
+        progress,
+    )  # fmt: skip
+    try:
+        with atomic_output(output) as out:  # each patient's entries written as they are produced
+            for piece in transaction_json(patients, settings):
+                out.write(piece)
+            out.write(b"\n")
+    finally:
+        progress.close()
     raise SystemExit(report(outcome, verbose, outcome_path))

@@ -72,7 +72,8 @@ def jobs_option(value: int) -> int:
 
 
 def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """INPUT..., --ruleset, --as-of, --mappings, --outcome, --verbose, --jobs, --skip-unreadable, --spill-above."""
+    """INPUT..., --ruleset, --as-of, --mappings, --outcome, --verbose, --quiet, --jobs, --skip-unreadable,
+    --spill-above."""
     decorators = [
         click.argument("inputs", nargs=-1, required=True, metavar="INPUT..."),
         click.option(
@@ -103,6 +104,13 @@ def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
             help="Also write the input problems as a FHIR OperationOutcome to FILE.",
         ),
         click.option("-v", "--verbose", is_flag=True, help="List informational problems one by one."),
+        click.option(
+            "-q",
+            "--quiet",
+            is_flag=True,
+            help="No progress display (it is shown only when stderr is a terminal and the results are not "
+            "printed on it).",
+        ),
         click.option(
             "--jobs",
             type=click.IntRange(min=1),

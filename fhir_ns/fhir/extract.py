@@ -201,7 +201,9 @@ class FactCollector:
         for entry in entries:
             self.add(entry)
 
-    def read(self, units: Iterable[Unit], gate: Gate | None = None) -> None:
+    def read(
+        self, units: Iterable[Unit], gate: Gate | None = None, progress: Callable[[int], None] | None = None
+    ) -> None:
         """Read every resource of the units (typed: the fast path); with `gate` (convert's validation
         gate), each entry is checked first and what it finds follows the entry (see `add`)."""
         add = self._add
@@ -209,7 +211,7 @@ class FactCollector:
         counts = self.counts
         found: Sequence[Problem] = ()
         first_problem = len(self.problems)
-        for resource, raw, name, index, line, full_url in scan(units, self.problems, typed=True):
+        for resource, raw, name, index, line, full_url in scan(units, self.problems, True, progress):
             if type(resource) is dict:
                 entry = Entry(resource, Location(name, index, line), full_url)
                 if gate is not None:
@@ -938,9 +940,12 @@ class FactCollector:
         """Each patient's facts, with Medication references resolved and duplicates settled."""
         return list(self.each_patient())
 
-    def each_patient(self) -> Iterator[PatientInput]:
-        """Each patient's facts in order of patient id, assembled one at a time from the store."""
+    def each_patient(self, counted: Callable[[int], None] | None = None) -> Iterator[PatientInput]:
+        """Each patient's facts in order of patient id, assembled one at a time from the store; `counted` is
+        told how many patients there are before the first."""
         cohort = self.prepare()
+        if counted is not None:
+            counted(len(cohort.patients))
         try:
             for pid, refs in cohort.patients:
                 patient = self.assemble(pid, refs, cohort.settled)

@@ -13,7 +13,7 @@ import difflib
 import gzip
 import os
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -57,6 +57,12 @@ class Unit:
     name: str
     start: int = 0
     end: int | None = None
+
+    def size(self) -> int:
+        """The bytes of the unit on disk (0 for standard input)."""
+        if self.end is not None:
+            return self.end - self.start
+        return 0 if self.name == "-" else (_size(self.name) or 0)
 
     def lines(self) -> int:
         """How many lines a piece of a file holds (the next piece's first line is one more)."""
@@ -152,8 +158,12 @@ def _size(name: str) -> int | None:
         return None
 
 
-def scan(units: Iterable[Unit], problems: list[Problem], typed: bool = False) -> Iterator[Item]:
-    """Every resource in the units, as Items; unreadable parts become Problems and are skipped."""
+def scan(
+    units: Iterable[Unit], problems: list[Problem], typed: bool = False, progress: Callable[[int], None] | None = None
+) -> Iterator[Item]:
+    """Every resource in the units, as Items; unreadable parts become Problems and are skipped. `progress`
+    is told the bytes read as reading goes (an uncompressed NDJSON file every few thousand lines, any other
+    file or piece of a file when done)."""
     for unit in units:
         name = unit.name
         try:
@@ -162,12 +172,33 @@ def scan(units: Iterable[Unit], problems: list[Problem], typed: bool = False) ->
             elif unit.end is not None:
                 with open(name, "rb") as fh:
                     fh.seek(unit.start)
-                    yield from _ndjson_lines(name, _lines_until(fh, unit.end - unit.start), problems, typed)
+                    lines = _lines_until(fh, unit.end - unit.start)
+                    yield from _ndjson_lines(name, _counted(lines, progress) if progress else lines, problems, typed)
             else:
+                ndjson = name.endswith(NDJSON_SUFFIXES)
+                counted = progress is not None and ndjson and not name.endswith(".gz")
                 with _open(Path(name)) as fh:
-                    yield from _read_stream(name, fh, problems, typed, ndjson=name.endswith(NDJSON_SUFFIXES))
+                    if counted:
+                        yield from _ndjson_lines(name, _counted(fh, progress), problems, typed)
+                    else:
+                        yield from _read_stream(name, fh, problems, typed, ndjson=ndjson)
+                if progress is not None and not counted:
+                    progress(_size(name) or 0)
         except OSError as exc:
             problems.append(Problem("error", "exception", f"cannot read: {exc.strerror or exc}", Location(name)))
+
+
+def _counted(lines: Iterable[bytes], progress: Callable[[int], None] | None) -> Iterator[bytes]:
+    """The lines, telling `progress` how many bytes went by every 4096 lines."""
+    assert progress is not None
+    done = 0
+    for number, line in enumerate(lines):
+        done += len(line)
+        if not number & 4095:
+            progress(done)
+            done = 0
+        yield line
+    progress(done)
 
 
 def _lines_until(fh: BinaryIO, size: int) -> Iterator[bytes]:
