@@ -44,6 +44,15 @@ def check_directory(path: str, option: str) -> None:
         raise OutputError(f"{option}: cannot write in {existing} (permission denied or read-only)")
 
 
+def check_empty_directory(path: str, option: str) -> None:
+    """Refuse, before any work, a directory to fill that cannot be written (see `check_directory`) or that
+    already holds files: what an earlier run left there would pass for this run's output."""
+    check_directory(path, f"{option} {path}")
+    target = Path(path)
+    if target.is_dir() and any(target.iterdir()):
+        raise OutputError(f"{option} {path}: the directory is not empty; give a new or empty one")
+
+
 def write_atomically(path: str, data: bytes) -> None:
     """Write a file whole or not at all ('-' is stdout)."""
     with atomic_output(path) as out:

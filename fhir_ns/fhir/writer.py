@@ -14,7 +14,7 @@ import re
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 import orjson
@@ -368,10 +368,22 @@ def transaction_json(patients: Iterable[bytes], settings: Settings) -> Iterator[
     yield b"\n  ]\n}"
 
 
+class PatientEntries(NamedTuple):
+    """One patient's entries as they sit in `transaction_json`, and how many there are."""
+
+    patient: str
+    size: int  # entries
+    json: bytes
+
+
+def patient_json(result: PatientResult, settings: Settings) -> PatientEntries:
+    """One patient's entries (`patient_entries`), rendered for `transaction_json`, counted."""
+    device_url = device_entry(settings)["fullUrl"]
+    entries = patient_entries(result, settings, device_url)
+    rendered = b",\n".join(indented(orjson.dumps(entry, option=orjson.OPT_INDENT_2), 4) for entry in entries)
+    return PatientEntries(result.patient_id, len(entries), rendered)
+
+
 def entries_json(result: PatientResult, settings: Settings) -> bytes:
     """One patient's entries (`patient_entries`) as they sit in `transaction_json`."""
-    device_url = device_entry(settings)["fullUrl"]
-    return b",\n".join(
-        indented(orjson.dumps(entry, option=orjson.OPT_INDENT_2), 4)
-        for entry in patient_entries(result, settings, device_url)
-    )
+    return patient_json(result, settings).json
