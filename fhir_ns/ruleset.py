@@ -198,6 +198,38 @@ class Intolerance(_Frozen):
     contraindications: list[str]
 
 
+class OnsetAge(_Frozen):
+    """Age at onset that names congenital and infantile nephrotic syndrome (RULES.md §8), in calendar months."""
+
+    congenital_below_months: int = Field(ge=1)
+    infantile_below_months: int = Field(ge=1)
+
+
+class CniIntolerance(_Frozen):
+    """A CNI stopped within `stopped_within_days` after one of these findings implicating it is intolerance."""
+
+    stopped_within_days: int = Field(ge=0)
+    toxicity_findings: list[str]
+    # the least severity a toxicity finding needs (hypertension: stage 2 is `moderate` or worse)
+    min_severity: dict[str, Literal["low", "moderate", "high"]] = Field(default_factory=dict)
+
+
+class RelapsingOnCni(_Frozen):
+    relapses: int = Field(ge=1)
+    window_days: int = Field(ge=1)
+    months_after_cni_start: int = Field(ge=0)
+
+
+class SeriousInfection(_Frozen):
+    """Infections that count as serious while immunosuppressed, on a drug of these classes or prednis(ol)one
+    at or above `prednisolone_mg_per_kg_day` (prednisone equivalent), or within `days_after` stopping."""
+
+    concepts: list[str]
+    immunosuppressant_classes: list[str]
+    prednisolone_mg_per_kg_day: float = Field(gt=0)
+    days_after: int = Field(ge=0)
+
+
 class Population(_Frozen):
     onset_age_min_years: float = 0
     onset_age_max_years: float | None = None
@@ -233,6 +265,12 @@ class RuleSet(_Frozen):
     intolerance: Intolerance
     monogenic_gene_concepts: list[str]
     careplans: dict[str, list[str]]
+    onset_age: OnsetAge
+    cni_intolerance: CniIntolerance
+    relapsing_on_cni: RelapsingOnCni
+    secondary_causes: list[str]  # Condition concepts that make a secondary nephrotic syndrome suspected
+    thromboembolism_concepts: list[str]
+    serious_infection: SeriousInfection
 
     @property
     def ref(self) -> str:

@@ -91,6 +91,9 @@ class Terminology:
     dipstick_codes: dict[tuple[str, str], int] = field(default_factory=dict)
     dipstick_mg_dl_bounds: list[tuple[float, int]] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
+    # a medication's status reason saying it was stopped for an adverse effect: codes, and words of its text
+    adverse_stop_reasons: set[tuple[str, str]] = field(default_factory=set)
+    adverse_stop_words: list[str] = field(default_factory=list)
 
     # -- lookups -------------------------------------------------------------------------------
     def grade_index(self, name: str) -> int:
@@ -146,7 +149,16 @@ class Terminology:
             raise ConfigError(
                 f"{path.name}: a code table must be a mapping with observations/conditions/medications/genes"
             )
-        known = {"observations", "conditions", "medications", "atc_prefixes", "genes", "pathogenic_answers"}
+        known = {
+            "observations",
+            "conditions",
+            "medications",
+            "atc_prefixes",
+            "genes",
+            "pathogenic_answers",
+            "adverse_stop_reasons",
+            "adverse_stop_words",
+        }
         unknown = set(data) - known
         if unknown:
             raise ConfigError(f"{path.name}: unknown section(s) {sorted(unknown)}; expected some of {sorted(known)}")
@@ -171,6 +183,9 @@ class Terminology:
             self.gene_codes[key] = (_field(row, "concept", path), str(row.get("display", key[1])))
         for row in data.get("pathogenic_answers") or []:
             self.pathogenic_answers.add((_field(row, "system", path), str(_field(row, "code", path))))
+        for row in data.get("adverse_stop_reasons") or []:
+            self.adverse_stop_reasons.add((_field(row, "system", path), str(_field(row, "code", path))))
+        self.adverse_stop_words += [_norm(str(w)) for w in data.get("adverse_stop_words") or []]
         self.sources.append(path.name)
 
 

@@ -89,9 +89,13 @@ def test_a_monogenic_disease_leaves_out_every_immunosuppression_activity_with_a_
     assert activity(srns, "Genetic testing").status == "completed"
     assert len(srns.omitted) == 4
     assert all("left out because of monogenic nephrotic syndrome" in o.reason for o in srns.omitted)
-    [note] = srns.notes
+    note, monogenic = srns.notes
     assert "immunosuppression unlikely to help" in note and "doi:10.1007/s00467-020-04519-1" in note
     assert "Start a calcineurin inhibitor" in note
+    # the refractory plan also says what the monogenic finding means, not only the classify JSON notes
+    assert monogenic.startswith("Monogenic disease since") and "NPHS2" in monogenic
+    [srns_issue] = [c for c in result.classifications if c.code == "srns-initial"]
+    assert "monogenic disease: pathogenic variant in NPHS2" in srns_issue.reason
 
 
 def test_steroid_intolerance_leaves_out_only_the_high_dose_glucocorticoid_activity():
@@ -152,6 +156,7 @@ def test_proposals_are_in_the_json_of_the_result():
     assert [(p["template"], p["status"]) for p in data] == [
         ("srns-child", "revoked"),
         ("cni-resistant", "draft"),
+        ("multidrug-option", "draft"),
         ("supportive-care", "draft"),
     ]
     assert data[0]["superseded_by"] == {"code": "cni-resistant", "since": str(day(CNI_START + 183))}

@@ -135,6 +135,13 @@ def test_project_code_systems_are_valid_and_cover_every_code_the_rules_emit() ->
         "ckd-progression",
         "monogenic-disease",
         "steroid-intolerance",
+        "cni-intolerant",
+        "relapsing-on-cni",
+        "congenital-ns",
+        "infantile-ns",
+        "secondary-ns-suspected",
+        "thromboembolism",
+        "serious-infection",
     }
     assert codes == expected
 

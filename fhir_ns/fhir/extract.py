@@ -729,7 +729,14 @@ class FactCollector:
             start, end = self._request_period(res, dosages)
         else:
             start, end = self._order_period(res, phases[0])
-        made = partial(DrugExposure, drug_name, drug.drug_class, source=source, matched_by_name=by_name)
+        made = partial(
+            DrugExposure,
+            drug_name,
+            drug.drug_class,
+            source=source,
+            matched_by_name=by_name,
+            stopped_for_adverse_effect=self._stopped_for_adverse_effect(res.statusReason),
+        )
         if phases:
             if end is not None and end < start:
                 raise _Refused(f"ends ({end}) before it starts ({start})", "effectivePeriod", "value")
@@ -764,6 +771,22 @@ class FactCollector:
             return made(start, end, None, "mg", route=_route(dosages), dose_unknown=why)
         daily, basis, alternate, high = self._daily_dose(dosages, draft)
         return made(start, end, daily, basis, alternate_day=alternate, route=_route(dosages), daily_dose_high=high)
+
+    def _stopped_for_adverse_effect(self, reasons: Any) -> bool:
+        """Does a status reason (a list in R4 MedicationStatement, one concept elsewhere) say the medication
+        was stopped for an adverse effect: a known code, or a known word in its text or a display?"""
+        concepts = reasons if isinstance(reasons, list) else [reasons]
+        for concept in concepts:
+            if not isinstance(concept, CodeableConcept):
+                continue
+            codings = _codings(concept)
+            if any(_key(c) in self.term.adverse_stop_reasons for c in codings):
+                return True
+            texts = [concept.text, *(c.display for c in codings)]
+            for text in texts:
+                if isinstance(text, str) and any(w in _norm_text(text) for w in self.term.adverse_stop_words):
+                    return True
+        return False
 
     def _taper_phases(
         self,
@@ -1248,6 +1271,11 @@ def _file(facts: PatientFacts, payload: Measurement | DrugExposure | Taper | Con
 
 
 # -- small readers of FHIR datatypes -------------------------------------------------------------
+def _norm_text(text: str) -> str:
+    """Text as the terminology's word lists are written: lower case, no spaces."""
+    return "".join(text.lower().split())
+
+
 def _is_in(value: Any, values: set[str]) -> bool:
     return isinstance(value, str) and value in values
 

@@ -188,6 +188,7 @@ class MedicationStatement(_MedicationUse, tag="MedicationStatement"):
     effectivePeriod: Any = None  # noqa: N815
     effectiveDateTime: Any = None  # noqa: N815
     dosage: list[Dosage | NotObject] | NotArray = None
+    statusReason: list[CodeableConcept | NotObject] | NotArray = None  # noqa: N815 (R4: a list)
 
 
 class MedicationRequest(_MedicationUse, tag="MedicationRequest"):
@@ -195,6 +196,7 @@ class MedicationRequest(_MedicationUse, tag="MedicationRequest"):
     authoredOn: Any = None  # noqa: N815
     dosageInstruction: list[Dosage | NotObject] | NotArray = None  # noqa: N815
     dispenseRequest: DispenseRequest | NotObject = None  # noqa: N815
+    statusReason: CodeableConcept | NotObject = None  # noqa: N815
 
 
 class MedicationAdministration(_MedicationUse, tag="MedicationAdministration"):

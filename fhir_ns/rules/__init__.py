@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 from fhir_ns.errors import ConfigError
+from fhir_ns.rules.causes import review
 from fhir_ns.rules.classify import classify
 from fhir_ns.rules.findings import find
 from fhir_ns.rules.proposals import propose
@@ -138,5 +139,6 @@ def evaluate(
     result.conditions = tuple(c.source for c in timeline.conditions if "nephrotic-syndrome" in c.concepts)
     trials = classify(timeline, result)
     find(timeline, result, trials)
+    review(timeline, result)
     propose(timeline, result)
     return result

@@ -8,7 +8,7 @@ from datetime import date, timedelta
 from fhir_ns.rules.result import Classification, PatientResult
 from fhir_ns.rules.steroid import Response, TrialOutcome, evaluate_trial
 from fhir_ns.ruleset import BodyDose, FrequentRelapseCriterion
-from fhir_ns.timeline.timeline import DrugExposure, Episode, Level, Relapse, Timeline
+from fhir_ns.timeline.timeline import DrugCourse, DrugExposure, Episode, Level, Relapse, Timeline
 
 REFRACTORY = ("srns-initial", "srns-secondary", "cni-resistant", "mdr-srns", "sdns", "frns")
 HISTOLOGY = {
@@ -33,6 +33,14 @@ def classify(tl: Timeline, result: PatientResult) -> dict[str, TrialOutcome]:
         _steroid_intolerance(tl, add)
         return outcomes
     initial = tl.episodes[0]
+    _secondary_cause(tl, add)
+    if _onset_age(tl, add):
+        result.notes.append(
+            "congenital nephrotic syndrome: no steroid-response category is assigned (steroids are not its treatment)"
+        )
+        _steroid_intolerance(tl, add)
+        result.classifications.sort(key=lambda c: (c.since, c.code))
+        return outcomes
     outcome = evaluate_trial(tl, initial, initial=True)
     outcomes[str(initial.start)] = outcome
     _initial_category(outcome, add)
@@ -147,6 +155,9 @@ def _relapses(tl: Timeline, outcomes: dict[str, TrialOutcome], add: _Adder) -> N
     dependent = _dependent(tl, relapses)
     if dependent is not None:
         add("sdns", *dependent)
+    on_cni = _relapsing_on_cni(tl, relapses)
+    if on_cni is not None:
+        add("relapsing-on-cni", *on_cni)
 
 
 def _frequent(tl: Timeline, relapses: list[Relapse], first_remission: date) -> tuple[date, str, list[str]] | None:
@@ -216,6 +227,101 @@ def _steroid_at(tl: Timeline, day: date, grace: int) -> tuple[str, str] | None:
         if e.end is not None and e.end < day and (day - e.end).days <= grace:
             best = (f"{(day - e.end).days} days after stopping {tl.terminology.drug_name(e.drug)} on {e.end}", e.source)
     return best
+
+
+def _relapsing_on_cni(tl: Timeline, relapses: list[Relapse]) -> tuple[date, str, list[str]] | None:
+    """The rule set's number of relapses within its window, each on a CNI course that had run its months."""
+    spec = tl.ruleset.relapsing_on_cni
+    counted: list[tuple[Relapse, DrugCourse]] = []
+    for relapse in relapses:
+        course = next(
+            (
+                c
+                for c in tl.cni_courses()
+                if any(e.covers(relapse.on) for e in c.exposures)
+                and add_months(c.start, spec.months_after_cni_start) <= relapse.on
+            ),
+            None,
+        )
+        if course is not None:
+            counted.append((relapse, course))
+    window = timedelta(days=spec.window_days)
+    for i in range(len(counted) - spec.relapses + 1):
+        group = counted[i : i + spec.relapses]
+        if group[-1][0].on - group[0][0].on > window:
+            continue
+        words = ", ".join(f"{r.on} (on {tl.terminology.drug_names(c.drugs)} since {c.start})" for r, c in group)
+        return (
+            group[-1][0].on,
+            f"{len(group)} relapses within {_span(spec.window_days)}, each on a calcineurin inhibitor started at "
+            f"least {spec.months_after_cni_start} months before: {words}",
+            [*(s for r, _ in group for s in r.sources), *(e.source for _, c in group for e in c.exposures)],
+        )
+    return None
+
+
+def add_months(day: date, months: int) -> date:
+    """The same day `months` calendar months later (the month's last day when it has no such day)."""
+    month = day.month - 1 + months
+    year, month = day.year + month // 12, month % 12 + 1
+    last = (date(year + month // 12, month % 12 + 1, 1) - timedelta(days=1)).day
+    return date(year, month, min(day.day, last))
+
+
+def _onset_age(tl: Timeline, add: _Adder) -> bool:
+    """Congenital (onset before the rule set's months of age, or coded so) or infantile nephrotic syndrome;
+    True when congenital."""
+    spec = tl.ruleset.onset_age
+    onset = tl.episodes[0].start
+    evidence = list(tl.episodes[0].start_sources)
+    coded = next((c for c in tl.conditions if "congenital-nephrotic-syndrome" in c.concepts), None)
+    birth = tl.facts.birth_date
+    if birth is not None and onset < add_months(birth, spec.congenital_below_months):
+        add(
+            "congenital-ns",
+            onset,
+            f"onset on {onset} at {(onset - birth).days} days of age (born {birth}), before "
+            f"{spec.congenital_below_months} months",
+            [tl.facts.reference, *evidence],
+        )
+        return True
+    if coded is not None:
+        add(
+            "congenital-ns",
+            onset,
+            f"congenital nephrotic syndrome on record ({coded.source}); nephrotic syndrome since {onset}",
+            [coded.source, *evidence],
+        )
+        return True
+    if birth is not None and onset < add_months(birth, spec.infantile_below_months):
+        add(
+            "infantile-ns",
+            onset,
+            f"onset on {onset} at {(onset - birth).days} days of age (born {birth}), from "
+            f"{spec.congenital_below_months} to before {spec.infantile_below_months} months",
+            [tl.facts.reference, *evidence],
+        )
+    return False
+
+
+def _secondary_cause(tl: Timeline, add: _Adder) -> None:
+    """A Condition coding a secondary cause, active at some time from the first nephrotic evidence on."""
+    causes = set(tl.ruleset.secondary_causes)
+    onset = tl.episodes[0].start
+    for condition in tl.conditions:
+        hits = condition.concepts & causes
+        day = max(onset, condition.onset or onset)
+        if not hits or day > tl.as_of or not condition.active_on(day):
+            continue
+        names = ", ".join(sorted(hits)).replace("-", " ")
+        add(
+            "secondary-ns-suspected",
+            day,
+            f"{names} on record from {condition.onset or 'an unrecorded date'} ({condition.source}): the nephrotic "
+            f"syndrome (since {onset}) may be secondary; treat the cause, specialist review",
+            [condition.source, *tl.episodes[0].start_sources],
+        )
+        return
 
 
 def cni_adequacy(
@@ -494,19 +600,31 @@ def _steroid_intolerance(tl: Timeline, add: _Adder) -> None:
 
 
 def _refractory_notes(tl: Timeline, result: PatientResult) -> None:
-    refractory = [c for c in result.classifications if c.code in REFRACTORY]
+    result.notes.extend(sentence for sentence, _ in refractory_reading(tl, result.classifications))
+
+
+def refractory_reading(tl: Timeline, classifications: Sequence[Classification]) -> list[tuple[str, str]]:
+    """What the record says of the refractory categories (RULES.md §3), each sentence with its source: a
+    histology that makes them true refractory, an active infection or non-adherence that may make them
+    pseudo-refractory."""
+    refractory = [c for c in classifications if c.code in REFRACTORY]
     if not refractory:
-        return
+        return []
+    out = []
     for concept, name in HISTOLOGY.items():
         for condition in tl.conditions:
             if concept in condition.concepts:
-                result.notes.append(f"true refractory: {name} on histology ({condition.source})")
+                out.append((f"true refractory: {name} on histology ({condition.source})", condition.source))
     for concept, words in PSEUDO_TRIGGERS.items():
         for condition in tl.conditions:
             if concept in condition.concepts and any(condition.active_on(c.since) for c in refractory):
-                result.notes.append(
-                    f"possible pseudo-refractory: {words} ({condition.source}); remove the trigger and re-evaluate"
+                out.append(
+                    (
+                        f"possible pseudo-refractory: {words} ({condition.source}); remove the trigger and re-evaluate",
+                        condition.source,
+                    )
                 )
+    return out
 
 
 def _span(days: int) -> str:

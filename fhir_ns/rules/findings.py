@@ -26,6 +26,8 @@ def find(tl: Timeline, result: PatientResult, trials: dict[str, TrialOutcome]) -
         _ckd,
         _monogenic,
         _steroid_intolerance,
+        _thromboembolism,
+        _serious_infection,
     ):
         check(tl, result, trials)
     result.findings.sort(key=lambda f: (f.since, f.code))
@@ -342,3 +344,73 @@ def _steroid_intolerance(tl: Timeline, result: PatientResult, _: object) -> None
                 implicated=[e.source],
             )
             return
+
+
+def _thromboembolism(tl: Timeline, result: PatientResult, _: object) -> None:
+    """An active venous thromboembolism Condition with onset on or after the first nephrotic evidence."""
+    if not tl.episodes:
+        return
+    first = tl.episodes[0].start
+    wanted = set(tl.ruleset.thromboembolism_concepts)
+    for condition in tl.conditions:
+        onset = condition.onset
+        if not condition.concepts & wanted or onset is None or not first <= onset <= tl.as_of:
+            continue
+        if not condition.active_on(onset):
+            continue
+        _add(
+            result,
+            "thromboembolism",
+            onset,
+            f"venous thromboembolism from {onset} ({condition.source}), {(onset - first).days} days after the "
+            f"first nephrotic evidence of {first}",
+            [condition.source, *tl.episodes[0].start_sources],
+        )
+
+
+def _serious_infection(tl: Timeline, result: PatientResult, _: object) -> None:
+    """An active serious infection while on an immunosuppressant or prednis(ol)one at the rule set's dose per kg,
+    or within its days after either stopped; the drugs current then are implicated."""
+    spec = tl.ruleset.serious_infection
+    wanted = set(spec.concepts)
+    grace = timedelta(days=spec.days_after)
+    for condition in tl.conditions:
+        onset = condition.onset
+        hits = condition.concepts & wanted
+        if not hits or onset is None or onset > tl.as_of or not condition.active_on(onset):
+            continue
+        words: list[str] = []
+        implicated: list[str] = []
+        evidence: list[str] = [condition.source]
+        for e in tl.exposures:
+            last = e.end or tl.as_of
+            if not e.start <= onset <= last + grace:
+                continue
+            when = "while on" if onset <= last else f"{(onset - last).days} days after stopping"
+            name = tl.terminology.drug_name(e.drug)
+            if e.drug_class in spec.immunosuppressant_classes:
+                words.append(f"{when} {name} (from {e.start})")
+            elif e.drug_class == "glucocorticoid":
+                dose = tl.daily_dose(e, min(onset, last), "mg/kg/d", prednisone_equivalent=True)
+                if dose is None or dose.value < spec.prednisolone_mg_per_kg_day:
+                    continue
+                words.append(
+                    f"{when} {name} {dose.value:.2f} mg/kg/day prednisone-equivalent (at least "
+                    f"{spec.prednisolone_mg_per_kg_day:g})"
+                )
+                evidence += dose.sources
+            else:
+                continue
+            implicated.append(e.source)
+        if not words:
+            continue
+        names = ", ".join(sorted(hits)).replace("-", " ")
+        _add(
+            result,
+            "serious-infection",
+            onset,
+            f"{names} from {onset} ({condition.source}) {'; '.join(dict.fromkeys(words))} (window: on the drug or "
+            f"within {spec.days_after} days after)",
+            [*evidence, *implicated],
+            implicated=implicated,
+        )

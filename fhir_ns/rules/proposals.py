@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from datetime import date, timedelta
 
 from fhir_ns.catalogue import Activity, Contraindication, RecordMatch, careplans, info
+from fhir_ns.rules.causes import plan_notes
 from fhir_ns.rules.classify import HISTOLOGY
 from fhir_ns.rules.result import Classification, Finding, OmittedActivity, PatientResult, Proposal, ProposedActivity
 from fhir_ns.timeline.timeline import DrugExposure, Timeline
@@ -55,7 +56,7 @@ def propose(tl: Timeline, result: PatientResult) -> None:
             f"Not proposed because of {_words(ci, item)}: {ci.because}. Left out: {' '.join(ruled_out[ci.code])}"
             for ci, item in contraindicated
             if ci.code in ruled_out
-        )
+        ) + tuple(plan_notes(tl, result, trigger))
         by = superseded.get(template_id)
         replaces = tuple(
             other

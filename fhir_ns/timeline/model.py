@@ -56,6 +56,7 @@ class DrugExposure(Fact, frozen=True, array_like=True, gc=False, tag="D"):
     matched_by_name: bool = False
     daily_dose_high: float | None = None
     dose_unknown: str | None = None
+    stopped_for_adverse_effect: bool = False  # its status reason says it was stopped for an adverse effect
 
     @property
     def dose_range(self) -> bool:

@@ -1,0 +1,122 @@
+"""What is known only once the findings are made (RULES.md §3, §8): CNI intolerance, and the words that
+carry the causes to the clinician: a secondary cause, true or pseudo-refractoriness, monogenic disease.
+
+`review` runs after `findings.find`: `cni-intolerant` rests on toxicity findings (nephrotoxicity, and
+acute kidney injury or stage 2 hypertension when those findings are made), and the DetectedIssue of each
+refractory category says what the record shows about it, not only the classify JSON notes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from datetime import date, timedelta
+
+from fhir_ns.catalogue import info
+from fhir_ns.rules.classify import REFRACTORY, refractory_reading
+from fhir_ns.rules.result import Classification, Finding, PatientResult
+from fhir_ns.timeline.timeline import DrugCourse, Timeline
+
+SEVERITY_ORDER = ("low", "moderate", "high")
+# categories that are not about the response to treatment, so carry no "assumes primary disease"
+NOT_RESPONSE = frozenset({"secondary-ns-suspected", "congenital-ns", "infantile-ns", "insufficient-data"})
+
+
+def review(tl: Timeline, result: PatientResult) -> None:
+    """Add `cni-intolerant`; say in each category what a secondary cause, the histology, an infection or
+    non-adherence, and a monogenic finding mean for it."""
+    _cni_intolerant(tl, result)
+    readings = [sentence for sentence, _ in refractory_reading(tl, result.classifications)]
+    monogenic = [f for f in result.findings if f.code == "monogenic-disease"]
+    secondary = result.first("secondary-ns-suspected")
+    updated = []
+    for c in result.classifications:
+        extra: list[str] = []
+        evidence: list[str] = []
+        if c.code in REFRACTORY:
+            extra += readings
+            evidence += [source for _, source in refractory_reading(tl, [c])]
+            for f in monogenic:
+                extra.append(f"monogenic disease: {f.reason}")
+                evidence += f.evidence
+        if secondary is not None and c.code not in NOT_RESPONSE:
+            extra.append(
+                f"assumes primary nephrotic syndrome, but a secondary cause is suspected since {secondary.since}"
+            )
+            evidence += secondary.evidence[:1]
+        if extra:
+            c = replace(
+                c, reason=f"{c.reason}; {'; '.join(extra)}", evidence=tuple(dict.fromkeys([*c.evidence, *evidence]))
+            )
+        updated.append(c)
+    result.classifications = sorted(updated, key=lambda c: (c.since, c.code))
+
+
+def plan_notes(tl: Timeline, result: PatientResult, trigger: Classification | None) -> list[str]:
+    """The notes a plan carries for its trigger: true or pseudo-refractory, monogenic disease."""
+    if trigger is None or trigger.code not in REFRACTORY:
+        return []
+    notes = [s[0].upper() + s[1:] + "." for s, _ in refractory_reading(tl, result.classifications)]
+    notes += [
+        f"Monogenic disease since {f.since}: {f.reason}." for f in result.findings if f.code == "monogenic-disease"
+    ]
+    return notes
+
+
+def _cni_intolerant(tl: Timeline, result: PatientResult) -> None:
+    """A CNI course stopped for toxicity: an adverse-effect status reason, or stopped within the rule set's days
+    after a toxicity finding that implicates it (or, naming no drug, falls inside the course)."""
+    spec = tl.ruleset.cni_intolerance
+    for course in tl.cni_courses():
+        stop = course.end
+        if stop is None or stop > tl.as_of:
+            continue
+        drugs = tl.terminology.drug_names(course.drugs)
+        flagged = [e for e in course.exposures if e.stopped_for_adverse_effect]
+        if flagged:
+            _add(
+                result,
+                stop,
+                f"{drugs} from {course.start} stopped on {stop} for an adverse effect (status reason of "
+                f"{', '.join(e.source for e in flagged)})",
+                [e.source for e in course.exposures],
+            )
+            return
+        finding = _toxicity_before(
+            result.findings, course, stop, spec.stopped_within_days, spec.min_severity, spec.toxicity_findings
+        )
+        if finding is not None:
+            _add(
+                result,
+                stop,
+                f"{drugs} from {course.start} stopped on {stop}, {(stop - finding.since).days} days after "
+                f"{info(finding.code).display.lower()} of {finding.since} (within {spec.stopped_within_days} days): "
+                f"{finding.reason}",
+                [*(e.source for e in course.exposures), *finding.evidence],
+            )
+            return
+
+
+def _toxicity_before(
+    findings: Sequence[Finding],
+    course: DrugCourse,
+    stop: date,
+    days: int,
+    min_severity: Mapping[str, str],
+    codes: Sequence[str],
+) -> Finding | None:
+    sources = {e.source for e in course.exposures}
+    for f in findings:
+        if f.code not in codes or not stop - timedelta(days=days) <= f.since <= stop or f.since < course.start:
+            continue
+        least = min_severity.get(f.code)
+        if least is not None and SEVERITY_ORDER.index(f.severity) < SEVERITY_ORDER.index(least):
+            continue
+        if f.implicated and not sources & set(f.implicated):
+            continue
+        return f
+    return None
+
+
+def _add(result: PatientResult, since: date, reason: str, evidence: list[str]) -> None:
+    if not result.has("cni-intolerant"):
+        result.classifications.append(Classification("cni-intolerant", since, reason, tuple(dict.fromkeys(evidence))))
