@@ -85,6 +85,9 @@ CONDITIONS = {
     "FSGS": ("236403004", "Focal segmental glomerulosclerosis"),
     "oedema": ("267038008", "Edema"),
     "peptic ulcer": ("13200003", "Peptic ulcer"),
+    "lupus nephritis": ("68815009", "Systemic lupus erythematosus glomerulonephritis syndrome"),
+    "renal vein thrombosis": ("15842009", "Thrombosis of renal vein"),
+    "pneumonia": ("233604007", "Pneumonia"),
 }
 TYPE_PREFIX = {
     "Observation": "obs",
@@ -392,6 +395,33 @@ class Story:
             effectivePeriod=period,
             dateAsserted=self.at(end if end is not None and self._status(end) == "completed" else start, "12:00"),
             dosage=[self._dosage(drug, mg, per_day, every_days, "oral", why=why)],
+        )
+        return self
+
+    def stopped(
+        self, drug: str, start: int, end: int, mg: float, because: str, per_day: int = 1, why: str = ""
+    ) -> Story:
+        """A MedicationStatement stopped on day `end` for an adverse effect (status reason "suspected intolerance")."""
+        self._new(
+            "MedicationStatement",
+            status="stopped",
+            statusReason=[
+                {
+                    "coding": [
+                        _coding(
+                            "http://terminology.hl7.org/CodeSystem/medicationrequest-status-reason",
+                            "sintol",
+                            "Suspected intolerance",
+                        )
+                    ],
+                    "text": because,
+                }
+            ],
+            medicationCodeableConcept=self._drug_concept(drug),
+            subject=self._subject(),
+            effectivePeriod={"start": self.day(start).isoformat(), "end": self.day(end).isoformat()},
+            dateAsserted=self.at(end, "12:00"),
+            dosage=[self._dosage(drug, mg, per_day, 1, "oral", why=why)],
         )
         return self
 
@@ -1151,6 +1181,160 @@ def steroid_intolerant(pid: str = "adult-margaret") -> Story:
     return s
 
 
+def congenital(pid: str = "congenital-aino") -> Story:
+    s = Story(
+        "congenital-ns",
+        pid,
+        born="2023-01-10",
+        gender="female",
+        given="Aino",
+        family="Virtanen",
+        onset="2023-02-20",
+        as_of_day=30,
+        classifications=["congenital-ns"],
+        note="Girl nephrotic at 41 days of age (UPCR 900 mg/mmol, albumin 9 g/L): congenital nephrotic syndrome; "
+        "no steroid-response category, genetic testing and referral proposed, no immunosuppression",
+    )
+    s.body(0, 4.1, 54).labs(0, upcr=900, albumin=9, creatinine=28)
+    s.condition("NS", 0, note="Generalised oedema from the first weeks of life.")
+    s.labs(14, upcr=950, albumin=10).labs(28, upcr=880, albumin=11, creatinine=30)
+    return s
+
+
+def secondary_lupus(pid: str = "lupus-sara") -> Story:
+    s = Story(
+        "secondary-ns-suspected",
+        pid,
+        born="2009-06-02",
+        gender="female",
+        given="Sara",
+        family="Okafor",
+        onset="2023-04-03",
+        as_of_day=60,
+        classifications=["secondary-ns-suspected", "ssns"],
+        note="13-year-old girl with lupus nephritis on record from day 10 (kidney biopsy); prednisolone 60 mg/day, "
+        "complete remission on day 21: steroid-sensitive, but assuming primary disease; treat the cause",
+    )
+    s.body(0, 45, 155).labs(0, upcr=560, albumin=19, creatinine=52).dipstick(0, "4+")
+    s.condition("NS", 0, status="remission")
+    s.condition("lupus nephritis", 10, note="Kidney biopsy: lupus nephritis class V")
+    initial_course(s)
+    s.labs(14, upcr=90, albumin=27).labs(21, upcr=15, albumin=33).labs(49, upcr=10, albumin=38)
+    return s
+
+
+def cni_intolerant(pid: str = "cnii-noor") -> Story:
+    s = Story(
+        "cni-intolerant",
+        pid,
+        born="2016-03-11",
+        gender="female",
+        given="Noor",
+        family="Bakker",
+        onset="2022-11-07",
+        as_of_day=150,
+        classifications=["srns-initial", "cni-responsive", "cni-intolerant"],
+        findings=["cni-nephrotoxicity"],
+        note="6-year-old girl; SRNS at day 28; cyclosporine from day 42 with partial then complete remission; "
+        "creatinine 35 umol/L before it, 48 on day 98 and 50 on day 112; cyclosporine stopped on day 120 for "
+        "nephrotoxicity (status reason: suspected intolerance): CNI-intolerant, multidrug option proposed",
+    )
+    s.body(0, 21, 117).labs(0, upcr=680, albumin=14, creatinine=33).dipstick(0, "4+")
+    s.condition("childhood NS", 0)
+    daily = per_m2(60, s.height, s.weight, cap=60)
+    s.taking("prednisolone", 0, 41, daily, why=f" (60 mg/m2/day, BSA {bsa(s.height, s.weight):.2f} m2)")
+    s.labs(14, upcr=700, albumin=13).labs(28, upcr=620, albumin=14, creatinine=34)
+    s.ordered("lisinopril", 30, None, 2.5, why=" (supportive: antiproteinuric)")
+    s.creatinine(40, 35)
+    dose = per_m2(85, s.height, s.weight, step=5)
+    why = f" ({2 * dose:g} mg/day = {2 * dose / bsa(s.height, s.weight):.0f} mg/m2/day in 2 doses)"
+    s.stopped("cyclosporine", 42, 120, dose, "Stopped for nephrotoxicity (creatinine rising)", per_day=2, why=why)
+    for n, upcr, albumin in ((56, 170, 27), (70, 60, 31), (84, 15, 34), (112, 12, 37), (140, 14, 36)):
+        s.labs(n, upcr=upcr, albumin=albumin)
+    for n, trough in ((49, 100), (70, 110), (98, 115)):
+        s.level("cyclosporine", n, trough)
+    s.creatinine(70, 38).creatinine(98, 48).creatinine(112, 50).creatinine(140, 41)
+    return s
+
+
+def relapsing_on_cni(pid: str = "rcni-kenji") -> Story:
+    s = Story(
+        "relapsing-on-cni",
+        pid,
+        born="2017-02-08",
+        gender="male",
+        given="Kenji",
+        family="Sato",
+        onset="2022-09-05",
+        as_of_day=420,
+        classifications=["ssns", "infrequent-relapse", "relapsing-on-cni"],
+        note="5-year-old boy; steroid-sensitive; cyclosporine from day 90 (in remission, steroid-sparing); "
+        "relapses on days 200 and 330, each on cyclosporine for more than 3 months: relapsing on a calcineurin "
+        "inhibitor, the multidrug option (tacrolimus, mizoribine, prednisolone) is proposed",
+    )
+    s.body(0, 19, 110).labs(0, upcr=610, albumin=16, creatinine=27).dipstick(0, "4+")
+    s.condition("childhood NS", 0, status="relapse")
+    initial_course(s)
+    s.labs(10, upcr=12, albumin=29).labs(42, upcr=9, albumin=37).labs(84, upcr=8, albumin=40)
+    dose = per_m2(75, s.height, s.weight, step=5)
+    s.taking("cyclosporine", 90, None, dose, per_day=2, why=f" ({2 * dose:g} mg/day in 2 doses)")
+    for first, remission in ((200, 210), (330, 340)):
+        s.dipsticks(first, ["3+", "3+", "3+"])
+        s.labs(first + 2, upcr=380, albumin=26)
+        relapse_course(s, first + 3, remission)
+        s.labs(remission, upcr=14, albumin=33)
+    s.labs(400, upcr=9, albumin=39)
+    return s
+
+
+def thromboembolism(pid: str = "rvt-milan") -> Story:
+    s = Story(
+        "thromboembolism",
+        pid,
+        born="2018-11-23",
+        gender="male",
+        given="Milan",
+        family="Novak",
+        onset="2023-06-12",
+        as_of_day=60,
+        classifications=["ssns"],
+        findings=["thromboembolism"],
+        note="4-year-old boy; steroid-sensitive; renal vein thrombosis on day 6 (haematuria, Doppler) while "
+        "nephrotic: venous thromboembolism",
+    )
+    s.body(0, 17, 103).labs(0, upcr=720, albumin=12, creatinine=30).dipstick(0, "4+")
+    s.condition("childhood NS", 0, status="remission")
+    s.condition("renal vein thrombosis", 6, note="Doppler ultrasound: left renal vein thrombosis")
+    initial_course(s)
+    s.labs(12, upcr=14, albumin=27).labs(42, upcr=8, albumin=38)
+    return s
+
+
+def serious_infection(pid: str = "inf-lina") -> Story:
+    s = Story(
+        "serious-infection",
+        pid,
+        born="2019-04-30",
+        gender="female",
+        given="Lina",
+        family="Haddad",
+        onset="2023-08-07",
+        as_of_day=42,
+        classifications=["srns-initial"],
+        findings=["serious-infection"],
+        note="4-year-old girl (16 kg) on full-dose prednisolone 40 mg/day (2.5 mg/kg/day); pneumonia from day 16; still nephrotic "
+        "at day 28: steroid-resistant, but possibly pseudo-refractory (active infection)",
+    )
+    s.body(0, 16, 100).labs(0, upcr=700, albumin=13, creatinine=24).dipstick(0, "4+")
+    s.condition("childhood NS", 0)
+    daily = per_m2(60, s.height, s.weight, cap=60)
+    s.taking("prednisolone", 0, 41, daily, why=f" (60 mg/m2/day, BSA {bsa(s.height, s.weight):.2f} m2)")
+    s.condition("pneumonia", 16, note="Right lower lobe pneumonia, admitted for IV antibiotics")
+    for n, upcr, albumin in ((7, 650, 14), (14, 560, 15), (21, 500, 15), (28, 420, 16), (35, 400, 17)):
+        s.labs(n, upcr=upcr, albumin=albumin)
+    return s
+
+
 STORIES: list[Callable[[], Story]] = [
     ssns,
     late_responder,
@@ -1171,6 +1355,12 @@ STORIES: list[Callable[[], Story]] = [
     lambda: sdns("sdns-cpa-mia", cyclophosphamide=True),
     taper_order,
     dose_range,
+    congenital,
+    secondary_lupus,
+    cni_intolerant,
+    relapsing_on_cni,
+    thromboembolism,
+    serious_infection,
 ]
 URN_BUNDLES = {"late-responder"}  # every entry a urn:uuid fullUrl, references to the Patient by urn:uuid
 # The cohort: five of the phenotypes again, as other patients, in one bulk export.

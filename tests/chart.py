@@ -91,6 +91,7 @@ class Chart:
         single: bool = False,
         route: str | None = None,
         high_mg: float | None = None,
+        stopped_for_adverse_effect: bool = False,
     ) -> Chart:
         self.facts.exposures.append(
             DrugExposure(
@@ -105,6 +106,7 @@ class Chart:
                 route,
                 single,
                 daily_dose_high=high_mg,
+                stopped_for_adverse_effect=stopped_for_adverse_effect,
             )
         )
         return self

@@ -11,7 +11,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import date, timedelta
 
-from fhir_ns.catalogue import info
 from fhir_ns.rules.classify import REFRACTORY, refractory_reading
 from fhir_ns.rules.result import Classification, Finding, PatientResult
 from fhir_ns.timeline.timeline import DrugCourse, Timeline
@@ -89,7 +88,7 @@ def _cni_intolerant(tl: Timeline, result: PatientResult) -> None:
                 result,
                 stop,
                 f"{drugs} from {course.start} stopped on {stop}, {(stop - finding.since).days} days after "
-                f"{info(finding.code).display.lower()} of {finding.since} (within {spec.stopped_within_days} days): "
+                f"{finding.code.replace('-', ' ')} of {finding.since} (within {spec.stopped_within_days} days): "
                 f"{finding.reason}",
                 [*(e.source for e in course.exposures), *finding.evidence],
             )

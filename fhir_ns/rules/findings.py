@@ -134,6 +134,8 @@ def _cni_stopped_early(tl: Timeline, result: PatientResult, _: object) -> None:
     for course in tl.cni_courses():
         if course.end is None or course.end >= tl.as_of:
             continue
+        if any(e.stopped_for_adverse_effect for e in course.exposures):
+            continue  # stopped for toxicity: intolerance (cni-intolerant), not a premature stop
         days = (course.end - course.start).days + 1
         if days >= minimum:
             continue
