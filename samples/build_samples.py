@@ -1201,6 +1201,27 @@ def congenital(pid: str = "congenital-aino") -> Story:
     return s
 
 
+def infantile(pid: str = "infantile-ruben") -> Story:
+    s = Story(
+        "infantile-ns",
+        pid,
+        born="2022-11-15",
+        gender="male",
+        given="Ruben",
+        family="Costa",
+        onset="2023-07-17",
+        as_of_day=60,
+        classifications=["infantile-ns", "ssns"],
+        note="Boy nephrotic at 8 months of age (UPCR 640 mg/mmol, albumin 15 g/L): infantile nephrotic syndrome; "
+        "prednisolone 60 mg/m2/day, complete remission on day 12: steroid-sensitive; genetic testing first",
+    )
+    s.body(0, 8.5, 70).labs(0, upcr=640, albumin=15, creatinine=20).dipstick(0, "4+")
+    s.condition("NS", 0, status="remission")
+    initial_course(s)
+    s.labs(12, upcr=16, albumin=27).labs(42, upcr=9, albumin=36)
+    return s
+
+
 def secondary_lupus(pid: str = "lupus-sara") -> Story:
     s = Story(
         "secondary-ns-suspected",
@@ -1356,6 +1377,7 @@ STORIES: list[Callable[[], Story]] = [
     taper_order,
     dose_range,
     congenital,
+    infantile,
     secondary_lupus,
     cni_intolerant,
     relapsing_on_cni,
