@@ -370,3 +370,16 @@ def test_thrombosis_and_secondary_causes_are_recognised_in_snomed_ct_and_icd_10_
     assert "venous-thromboembolism" in concepts["Condition/c1"] and "venous-thromboembolism" in concepts["Condition/c2"]
     assert "hepatitis-b" in concepts["Condition/c3"] and "lupus-nephritis" in concepts["Condition/c4"]
     assert {"varicella-zoster", "infection"} <= concepts["Condition/c5"]
+
+
+def test_an_infection_over_before_a_later_refractory_category_does_not_make_that_one_pseudo_refractory():
+    """Active at week 4 (srns-initial) but abated before the CNI's 6 months end (cni-resistant)."""
+    chart = steroid_resistant_child().condition({"infection", "pneumonia"}, 20, abated=40)
+    chart.drug("cyclosporine", 45, None, 160, basis="mg/m2")
+    for n in range(60, 240, 30):
+        chart.upcr(n, 400).albumin(n, 20)
+    result = chart.evaluate(240)
+    srns, resistant = result.first("srns-initial"), result.first("cni-resistant")
+    assert srns is not None and "possible pseudo-refractory" in srns.reason
+    assert resistant is not None and "pseudo-refractory" not in resistant.reason
+    assert not any("pseudo-refractory" in n for n in plan(result, "cni-resistant").notes)

@@ -24,7 +24,6 @@ def review(tl: Timeline, result: PatientResult) -> None:
     """Add `cni-intolerant`; say in each category what a secondary cause, the histology, an infection or
     non-adherence, and a monogenic finding mean for it."""
     _cni_intolerant(tl, result)
-    readings = [sentence for sentence, _ in refractory_reading(tl, result.classifications)]
     monogenic = [f for f in result.findings if f.code == "monogenic-disease"]
     secondary = result.first("secondary-ns-suspected")
     updated = []
@@ -32,8 +31,9 @@ def review(tl: Timeline, result: PatientResult) -> None:
         extra: list[str] = []
         evidence: list[str] = []
         if c.code in REFRACTORY:
-            extra += readings
-            evidence += [source for _, source in refractory_reading(tl, [c])]
+            for sentence, source in refractory_reading(tl, [c]):  # a trigger counts when active on c's date
+                extra.append(sentence)
+                evidence.append(source)
             for f in monogenic:
                 extra.append(f"monogenic disease: {f.reason}")
                 evidence += f.evidence
@@ -54,7 +54,7 @@ def plan_notes(tl: Timeline, result: PatientResult, trigger: Classification | No
     """The notes a plan carries for its trigger: true or pseudo-refractory, monogenic disease."""
     if trigger is None or trigger.code not in REFRACTORY:
         return []
-    notes = [s[0].upper() + s[1:] + "." for s, _ in refractory_reading(tl, result.classifications)]
+    notes = [s[0].upper() + s[1:] + "." for s, _ in refractory_reading(tl, [trigger])]
     notes += [
         f"Monogenic disease since {f.since}: {f.reason}." for f in result.findings if f.code == "monogenic-disease"
     ]
