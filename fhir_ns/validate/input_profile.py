@@ -10,12 +10,13 @@ plausible range for.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterator
 from typing import Any
 
 from fhir_ns.fhir.extract import READ_TYPES, FactCollector
 from fhir_ns.fhir.problems import Problem
 from fhir_ns.fhir.reader import Entry
+from fhir_ns.fhir.store import SpillLimit
 from fhir_ns.terminology import ATC, Terminology
 
 LOINC = "http://loinc.org"
@@ -24,18 +25,31 @@ DRUG_SYSTEMS = {RXNORM: "RxNorm", ATC: "ATC"}
 MEDICATION_USE = ("MedicationStatement", "MedicationRequest", "MedicationAdministration")
 
 
-def check_input(entries: Iterable[Entry], terminology: Terminology) -> list[Problem]:
-    """The classifier's problems with the entries, then this layer's own."""
-    problems: list[Problem] = []
-    collector = FactCollector(terminology, problems)
-    extra: list[Problem] = []
-    for entry in entries:
-        collector.add(entry)
+class InputProfile:
+    """Entries are added one at a time as they are read; `finish` then gives the classifier's problems with
+    them (which it can only tell once every patient's records are in), `add` this layer's own at once."""
+
+    def __init__(self, terminology: Terminology, spill: SpillLimit | None = None) -> None:
+        self.terminology = terminology
+        self.problems: list[Problem] = []
+        self.collector = FactCollector(terminology, self.problems, spill)
+
+    def add(self, entry: Entry) -> list[Problem]:
+        """Read one entry as the classifier does; this layer's own problems with it."""
+        self.collector.add(entry)
         if entry.resource.get("resourceType") in READ_TYPES:
-            extra.extend(_extra(entry, terminology))
-    for patient in collector.patients():
-        problems.extend(patient.problems)
-    return problems + extra
+            return _extra(entry, self.terminology)
+        return []
+
+    def finish(self) -> Iterator[Problem]:
+        """The classifier's problems: those of the input as a whole, then each patient's, one patient at a time."""
+        patients = self.collector.each_patient()
+        first = next(patients, None)  # once the first patient is assembled, the input's own problems are all said
+        yield from self.problems
+        if first is not None:
+            yield from first.problems
+        for patient in patients:
+            yield from patient.problems
 
 
 def _extra(entry: Entry, term: Terminology) -> list[Problem]:
