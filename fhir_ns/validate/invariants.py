@@ -17,7 +17,7 @@ without changing a verdict:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -28,7 +28,7 @@ from fhirpathpy.models import models
 from fhirpathpy.parser import parse
 
 from fhir_ns.fhir.problems import Severity
-from fhir_ns.validate.elements import Node
+from fhir_ns.validate.elements import Node, visit
 from fhir_ns.validate.issues import Issue
 from fhir_ns.validate.native import NATIVE, Defer, Model, Native, has_value, model
 from fhir_ns.validate.spec import Invariant, Spec
@@ -67,8 +67,8 @@ class CompiledInvariant:
         except Defer:
             return None
 
-    def can_fail(self, node: Node) -> bool:
-        value = node.value
+    def can_fail(self, value: Any) -> bool:
+        """False where the invariant cannot fail on this element's value (so it need not be evaluated)."""
         if self.invariant.context == "Element":  # nothing but (at most) an id
             return isinstance(value, dict) and (not value or (len(value) == 1 and "id" in value))
         if self.vacuous_unless is None or not isinstance(value, dict):
@@ -109,16 +109,46 @@ def compiled(spec_version: str, model_name: str, invariants: tuple[Invariant, ..
     return out
 
 
-def check_invariants(nodes: Sequence[Node], spec: Spec) -> list[Issue]:
-    """Evaluate every invariant whose context is a node's element path or type."""
-    by_context = compiled(spec.version, FHIRPATH_MODEL_NAME[spec.version], tuple(spec.invariants))
+_BY_SPEC: dict[int, tuple[Spec, Compiled]] = {}
+
+
+def for_spec(spec: Spec) -> Compiled:
+    """The compiled invariants of a spec (`compiled`, without hashing every invariant on each call)."""
+    found = _BY_SPEC.get(id(spec))
+    if found is None or found[0] is not spec:
+        found = _BY_SPEC[id(spec)] = (
+            spec,
+            compiled(spec.version, FHIRPATH_MODEL_NAME[spec.version], tuple(spec.invariants)),
+        )
+    return found[1]
+
+
+def check_invariants(resource: dict[str, Any], spec: Spec) -> list[Issue]:
+    """Evaluate every invariant whose context is an element's path or type, at every element of the resource
+    (`elements.visit`); a Node is made only where an invariant can fail. Primitive values are visited only if
+    an invariant other than those of `Element` (which look at objects only, see `can_fail`) applies to them."""
+    by_context = for_spec(spec)
     issues: list[Issue] = []
-    for node in nodes:
-        for rule in by_context.applicable(node.contexts):
-            if rule.can_fail(node):
+    primitives = any(rule.invariant.context != "Element" for rule in by_context.applicable(("Element",)))
+
+    def on_node(
+        path: str,
+        element: str,
+        type_path: str,
+        contexts: tuple[str, ...],
+        value: Any,
+        res: dict[str, Any],
+        root: dict[str, Any],
+    ) -> None:
+        node = None
+        for rule in by_context.applicable(contexts):
+            if rule.can_fail(value):
+                node = node or Node(path, element, type_path, contexts, value, res, root)
                 issue = evaluate(rule, node)
                 if issue:
                     issues.append(issue)
+
+    visit(resource, spec, on_node, primitives)
     return issues
 
 

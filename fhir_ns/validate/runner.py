@@ -205,10 +205,8 @@ class Validator:
         value = doc.value
         issues: list[Issue] = []
         if proven:
-            with self._timed("binding"):
-                nodes = walk(value, self.spec)
             with self._timed("invariant"):
-                issues += check_invariants(nodes, self.spec)
+                issues += check_invariants(value, self.spec)
             with self._timed("output-profile"):
                 issues += check_output(value, self.rulesets)
             self._place(doc.report, doc.label, value, doc.base, issues, 1)
@@ -229,7 +227,7 @@ class Validator:
         with self._timed("structure"):
             issues += self._other_version(value, issues)
         with self._timed("invariant"):
-            issues += check_invariants(nodes, self.spec)
+            issues += check_invariants(value, self.spec)
         with self._timed("output-profile"):
             issues += check_output(value, self.rulesets)
         self._place(doc.report, doc.label, value, doc.base, issues, 1)
