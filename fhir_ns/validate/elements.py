@@ -41,13 +41,20 @@ def walk(resource: dict[str, Any], spec: Spec) -> list[Node]:
     return out
 
 
-def visit(resource: dict[str, Any], spec: Spec, on_node: Visitor, primitives: bool = True) -> None:
+# Whether the objects of an element (base, key), and everything in them, may be left out of a visit
+Prune = Callable[[str, str], bool]
+
+
+def visit(
+    resource: dict[str, Any], spec: Spec, on_node: Visitor, primitives: bool = True, prune: Prune | None = None
+) -> None:
     """Hand every node of a resource to `on_node` in the order of `walk`, without making Nodes of them;
-    not the primitive values (strings, numbers, booleans; `_name` objects are elements) unless `primitives`."""
-    _Walker(_paths(spec), on_node, primitives).resource(resource, "", resource)
+    not the primitive values (strings, numbers, booleans; `_name` objects are elements) unless `primitives`,
+    nor the objects of elements that `prune` says may be left out."""
+    _Walker(element_paths(spec), on_node, primitives, prune).resource(resource, "", resource)
 
 
-class _Paths:
+class ElementPaths:
     """Element paths and types under a base, worked out once per version (they are the same in every resource)."""
 
     def __init__(self, spec: Spec) -> None:
@@ -76,13 +83,13 @@ class _Paths:
         return found
 
 
-_PATHS: dict[str, _Paths] = {}
+_PATHS: dict[str, ElementPaths] = {}
 
 
-def _paths(spec: Spec) -> _Paths:
+def element_paths(spec: Spec) -> ElementPaths:
     found = _PATHS.get(spec.version)
     if found is None or found.spec is not spec:
-        found = _PATHS[spec.version] = _Paths(spec)
+        found = _PATHS[spec.version] = ElementPaths(spec)
     return found
 
 
@@ -90,10 +97,11 @@ _ELEMENT = ("Element",)
 
 
 class _Walker:
-    def __init__(self, paths: _Paths, on_node: Visitor, primitives: bool) -> None:
+    def __init__(self, paths: ElementPaths, on_node: Visitor, primitives: bool, prune: Prune | None) -> None:
         self.paths = paths
         self.on_node = on_node
         self.primitives = primitives
+        self.prune = prune
 
     def resource(self, res: dict[str, Any], loc: str, root: dict[str, Any]) -> None:
         rtype = res.get("resourceType")
@@ -120,8 +128,10 @@ class _Walker:
             path, typ, contexts, child_base = self.paths.child(base, key)
             many = isinstance(value, list)
             objects = any(isinstance(item, dict) for item in value) if many else isinstance(value, dict)
+            if objects and self.prune is not None and typ != "Resource" and self.prune(base, key):
+                objects = False
             if not (objects or self.primitives or typ == "Resource"):
-                continue  # nothing but primitive values here
+                continue  # nothing but primitive values here, or nothing wanted in the objects
             for i, item in enumerate(value if many else [value]):
                 if typ == "Resource":
                     if isinstance(item, dict):
@@ -130,6 +140,8 @@ class _Walker:
                         self.resource(item, where, root if key == "contained" else item)
                     continue
                 if isinstance(item, dict):
+                    if not objects:
+                        continue
                     where = join(loc, f"{key}[{i}]" if many else key)
                     on_node(where, path, child_base, contexts, item, resource, root)
                     self.children(item, child_base, where, resource, root)

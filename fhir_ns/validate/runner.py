@@ -27,7 +27,7 @@ from fhir_ns.validate.bindings import check_bindings
 from fhir_ns.validate.elements import walk
 from fhir_ns.validate.fastcheck import proves_clean
 from fhir_ns.validate.input_profile import InputProfile
-from fhir_ns.validate.invariants import check_invariants
+from fhir_ns.validate.invariants import NOT_PLAIN, check_invariants
 from fhir_ns.validate.issues import LAYERS, Issue, Layer, join
 from fhir_ns.validate.other_version import other_version_words
 from fhir_ns.validate.output_profile import check_output
@@ -82,6 +82,7 @@ class _Document:
     label: str  # "" for a whole file, "line 4" for an NDJSON line
     value: dict[str, Any]
     base: str  # Bundle, Observation ...
+    text: bytes  # its JSON text
 
 
 class Validator:
@@ -165,7 +166,7 @@ class Validator:
                 if not isinstance(value, dict) or not isinstance(value.get("resourceType"), str):
                     return
         assert isinstance(value, dict)
-        doc = _Document(report, label, value, value["resourceType"])
+        doc = _Document(report, label, value, value["resourceType"], data)
         report.resources += _count(value)
         self._per_document(doc, proven)
         with self._timed("input-profile"):
@@ -206,7 +207,7 @@ class Validator:
         issues: list[Issue] = []
         if proven:
             with self._timed("invariant"):
-                issues += check_invariants(value, self.spec)
+                issues += check_invariants(value, self.spec, plain=not NOT_PLAIN.search(doc.text))
             with self._timed("output-profile"):
                 issues += check_output(value, self.rulesets)
             self._place(doc.report, doc.label, value, doc.base, issues, 1)
