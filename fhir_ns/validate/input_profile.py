@@ -11,8 +11,13 @@ plausible range for.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import suppress
 from typing import Any
 
+import msgspec
+import orjson
+
+from fhir_ns.fhir import shapes
 from fhir_ns.fhir.extract import READ_TYPES, FactCollector
 from fhir_ns.fhir.problems import Problem
 from fhir_ns.fhir.reader import Entry
@@ -34,12 +39,23 @@ class InputProfile:
         self.problems: list[Problem] = []
         self.collector = FactCollector(terminology, self.problems, spill)
 
-    def add(self, entry: Entry) -> list[Problem]:
-        """Read one entry as the classifier does; this layer's own problems with it."""
-        self.collector.add(entry)
-        if entry.resource.get("resourceType") in READ_TYPES:
-            return _extra(entry, self.terminology)
-        return []
+    def add(self, entry: Entry, text: bytes | None = None) -> list[Problem]:
+        """Read one entry as the classifier does; this layer's own problems with it. `text`: the resource's JSON
+        text as orjson writes it, if the caller has it (decoding it typed costs less than converting the dict)."""
+        rtype = entry.resource.get("resourceType")
+        if rtype not in READ_TYPES:
+            self.collector.add(entry)
+            return []
+        shaped = None
+        if text is not None:
+            with suppress(msgspec.DecodeError, msgspec.ValidationError):  # then the dict is read as `add` reads it
+                shaped = shapes.decode(text)
+        if shaped is None:
+            self.collector.add(entry)
+        else:  # what `add` files for the dict: its shape, and its text with sorted keys
+            raw = orjson.dumps(entry.resource, option=orjson.OPT_SORT_KEYS)
+            self.collector.add(Entry(shaped, entry.location, entry.full_url, raw))
+        return _extra(entry, self.terminology)
 
     def finish(self) -> Iterator[Problem]:
         """The classifier's problems: those of the input as a whole, then each patient's, one patient at a time."""

@@ -144,7 +144,7 @@ def check_invariants(resource: dict[str, Any], spec: Spec, plain: bool = False) 
     an invariant other than those of `Element` (which look at objects only, see `can_fail`) applies to them.
 
     `plain`: the caller knows that the resource has no extensions (no `extension`, `modifierExtension` or
-    `_name` element) and no object that is empty or holds nothing but an id (`PLAIN` says so of its JSON
+    `_name` element) and no object that is empty or holds nothing but an id (`is_plain` says so of its JSON
     text), so `Element`'s invariants cannot fail anywhere; the elements where no other invariant can apply,
     in them or under them (Coding, Meta, most of a resource), are then not visited at all.
     """
@@ -216,9 +216,18 @@ class _Pruner:
 
 
 _EXTENSIONS = ("extension", "modifierExtension")
-# Anything in a resource's JSON text (as orjson writes it) that could be an extension or an object with nothing
-# but an id: a text without any is `plain` for check_invariants (a match in a string only costs the pruning)
-NOT_PLAIN = re.compile(rb'\{\}|\{"id":"(?:[^"\\]|\\.)*"\}|"_|"extension"|"modifierExtension"')
+_ID_ONLY = re.compile(rb'\{"id":"(?:[^"\\]|\\.)*"\}')
+
+
+def is_plain(text: bytes) -> bool:
+    """Whether a resource's JSON text, as orjson writes it, shows no extension (`extension`, `modifierExtension`,
+    `_name`) and no object that is empty or holds nothing but an id: then it is `plain` for check_invariants.
+    (The same text in a string only costs the pruning.)"""
+    if b"{}" in text or b'"_' in text or b'"extension"' in text or b'"modifierExtension"' in text:
+        return False
+    return b'{"id":' not in text or _ID_ONLY.search(text) is None
+
+
 _PRUNERS: dict[int, tuple[Spec, _Pruner]] = {}
 
 

@@ -9,6 +9,7 @@ with how issues about it are named (`line 4 Observation/o1`), for the input prof
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,7 +20,8 @@ from fhir_ns.validate.issues import Issue
 
 SEVERITIES: tuple[Severity, ...] = ("fatal", "error", "warning", "information")
 ORDER = {s: i for i, s in enumerate(SEVERITIES)}
-_BATCH = 20_000  # rows kept in memory before they are written
+_BATCH = 20_000
+_ASCII_DIGITS = re.compile("[0-9]+")  # rows kept in memory before they are written
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +146,11 @@ def _key(number: int | None) -> int:
 def _group_order(group: str) -> tuple[int, int]:
     """The file itself and the Bundle first, then entries (or NDJSON lines) in their order (by the first
     number in the group's name; ties by the name)."""
-    digits = "".join(c if c.isdigit() else " " for c in group).split()
+    if group.isascii():
+        first = _ASCII_DIGITS.search(group)
+        digits = [first.group()] if first else []
+    else:  # str.isdigit, as the text output has always read them
+        digits = "".join(c if c.isdigit() else " " for c in group).split()
     if not digits:
         return (0, 0)
     return (1, int(digits[0]) if len(digits[0]) <= 18 else 10**18)  # a line or entry number is never that long
