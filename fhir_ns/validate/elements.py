@@ -61,6 +61,7 @@ class ElementPaths:
         self.spec = spec
         self.children: dict[tuple[str, str], tuple[str, str | None, tuple[str, ...], str]] = {}
         self.lineages: dict[str, tuple[str, ...]] = {}
+        self.skipped: dict[Prune, dict[tuple[str, str], bool]] = {}  # by prune: elements left out whatever they hold
 
     def child(self, base: str, key: str) -> tuple[str, str | None, tuple[str, ...], str]:
         """(element path, its type, the contexts and the base of its children when it is an object)."""
@@ -102,6 +103,9 @@ class _Walker:
         self.on_node = on_node
         self.primitives = primitives
         self.prune = prune
+        # a visit of objects only, pruned: the elements left out whatever their values (pruned, or of a primitive
+        # type, so holding no object that is not pruned), known from the element alone
+        self.skipped = paths.skipped.setdefault(prune, {}) if prune is not None and not primitives else None
 
     def resource(self, res: dict[str, Any], loc: str, root: dict[str, Any]) -> None:
         rtype = res.get("resourceType")
@@ -114,7 +118,14 @@ class _Walker:
         self, obj: dict[str, Any], base: str, loc: str, resource: dict[str, Any], root: dict[str, Any]
     ) -> None:
         on_node = self.on_node
+        skipped = self.skipped
         for key, value in obj.items():
+            if skipped is not None:
+                skip = skipped.get((base, key))
+                if skip is None:
+                    skip = skipped[(base, key)] = self._left_out(base, key)
+                if skip:
+                    continue
             if key == "resourceType":
                 continue
             if key.startswith("_"):  # a primitive's id and extensions
@@ -148,3 +159,9 @@ class _Walker:
                 elif self.primitives:
                     where = join(loc, f"{key}[{i}]" if many else key)
                     on_node(where, path, typ or "", _ELEMENT, item, resource, root)
+
+    def _left_out(self, base: str, key: str) -> bool:
+        """Whether a visit of objects only leaves the element (base, key) out, whatever it holds."""
+        if key == "resourceType" or key.startswith("_") or self.prune is None:
+            return key == "resourceType"
+        return self.paths.child(base, key)[1] != "Resource" and self.prune(base, key)
