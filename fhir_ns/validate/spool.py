@@ -20,8 +20,8 @@ from fhir_ns.validate.issues import Issue
 
 SEVERITIES: tuple[Severity, ...] = ("fatal", "error", "warning", "information")
 ORDER = {s: i for i, s in enumerate(SEVERITIES)}
-_BATCH = 20_000
-_ASCII_DIGITS = re.compile("[0-9]+")  # rows kept in memory before they are written
+_BATCH = 2_000  # rows kept in memory before they are written
+_ASCII_DIGITS = re.compile("[0-9]+")
 
 
 @dataclass(frozen=True, slots=True)
