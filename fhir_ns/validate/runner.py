@@ -1,7 +1,9 @@
-"""Run the layers over files: each document through layers 1-4 and 6, all entries together through 5.
+"""Run the layers over files, one document (a file, or an NDJSON line) at a time: each through layers 1-4 and
+6, its entries into layer 5, whose problems come once every file is read. What is found goes to the Spool.
 
 Every layer runs on every document even when an earlier one found errors; only a document that
-cannot be parsed (or is too deep to walk safely) stops after layer 1.
+cannot be parsed (or is too deep to walk safely) stops after layer 1. A document proven clean for layers
+1-3 (`Validator._proven`) goes straight to layer 4.
 """
 
 from __future__ import annotations
@@ -182,7 +184,7 @@ class Validator:
         Layer 1 is proven by the text being exactly what orjson writes for what it reads (so no key twice,
         no byte order mark, no odd encoding), with no integer longer than layer 1 allows, of a known type;
         the strict schema of fastcheck.py refuses nulls, empty arrays and deep nesting besides proving
-        layers 2 and 3. Bundles are not: their entries are validated one by one.
+        layers 2 and 3. Not a Bundle, which goes through the layers (their Bundle-wide checks read it whole).
         """
         if _LONG_DIGITS in data.translate(_ZEROED):
             return None
