@@ -122,16 +122,22 @@ class _TreeRss:
         return self.peak_kb
 
 
-def run_cli(args: list[str], repeat: int = 1) -> tuple[float, int, int, str]:
+def run_cli(args: list[str], repeat: int = 1, env: dict[str, str] | None = None) -> tuple[float, int, int, str]:
     """fhir-ns as a user runs it: (seconds, peak RSS of the largest process in KiB, summed tree peak, stderr
-    tail), of the fastest of `repeat` runs."""
-    return min((_run_cli(args) for _ in range(repeat)), key=lambda run: run[0])
+    tail), of the fastest of `repeat` runs; `env`: variables to set for it (PYTHONPATH for another checkout)."""
+    return min((_run_cli(args, env) for _ in range(repeat)), key=lambda run: run[0])
 
 
-def _run_cli(args: list[str]) -> tuple[float, int, int, str]:
+def _run_cli(args: list[str], env: dict[str, str] | None = None) -> tuple[float, int, int, str]:
     with tempfile.TemporaryFile() as err:
         started = time.perf_counter()
-        proc = subprocess.Popen(_python_module("fhir_ns", *args), stdout=subprocess.DEVNULL, stderr=err)
+        proc = subprocess.Popen(
+            _python_module("fhir_ns", *args),
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            env={**os.environ, **env} if env else None,
+            cwd=env.get("PYTHONPATH") if env else None,  # `-m` looks in the working directory first
+        )
         sampler = _TreeRss(proc.pid)
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - started
@@ -294,6 +300,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profile", action="store_true", help="print a cProfile of classify on the smallest cohort")
     parser.add_argument("--json", type=Path, help="also write the rows to this file")
     parser.add_argument(
+        "--validate",
+        action="store_true",
+        help="instead, time fhir-ns validate on the cohorts' NDJSON joined in one file and in one Bundle",
+    )
+    parser.add_argument(
+        "--before", type=Path, help="--validate: also run the validate of the checkout in DIR on the smallest cohort"
+    )
+    parser.add_argument(
         "--findings",
         action="store_true",
         help="instead of timing, print the share of patients with each finding and classification",
@@ -324,6 +338,17 @@ def main(argv: list[str] | None = None) -> None:
             print(report(cohorts[size], args.as_of), flush=True)
         return
     print(HEADER, flush=True)
+    if args.validate:
+        from bench.validate_bench import measure as measure_validate
+
+        def add(row: Row) -> None:
+            results.rows.append(row)
+            print(row, flush=True)
+
+        measure_validate(cohorts, args, add)
+        if args.json:
+            args.json.write_bytes(orjson.dumps([_row(r) for r in results.rows], option=orjson.OPT_INDENT_2))
+        return
     for size in sizes:
         measure(size, cohorts[size], args, results)
     print(ratios(results, sizes, args.jobs), flush=True)

@@ -137,7 +137,7 @@ def invariant_costs(files: list[Path], resources: int) -> None:
     for path in files:
         for node in walk(orjson.loads(path.read_bytes()), spec):
             for rule in rules.applicable(node.contexts):
-                if not rule.can_fail(node):
+                if not rule.can_fail(node.value):
                     continue
                 key = rule.invariant.key
                 start = time.perf_counter()

@@ -235,6 +235,15 @@ def resource_variants(resource: dict[str, Any]) -> Iterator[dict[str, Any]]:
     no_text["text"] = {"status": "generated"}
     no_text["identifier"] = [{"resourceType": "Observation", "value": "x"}]  # a datatype claiming to be a resource
     yield no_text
+    bounds = copy.deepcopy(resource)  # ranges without bounds, periods ending before they start, negative periods
+    bounds["referenceRange"] = [{"type": {"text": "normal"}}, {"text": "x"}, {"_text": {"id": "t"}}]
+    bounds["effectivePeriod"] = {"start": "2013-05-02", "end": "2013-04"}
+    bounds["dosage"] = [
+        {"timing": {"repeat": {"period": -1, "boundsPeriod": {"start": "2013-05-02", "end": "2013-04-30"}}}},
+        {"timing": {"repeat": {"period": 2, "periodUnit": "d", "boundsPeriod": {"start": "2013", "end": "2014"}}}},
+        {"timing": {"repeat": {"period": "1", "_period": {"id": "p"}, "boundsPeriod": {"_start": {"id": "s"}}}}},
+    ]
+    yield bounds
 
 
 def all_documents(files: list[Path]) -> Iterator[dict[str, Any]]:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
-import orjson
 
 from fhir_ns.cli.options import load_config
 from fhir_ns.errors import INPUT_SKIPPED, OK, USAGE
@@ -36,11 +37,17 @@ def validate(
     result = Validator(version, config.terminology, config.rulesets).validate(list(paths))  # type: ignore[arg-type]
     if is_strict:
         strict(result)
+    out = sys.stdout.buffer
     if fmt == "json":
-        click.echo(orjson.dumps(bundle(result), option=orjson.OPT_INDENT_2).decode())
+        for piece in bundle(result):
+            out.write(piece)
+        out.write(b"\n")
     else:
-        click.echo(text(result, verbose), nl=False)
+        for line in text(result, verbose):
+            out.write(line.encode())
+    out.flush()
+    errors = result.errors
+    result.spool.close()
     if result.unreadable:
         raise SystemExit(UNREADABLE)
-    errors = any(x.issue.is_error for report in result.files for x in report.issues)
     raise SystemExit(ERRORS_FOUND if errors else OK)

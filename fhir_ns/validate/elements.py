@@ -7,6 +7,7 @@ One walk feeds layers 3 (bindings are keyed by element path: `Observation.status
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,59 +30,138 @@ class Node:
     root: dict[str, Any]  # the outermost resource (%rootResource; differs for contained resources)
 
 
+# What a visitor is handed for each node: path, element, type_path, contexts, value, resource, root (as in Node)
+Visitor = Callable[[str, str, str, tuple[str, ...], Any, dict[str, Any], dict[str, Any]], None]
+
+
 def walk(resource: dict[str, Any], spec: Spec) -> list[Node]:
     """All nodes of a resource, the resource first; contained resources included, with their own type."""
     out: list[Node] = []
-    _resource(resource, "", resource, spec, out)
+    visit(resource, spec, lambda *node: out.append(Node(*node)))
     return out
 
 
-def _resource(res: dict[str, Any], loc: str, root: dict[str, Any], spec: Spec, out: list[Node]) -> None:
-    rtype = res.get("resourceType")
-    if not isinstance(rtype, str):
-        return
-    out.append(Node(loc, rtype, rtype, tuple(spec.lineage(rtype)), res, res, root))
-    _children(res, rtype, loc, res, root, spec, out)
+# Whether the objects of an element (base, key), and everything in them, may be left out of a visit
+Prune = Callable[[str, str], bool]
 
 
-def _children(
-    obj: dict[str, Any],
-    base: str,
-    loc: str,
-    resource: dict[str, Any],
-    root: dict[str, Any],
-    spec: Spec,
-    out: list[Node],
+def visit(
+    resource: dict[str, Any], spec: Spec, on_node: Visitor, primitives: bool = True, prune: Prune | None = None
 ) -> None:
-    for key, value in obj.items():
-        if key == "resourceType":
-            continue
-        if key.startswith("_"):  # a primitive's id and extensions
-            items = value if isinstance(value, list) else [value]
-            for i, item in enumerate(items):
-                if isinstance(item, dict):
-                    where = join(loc, f"{key}[{i}]" if isinstance(value, list) else key)
-                    out.append(Node(where, "Element", "Element", ("Element",), item, resource, root))
-                    _children(item, "Element", where, resource, root, spec, out)
-            continue
-        path = f"{base}.{key}"
-        path = spec.defined_elsewhere.get(path, path)
-        typ = spec.path_types.get(path)
-        many = isinstance(value, list)
-        for i, item in enumerate(value if many else [value]):
-            where = join(loc, f"{key}[{i}]" if many else key)
-            if typ == "Resource":
-                if isinstance(item, dict):
-                    # a Bundle entry's resource is its own root; a contained one shares its container's
-                    _resource(item, where, root if key == "contained" else item, spec, out)
-                continue
-            if isinstance(item, dict):
-                if typ is None or typ in ("BackboneElement", "Element"):
-                    contexts = (path, "BackboneElement", "Element")
-                    out.append(Node(where, path, path, contexts, item, resource, root))
-                    _children(item, path, where, resource, root, spec, out)
-                else:
-                    out.append(Node(where, path, typ, tuple(spec.lineage(typ)), item, resource, root))
-                    _children(item, typ, where, resource, root, spec, out)
+    """Hand every node of a resource to `on_node` in the order of `walk`, without making Nodes of them;
+    not the primitive values (strings, numbers, booleans; `_name` objects are elements) unless `primitives`,
+    nor the objects of elements that `prune` says may be left out."""
+    _Walker(element_paths(spec), on_node, primitives, prune).resource(resource, "", resource)
+
+
+class ElementPaths:
+    """Element paths and types under a base, worked out once per version (they are the same in every resource)."""
+
+    def __init__(self, spec: Spec) -> None:
+        self.spec = spec
+        self.children: dict[tuple[str, str], tuple[str, str | None, tuple[str, ...], str]] = {}
+        self.lineages: dict[str, tuple[str, ...]] = {}
+        self.skipped: dict[Prune, dict[tuple[str, str], bool]] = {}  # by prune: elements left out whatever they hold
+
+    def child(self, base: str, key: str) -> tuple[str, str | None, tuple[str, ...], str]:
+        """(element path, its type, the contexts and the base of its children when it is an object)."""
+        found = self.children.get((base, key))
+        if found is None:
+            path = f"{base}.{key}"
+            path = self.spec.defined_elsewhere.get(path, path)
+            typ = self.spec.path_types.get(path)
+            if typ is None or typ in ("BackboneElement", "Element"):
+                found = (path, typ, (path, "BackboneElement", "Element"), path)
             else:
-                out.append(Node(where, path, typ or "", ("Element",), item, resource, root))
+                found = (path, typ, self.lineage(typ), typ)
+            self.children[(base, key)] = found
+        return found
+
+    def lineage(self, type_name: str) -> tuple[str, ...]:
+        found = self.lineages.get(type_name)
+        if found is None:
+            found = self.lineages[type_name] = tuple(self.spec.lineage(type_name))
+        return found
+
+
+_PATHS: dict[str, ElementPaths] = {}
+
+
+def element_paths(spec: Spec) -> ElementPaths:
+    found = _PATHS.get(spec.version)
+    if found is None or found.spec is not spec:
+        found = _PATHS[spec.version] = ElementPaths(spec)
+    return found
+
+
+_ELEMENT = ("Element",)
+
+
+class _Walker:
+    def __init__(self, paths: ElementPaths, on_node: Visitor, primitives: bool, prune: Prune | None) -> None:
+        self.paths = paths
+        self.on_node = on_node
+        self.primitives = primitives
+        self.prune = prune
+        # a visit of objects only, pruned: the elements left out whatever their values (pruned, or of a primitive
+        # type, so holding no object that is not pruned), known from the element alone
+        self.skipped = paths.skipped.setdefault(prune, {}) if prune is not None and not primitives else None
+
+    def resource(self, res: dict[str, Any], loc: str, root: dict[str, Any]) -> None:
+        rtype = res.get("resourceType")
+        if not isinstance(rtype, str):
+            return
+        self.on_node(loc, rtype, rtype, self.paths.lineage(rtype), res, res, root)
+        self.children(res, rtype, loc, res, root)
+
+    def children(
+        self, obj: dict[str, Any], base: str, loc: str, resource: dict[str, Any], root: dict[str, Any]
+    ) -> None:
+        on_node = self.on_node
+        skipped = self.skipped
+        for key, value in obj.items():
+            if skipped is not None:
+                skip = skipped.get((base, key))
+                if skip is None:
+                    skip = skipped[(base, key)] = self._left_out(base, key)
+                if skip:
+                    continue
+            if key == "resourceType":
+                continue
+            if key.startswith("_"):  # a primitive's id and extensions
+                many = isinstance(value, list)
+                for i, item in enumerate(value if many else [value]):
+                    if isinstance(item, dict):
+                        where = join(loc, f"{key}[{i}]" if many else key)
+                        on_node(where, "Element", "Element", _ELEMENT, item, resource, root)
+                        self.children(item, "Element", where, resource, root)
+                continue
+            path, typ, contexts, child_base = self.paths.child(base, key)
+            many = isinstance(value, list)
+            objects = any(isinstance(item, dict) for item in value) if many else isinstance(value, dict)
+            if objects and self.prune is not None and typ != "Resource" and self.prune(base, key):
+                objects = False
+            if not (objects or self.primitives or typ == "Resource"):
+                continue  # nothing but primitive values here, or nothing wanted in the objects
+            for i, item in enumerate(value if many else [value]):
+                if typ == "Resource":
+                    if isinstance(item, dict):
+                        # a Bundle entry's resource is its own root; a contained one shares its container's
+                        where = join(loc, f"{key}[{i}]" if many else key)
+                        self.resource(item, where, root if key == "contained" else item)
+                    continue
+                if isinstance(item, dict):
+                    if not objects:
+                        continue
+                    where = join(loc, f"{key}[{i}]" if many else key)
+                    on_node(where, path, child_base, contexts, item, resource, root)
+                    self.children(item, child_base, where, resource, root)
+                elif self.primitives:
+                    where = join(loc, f"{key}[{i}]" if many else key)
+                    on_node(where, path, typ or "", _ELEMENT, item, resource, root)
+
+    def _left_out(self, base: str, key: str) -> bool:
+        """Whether a visit of objects only leaves the element (base, key) out, whatever it holds."""
+        if key == "resourceType" or key.startswith("_") or self.prune is None:
+            return key == "resourceType"
+        return self.paths.child(base, key)[1] != "Resource" and self.prune(base, key)

@@ -10,12 +10,18 @@ plausible range for.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterator
+from contextlib import suppress
 from typing import Any
 
+import msgspec
+import orjson
+
+from fhir_ns.fhir import shapes
 from fhir_ns.fhir.extract import READ_TYPES, FactCollector
 from fhir_ns.fhir.problems import Problem
 from fhir_ns.fhir.reader import Entry
+from fhir_ns.fhir.store import SpillLimit
 from fhir_ns.terminology import ATC, Terminology
 
 LOINC = "http://loinc.org"
@@ -24,18 +30,42 @@ DRUG_SYSTEMS = {RXNORM: "RxNorm", ATC: "ATC"}
 MEDICATION_USE = ("MedicationStatement", "MedicationRequest", "MedicationAdministration")
 
 
-def check_input(entries: Iterable[Entry], terminology: Terminology) -> list[Problem]:
-    """The classifier's problems with the entries, then this layer's own."""
-    problems: list[Problem] = []
-    collector = FactCollector(terminology, problems)
-    extra: list[Problem] = []
-    for entry in entries:
-        collector.add(entry)
-        if entry.resource.get("resourceType") in READ_TYPES:
-            extra.extend(_extra(entry, terminology))
-    for patient in collector.patients():
-        problems.extend(patient.problems)
-    return problems + extra
+class InputProfile:
+    """Entries are added one at a time as they are read; `finish` then gives the classifier's problems with
+    them (which it can only tell once every patient's records are in), `add` this layer's own at once."""
+
+    def __init__(self, terminology: Terminology, spill: SpillLimit | None = None) -> None:
+        self.terminology = terminology
+        self.problems: list[Problem] = []
+        self.collector = FactCollector(terminology, self.problems, spill)
+
+    def add(self, entry: Entry, text: bytes | None = None) -> list[Problem]:
+        """Read one entry as the classifier does; this layer's own problems with it. `text`: the resource's JSON
+        text as orjson writes it, if the caller has it (decoding it typed costs less than converting the dict)."""
+        rtype = entry.resource.get("resourceType")
+        if rtype not in READ_TYPES:
+            self.collector.add(entry)
+            return []
+        shaped = None
+        if text is not None:
+            with suppress(msgspec.DecodeError, msgspec.ValidationError):  # then the dict is read as `add` reads it
+                shaped = shapes.decode(text)
+        if shaped is None:
+            self.collector.add(entry)
+        else:  # what `add` files for the dict: its shape, and its text with sorted keys
+            raw = orjson.dumps(entry.resource, option=orjson.OPT_SORT_KEYS)
+            self.collector.add(Entry(shaped, entry.location, entry.full_url, raw))
+        return _extra(entry, self.terminology)
+
+    def finish(self) -> Iterator[Problem]:
+        """The classifier's problems: those of the input as a whole, then each patient's, one patient at a time."""
+        patients = self.collector.each_patient()
+        first = next(patients, None)  # once the first patient is assembled, the input's own problems are all said
+        yield from self.problems
+        if first is not None:
+            yield from first.problems
+        for patient in patients:
+            yield from patient.problems
 
 
 def _extra(entry: Entry, term: Terminology) -> list[Problem]:

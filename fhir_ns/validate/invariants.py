@@ -17,7 +17,8 @@ without changing a verdict:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -28,7 +29,7 @@ from fhirpathpy.models import models
 from fhirpathpy.parser import parse
 
 from fhir_ns.fhir.problems import Severity
-from fhir_ns.validate.elements import Node
+from fhir_ns.validate.elements import Node, element_paths, visit
 from fhir_ns.validate.issues import Issue
 from fhir_ns.validate.native import NATIVE, Defer, Model, Native, has_value, model
 from fhir_ns.validate.spec import Invariant, Spec
@@ -67,20 +68,34 @@ class CompiledInvariant:
         except Defer:
             return None
 
-    def can_fail(self, node: Node) -> bool:
-        value = node.value
+    def can_fail(self, value: Any, keys: str | None = None) -> bool:
+        """False where the invariant cannot fail on this element's value (so it need not be evaluated);
+        `keys`: the value's keys as `key_text` gives them, if the caller has them."""
         if self.invariant.context == "Element":  # nothing but (at most) an id
             return isinstance(value, dict) and (not value or (len(value) == 1 and "id" in value))
         if self.vacuous_unless is None or not isinstance(value, dict):
             return True
-        return all(any(_present(value, name) for name in names) for names in self.vacuous_unless)
+        if keys is None:
+            keys = key_text(value)
+        return all(any(_present(value, name, keys) for name in names) for names in self.vacuous_unless)
 
 
-def _present(obj: dict[str, Any], name: str) -> bool:
+def key_text(obj: dict[str, Any]) -> str:
+    """The keys of an object in one string, each after a NUL (for `_present`)."""
+    return "\x00" + "\x00".join(obj)
+
+
+def _present(obj: dict[str, Any], name: str, keys: str) -> bool:
+    """`name`, `_name` or a `name[x]` (valueQuantity: a key going on with an upper-case letter) is in `obj`."""
     if name in obj or f"_{name}" in obj:
         return True
-    n = len(name)
-    return any(k[n : n + 1].isupper() and k.startswith(name) for k in obj)  # value[x]
+    needle = "\x00" + name
+    at = keys.find(needle)
+    while at >= 0:
+        if keys[at + len(needle) : at + len(needle) + 1].isupper():
+            return True
+        at = keys.find(needle, at + 1)
+    return False
 
 
 class Compiled(dict[str, list[CompiledInvariant]]):
@@ -109,17 +124,118 @@ def compiled(spec_version: str, model_name: str, invariants: tuple[Invariant, ..
     return out
 
 
-def check_invariants(nodes: Sequence[Node], spec: Spec) -> list[Issue]:
-    """Evaluate every invariant whose context is a node's element path or type."""
-    by_context = compiled(spec.version, FHIRPATH_MODEL_NAME[spec.version], tuple(spec.invariants))
+_BY_SPEC: dict[int, tuple[Spec, Compiled]] = {}
+
+
+def for_spec(spec: Spec) -> Compiled:
+    """The compiled invariants of a spec (`compiled`, without hashing every invariant on each call)."""
+    found = _BY_SPEC.get(id(spec))
+    if found is None or found[0] is not spec:
+        found = _BY_SPEC[id(spec)] = (
+            spec,
+            compiled(spec.version, FHIRPATH_MODEL_NAME[spec.version], tuple(spec.invariants)),
+        )
+    return found[1]
+
+
+def check_invariants(resource: dict[str, Any], spec: Spec, plain: bool = False) -> list[Issue]:
+    """Evaluate every invariant whose context is an element's path or type, at every element of the resource
+    (`elements.visit`); a Node is made only where an invariant can fail. Primitive values are visited only if
+    an invariant other than those of `Element` (which look at objects only, see `can_fail`) applies to them.
+
+    `plain`: the caller knows that the resource has no extensions (no `extension`, `modifierExtension` or
+    `_name` element) and no object that is empty or holds nothing but an id (`is_plain` says so of its JSON
+    text), so `Element`'s invariants cannot fail anywhere; the elements where no other invariant can apply,
+    in them or under them (Coding, Meta, most of a resource), are then not visited at all.
+    """
+    by_context = for_spec(spec)
     issues: list[Issue] = []
-    for node in nodes:
-        for rule in by_context.applicable(node.contexts):
-            if rule.can_fail(node):
+    prune = _pruner(spec).prune if plain else None
+    primitives = any(rule.invariant.context != "Element" for rule in by_context.applicable(("Element",)))
+
+    def on_node(
+        path: str,
+        element: str,
+        type_path: str,
+        contexts: tuple[str, ...],
+        value: Any,
+        res: dict[str, Any],
+        root: dict[str, Any],
+    ) -> None:
+        node = None
+        keys = None
+        for rule in by_context.applicable(contexts):
+            if keys is None and rule.vacuous_unless is not None and type(value) is dict:
+                keys = key_text(value)  # once for the node's guards, and only for nodes with guards
+            if rule.can_fail(value, keys):
+                node = node or Node(path, element, type_path, contexts, value, res, root)
                 issue = evaluate(rule, node)
                 if issue:
                     issues.append(issue)
+
+    visit(resource, spec, on_node, primitives, prune)
     return issues
+
+
+class _Pruner:
+    """Which elements hold no place where an invariant other than Element's applies, in any resource: read off
+    the spec's element paths and types (what can be under an element), once per element."""
+
+    def __init__(self, spec: Spec) -> None:
+        self.spec = spec
+        self.rules = for_spec(spec)
+        self.children: dict[str, set[str]] = {}
+        for path in [*spec.path_types, *spec.defined_elsewhere]:
+            parent, _, key = path.rpartition(".")
+            self.children.setdefault(parent, set()).add(key)
+        self.pruned: dict[tuple[str, str], bool] = {}
+
+    def prune(self, base: str, key: str) -> bool:
+        found = self.pruned.get((base, key))
+        if found is None:
+            found = self.pruned[(base, key)] = not self._reaches_rules(base, key)
+        return found
+
+    def _reaches_rules(self, base: str, key: str) -> bool:
+        """Whether an object at (base, key), or anything under it, is a context of a rule other than Element's."""
+        paths = element_paths(self.spec)
+        seen: set[str] = set()
+        todo = [(base, key)]
+        while todo:
+            parent, name = todo.pop()
+            path, typ, contexts, child_base = paths.child(parent, name)
+            if typ == "Resource" or any(r.invariant.context != "Element" for r in self.rules.applicable(contexts)):
+                return True
+            if child_base in seen or (typ is not None and (typ[0].islower() or typ.startswith("System."))):
+                continue  # seen, or a primitive: nothing under it
+            seen.add(child_base)
+            todo.extend((child_base, child) for child in self.children.get(child_base, ()) if child not in _EXTENSIONS)
+            if child_base not in self.children and typ is not None and "." not in child_base:
+                return True  # a type whose elements the spec does not list: not known to be free of rules
+        return False
+
+
+_EXTENSIONS = ("extension", "modifierExtension")
+_ID_ONLY = re.compile(rb'\{"id":"(?:[^"\\]|\\.)*"\}')
+
+
+def is_plain(text: bytes) -> bool:
+    """Whether a resource's JSON text, as orjson writes it, shows no extension (`extension`, `modifierExtension`,
+    `_name`) and no object that is empty or holds nothing but an id: then it is `plain` for check_invariants.
+    (The same text in a string only costs the pruning.)"""
+    if b"{}" in text or b'"_' in text or b'"extension"' in text or b'"modifierExtension"' in text:
+        return False
+    return b'{"id":' not in text or _ID_ONLY.search(text) is None
+
+
+_PRUNERS: dict[int, tuple[Spec, _Pruner]] = {}
+
+
+def _pruner(spec: Spec) -> _Pruner:
+    found = _PRUNERS.get(id(spec))
+    if found is None or found[0] is not spec:
+        found = _PRUNERS[id(spec)] = (spec, _Pruner(spec))
+    return found[1]
 
 
 FHIRPATH_MODEL_NAME = {"R4": "r4", "R4B": "r4", "R5": "r5"}

@@ -18,6 +18,7 @@ outputs and mutated variants of them, in every FHIR version.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -255,6 +256,45 @@ def dom_6(node: Node, m: Model) -> bool:
 @implements("qty-3", "code.empty() or system.exists()")
 def qty_3(node: Node, m: Model) -> bool:
     return holds(or_(not m.members(node.value, "code"), bool(m.members(node.value, "system"))))
+
+
+@implements("obs-3", "low.exists() or high.exists() or text.exists()")
+def obs_3(node: Node, m: Model) -> bool:
+    value = node.value
+    return any(m.members(value, key) for key in ("low", "high", "text"))
+
+
+@implements("tim-2", "period.empty() or periodUnit.exists()")
+def tim_2(node: Node, m: Model) -> bool:
+    return not m.members(node.value, "period") or bool(m.members(node.value, "periodUnit"))
+
+
+@implements("tim-5", "period.exists() implies period >= 0")
+def tim_5(node: Node, m: Model) -> bool:
+    period = m.members(node.value, "period")
+    if not period:
+        return True
+    if len(period) != 1 or isinstance(period[0], bool) or not isinstance(period[0], (int, float)):
+        raise Defer  # a comparison fhirpathpy refuses or types otherwise
+    return bool(period[0] >= 0)
+
+
+@implements("per-1", "start.hasValue().not() or end.hasValue().not() or (start <= end)")
+def per_1(node: Node, m: Model) -> bool:
+    """Decided natively when either bound has no value, or both are dates of the same precision (a year,
+    a month or a day: then `<=` is the order of the text); times and mixed precisions go to fhirpathpy."""
+    start, end = m.members(node.value, "start"), m.members(node.value, "end")
+    if not has_value(start) or not has_value(end):
+        return True
+    first, last = start[0], end[0]
+    if not (isinstance(first, str) and isinstance(last, str) and len(first) == len(last)):
+        raise Defer
+    if not (_PLAIN_DATE.fullmatch(first) and _PLAIN_DATE.fullmatch(last)):
+        raise Defer
+    return first <= last
+
+
+_PLAIN_DATE = re.compile(r"[0-9]{4}(?:-[0-9]{2}(?:-[0-9]{2})?)?")
 
 
 # -- Bundle: each once per Bundle, linear in its entries ---------------------------------------------------

@@ -1,56 +1,67 @@
-"""Run the layers over files: each document through layers 1-4 and 6, all entries together through 5.
+"""Run the layers over files, one document (a file, or an NDJSON line) at a time: each through layers 1-4 and
+6, its entries into layer 5, whose problems come once every file is read. What is found goes to the Spool.
 
 Every layer runs on every document even when an earlier one found errors; only a document that
-cannot be parsed (or is too deep to walk safely) stops after layer 1.
+cannot be parsed (or is too deep to walk safely) stops after layer 1. A document proven clean for layers
+1-3 (`Validator._proven`) goes straight to layer 4.
 """
 
 from __future__ import annotations
 
 import gzip
+import io
 import re
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, BinaryIO
 
 import orjson
 
-from fhir_ns.fhir.problems import Location
+from fhir_ns.fhir.problems import Location, Problem
 from fhir_ns.fhir.reader import NDJSON_SUFFIXES, Entry, document_entries, expand_paths
+from fhir_ns.fhir.store import SpillLimit
 from fhir_ns.ruleset import RuleSet
 from fhir_ns.terminology import Terminology
 from fhir_ns.validate.bindings import check_bindings
 from fhir_ns.validate.elements import walk
-from fhir_ns.validate.input_profile import check_input
-from fhir_ns.validate.invariants import check_invariants
+from fhir_ns.validate.fastcheck import proves_clean
+from fhir_ns.validate.input_profile import InputProfile
+from fhir_ns.validate.invariants import check_invariants, is_plain
 from fhir_ns.validate.issues import LAYERS, Issue, Layer, join
 from fhir_ns.validate.other_version import other_version_words
 from fhir_ns.validate.output_profile import check_output
 from fhir_ns.validate.spec import FhirVersion, Spec, load_spec
+from fhir_ns.validate.spool import Located, Place, Spool
 from fhir_ns.validate.structure import check_bundle_shell, check_resource
-from fhir_ns.validate.syntax import check_resource_types, parse_json
+from fhir_ns.validate.syntax import MAX_EXACT_DIGITS, check_resource_types, parse_json
+
+__all__ = ["FileReport", "Located", "Validation", "Validator"]
 
 _ENTRY = re.compile(r"^entry\[(\d+)\]")
-
-
-@dataclass(frozen=True, slots=True)
-class Located:
-    """An issue placed in its file: the entry (or NDJSON line) it belongs to, and its full expression."""
-
-    issue: Issue
-    group: str  # "Bundle", "entry[3] Observation/o1", "line 4 Observation/o1", "" for the file itself
-    expression: str  # Bundle.entry[3].resource.status ("" when the file could not be read)
+# Digits as zeros: a run of more of them than layer 1 lets through in an integer (syntax.MAX_EXACT_DIGITS), or in
+# a string, is found with a plain substring search
+_ZEROED = bytes.maketrans(b"123456789", b"000000000")
+_LONG_DIGITS = b"0" * (MAX_EXACT_DIGITS + 1)
+_READ_BYTES = 1 << 20
+# The input profile's collector keeps the records it files in memory up to this much, then on disk
+SPILL = SpillLimit(megabytes=64)
 
 
 @dataclass(slots=True)
 class FileReport:
     name: str
-    issues: list[Located] = field(default_factory=list)
+    index: int  # in the spool
+    spool: Spool
     unreadable: bool = False  # an I/O problem, not a validation finding
     resources: int = 0
+
+    @property
+    def issues(self) -> list[Located]:
+        """Every issue of the file, in the order found."""
+        return list(self.spool.issues(self.index))
 
 
 @dataclass(slots=True)
@@ -58,10 +69,15 @@ class Validation:
     files: list[FileReport]
     seconds: dict[Layer, float]
     resources: int
+    spool: Spool
 
     @property
     def unreadable(self) -> bool:
         return any(f.unreadable for f in self.files)
+
+    @property
+    def errors(self) -> int:
+        return sum(c["fatal"] + c["error"] for c in map(self.spool.severity_counts, range(len(self.files))))
 
 
 @dataclass(slots=True)
@@ -70,6 +86,8 @@ class _Document:
     label: str  # "" for a whole file, "line 4" for an NDJSON line
     value: dict[str, Any]
     base: str  # Bundle, Observation ...
+    text: bytes  # its JSON text
+    proven: bool  # layers 1-3 proven to find nothing in it, so its text is as orjson writes it
 
 
 class Validator:
@@ -80,6 +98,7 @@ class Validator:
         self.terminology = terminology
         self.rulesets = rulesets
         self.seconds: dict[Layer, float] = dict.fromkeys(LAYERS, 0.0)
+        self.fast = True  # prove what can be proven clean cheaply (tests turn it off to compare)
 
     @contextmanager
     def _timed(self, layer: Layer) -> Iterator[None]:
@@ -90,40 +109,38 @@ class Validator:
             self.seconds[layer] += time.perf_counter() - start
 
     def validate(self, paths: list[str]) -> Validation:
-        """Validate files, directories (recursively), NDJSON and '-' (stdin)."""
+        """Validate files, directories (recursively), NDJSON and '-' (stdin), one document (an NDJSON line)
+        at a time; what is found goes to a Spool, read back by the caller."""
+        spool = Spool()
+        profile = InputProfile(self.terminology, SPILL)
         reports: list[FileReport] = []
-        documents: list[_Document] = []
         for name in expand_paths(paths):
-            report = FileReport(name)
+            report = FileReport(name, spool.new_report(), spool)
             reports.append(report)
-            data = self._read(name, report)
-            if data is not None:
-                documents.extend(self._syntax(name, data, report))
-        entries: list[tuple[_Document, Entry]] = []
-        for doc in documents:
-            self._per_document(doc)
-            for entry in self._entries(doc):
-                entries.append((doc, entry))
-        self._input_profile(entries, {d.report.name: d.report for d in documents})
-        return Validation(reports, dict(self.seconds), sum(r.resources for r in reports))
+            for label, data in self._documents(name, report):
+                self._document(report, label, data, profile)
+        self._input_profile(profile, spool, reports)
+        return Validation(reports, dict(self.seconds), sum(r.resources for r in reports), spool)
 
     # -- reading and layer 1 -------------------------------------------------------------------------
-    def _read(self, name: str, report: FileReport) -> bytes | None:
+    def _documents(self, name: str, report: FileReport) -> Iterator[tuple[str, bytes]]:
+        """(label, JSON text) of each document of a file: the file itself, or each line of NDJSON."""
         try:
             if name == "-":
-                return sys.stdin.buffer.read()
-            path = Path(name)
-            if name.endswith(".gz"):
-                with gzip.open(path, "rb") as fh:
-                    return fh.read()
-            return path.read_bytes()
+                yield from self._split(sys.stdin.buffer.read(), name)
+            elif name.endswith(NDJSON_SUFFIXES):
+                with _open(name) as fh:
+                    yield from _numbered(_lines(fh))
+            else:
+                with _open(name) as fh:
+                    data = fh.read()
+                yield from self._split(data, name)
         except (OSError, EOFError) as exc:
             report.unreadable = True
             message = f"cannot read: {getattr(exc, 'strerror', None) or exc}"
-            report.issues.append(Located(Issue("fatal", "exception", message, "syntax"), "", ""))
-            return None
+            self._place(report, "", None, "", [Issue("fatal", "exception", message, "syntax")], 0)
 
-    def _syntax(self, name: str, data: bytes, report: FileReport) -> list[_Document]:
+    def _split(self, data: bytes, name: str) -> Iterator[tuple[str, bytes]]:
         with self._timed("syntax"):
             stripped = data.strip()
             ndjson = name.endswith(NDJSON_SUFFIXES)
@@ -132,32 +149,74 @@ class Validator:
                     orjson.loads(data)
                 except orjson.JSONDecodeError:
                     ndjson = True  # one JSON object per line, whatever the file is called
-            if not ndjson:
-                return self._document(report, "", data)
-            documents = []
-            for number, line in enumerate(data.splitlines(), start=1):
-                if line.strip():
-                    documents.extend(self._document(report, f"line {number}", line))
-            return documents
+        if not ndjson:
+            yield "", data
+            return
+        yield from _numbered(_lines(io.BytesIO(data)))
 
-    def _document(self, report: FileReport, label: str, data: bytes) -> list[_Document]:
-        parsed = parse_json(data)
-        value = parsed.value
-        base = value.get("resourceType") if isinstance(value, dict) else None
-        base = base if isinstance(base, str) else "Resource"
-        issues = list(parsed.issues)
-        if value is not None:
-            issues += check_resource_types(value, self.spec.is_resource_type)
-        self._place(report, label, value, base, issues)
-        if not isinstance(value, dict) or not isinstance(value.get("resourceType"), str):
-            return []
+    def _document(self, report: FileReport, label: str, data: bytes, profile: InputProfile) -> None:
+        """One document through every layer; its entries into the input profile."""
+        with self._timed("syntax"):
+            value = self._proven(data) if self.fast else None
+            proven = value is not None
+            if not proven:
+                parsed = parse_json(data)
+                value = parsed.value
+                base = value.get("resourceType") if isinstance(value, dict) else None
+                base = base if isinstance(base, str) else "Resource"
+                issues = list(parsed.issues)
+                if value is not None:
+                    issues += check_resource_types(value, self.spec.is_resource_type)
+                self._place(report, label, value, base, issues, 0)
+                if not isinstance(value, dict) or not isinstance(value.get("resourceType"), str):
+                    return
+        assert isinstance(value, dict)
+        doc = _Document(report, label, value, value["resourceType"], data, proven)
         report.resources += _count(value)
-        return [_Document(report, label, value, base)]
+        self._per_document(doc)
+        with self._timed("input-profile"):
+            for entry in self._entries(doc):
+                self._entry(doc, entry, profile)
+
+    def _proven(self, data: bytes) -> dict[str, Any] | None:
+        """The resource, when layers 1-3 provably find nothing in this JSON text; None says nothing.
+
+        Layer 1 is proven by the text being exactly what orjson writes for what it reads (so no key twice,
+        no byte order mark, no odd encoding), with no integer longer than layer 1 allows, of a known type;
+        the strict schema of fastcheck.py refuses nulls, empty arrays and deep nesting besides proving
+        layers 2 and 3. Not a Bundle, which goes through the layers (their Bundle-wide checks read it whole).
+        """
+        if _LONG_DIGITS in data.translate(_ZEROED):
+            return None
+        try:
+            value = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return None
+        if type(value) is not dict:
+            return None
+        rtype = value.get("resourceType")
+        if type(rtype) is not str or rtype == "Bundle" or not self.spec.is_resource_type(rtype):
+            return None
+        try:
+            canonical = orjson.dumps(value)
+        except orjson.JSONEncodeError:  # nested deeper than orjson writes
+            return None
+        if canonical != data or not proves_clean(data, rtype, self.spec.version):
+            return None
+        return value
 
     # -- layers 2, 3, 4, 6 ----------------------------------------------------------------------------
     def _per_document(self, doc: _Document) -> None:
+        """Layers 2, 3, 4 and 6 (2 and 3 already proven to find nothing in a `proven` document)."""
         value = doc.value
         issues: list[Issue] = []
+        if doc.proven:
+            with self._timed("invariant"):
+                issues += check_invariants(value, self.spec, plain=is_plain(doc.text))
+            with self._timed("output-profile"):
+                issues += check_output(value, self.rulesets)
+            self._place(doc.report, doc.label, value, doc.base, issues, 1)
+            return
         with self._timed("structure"):
             if value["resourceType"] == "Bundle":
                 issues += check_bundle_shell(value, self.spec.version)
@@ -174,10 +233,10 @@ class Validator:
         with self._timed("structure"):
             issues += self._other_version(value, issues)
         with self._timed("invariant"):
-            issues += check_invariants(nodes, self.spec)
+            issues += check_invariants(value, self.spec)
         with self._timed("output-profile"):
             issues += check_output(value, self.rulesets)
-        self._place(doc.report, doc.label, value, doc.base, issues)
+        self._place(doc.report, doc.label, value, doc.base, issues, 1)
 
     def _other_version(self, value: dict[str, Any], issues: list[Issue]) -> list[Issue]:
         """For each resource refused by layers 2-3 but sound in the other FHIR version, an error saying so."""
@@ -205,35 +264,52 @@ class Validator:
             return [Entry(doc.value, Location(doc.report.name, line=int(doc.label.split()[1])))]
         return list(document_entries(doc.report.name, doc.value, []))
 
-    def _input_profile(self, entries: list[tuple[_Document, Entry]], reports: dict[str, FileReport]) -> None:
-        with self._timed("input-profile"):
-            problems = check_input((e for _, e in entries), self.terminology)
-        by_location = {(e.location.file, e.location.entry, e.location.line): d for d, e in entries}
-        for problem in problems:
+    def _entry(self, doc: _Document, entry: Entry, profile: InputProfile) -> None:
+        """One entry into the input profile; where it was read noted for the problems found at the end."""
+        loc = entry.location
+        text = doc.text if doc.proven and entry.resource is doc.value else None
+        issues = [self._issue(problem) for problem in profile.add(entry, text)]
+        label = f"line {loc.line}" if loc.line is not None else ""
+        path = f"entry[{loc.entry}].resource" if loc.entry is not None else ""
+        group = _group(label, doc.value, doc.base, path)
+        doc.report.spool.place(loc.file, loc.entry, loc.line, Place(doc.report.index, doc.base, group))
+        self._place(doc.report, label, doc.value, doc.base, issues, 3)
+
+    def _input_profile(self, profile: InputProfile, spool: Spool, reports: list[FileReport]) -> None:
+        """The classifier's problems with the entries, once all are read, placed where each entry was read."""
+        start = time.perf_counter()
+        by_name = {r.name: r for r in reports}
+        for problem in profile.finish():
             loc = problem.location
-            doc = by_location.get((loc.file, loc.entry, loc.line))
+            place = spool.find(loc.file, loc.entry, loc.line)
+            if place is not None:
+                issue = self._issue(problem)
+                spool.add(place.report, 2, Located(issue, place.group, issue.expression(place.base)))
+                continue
             nested, outer = "", loc.file
-            if doc is None and " entry[" in loc.file:  # an entry of a Bundle inside a Bundle entry
+            if " entry[" in loc.file:  # an entry of a Bundle inside a Bundle entry
                 outer, _, rest = loc.file.partition(" entry[")
                 nested = f"entry[{rest.rstrip(']')}].resource"
-            report = doc.report if doc else reports.get(outer)
-            if report is None:
-                continue
-            prefix = join(nested, f"entry[{loc.entry}].resource") if loc.entry is not None else nested
-            issue = Issue(
-                problem.severity, problem.code, problem.message, "input-profile", join(prefix, problem.element or "")
-            )
-            label = f"line {loc.line}" if loc.line is not None else ""
-            value = doc.value if doc else None
-            base = doc.base if doc else "Bundle"
-            self._place(report, label, value, base, [issue])
+            report = by_name.get(outer)
+            if report is not None:
+                label = f"line {loc.line}" if loc.line is not None else ""
+                self._place(report, label, None, "Bundle", [self._issue(problem, nested)], 2)
+        self.seconds["input-profile"] += time.perf_counter() - start
+
+    @staticmethod
+    def _issue(problem: Problem, nested: str = "") -> Issue:
+        loc = problem.location
+        prefix = join(nested, f"entry[{loc.entry}].resource") if loc.entry is not None else nested
+        return Issue(
+            problem.severity, problem.code, problem.message, "input-profile", join(prefix, problem.element or "")
+        )
 
     # -- placing ----------------------------------------------------------------------------------------
-    def _place(self, report: FileReport, label: str, doc: Any, base: str, issues: list[Issue]) -> None:
+    def _place(self, report: FileReport, label: str, doc: Any, base: str, issues: list[Issue], phase: int) -> None:
         for issue in issues:
             group = _group(label, doc, base, issue.path)
             expression = issue.expression(base) if doc is not None else issue.path
-            report.issues.append(Located(issue, group, expression))
+            report.spool.add(report.index, phase, Located(issue, group, expression))
 
 
 def _within(path: str, prefix: str) -> bool:
@@ -273,3 +349,27 @@ def _count(doc: dict[str, Any]) -> int:
     if doc.get("resourceType") == "Bundle" and isinstance(doc.get("entry"), list):
         return 1 + sum(1 for e in doc["entry"] if isinstance(e, dict) and isinstance(e.get("resource"), dict))
     return 1
+
+
+def _open(name: str) -> BinaryIO:
+    if name.endswith(".gz"):
+        return gzip.open(name, "rb")  # type: ignore[return-value]
+    return open(name, "rb")  # noqa: SIM115 (the caller closes it)
+
+
+def _lines(fh: BinaryIO) -> Iterator[bytes]:
+    """The lines of a stream as `bytes.splitlines` cuts them (at \\n, \\r\\n or \\r), read a piece at a time."""
+    rest = b""
+    while chunk := fh.read(_READ_BYTES):
+        pieces = (rest + chunk).splitlines(keepends=True)
+        rest = pieces.pop()  # perhaps not complete yet, or a \\r whose \\n is in the next piece
+        for piece in pieces:
+            yield piece[:-2] if piece.endswith(b"\r\n") else piece[:-1]
+    if rest:
+        yield rest.rstrip(b"\r\n") if rest.endswith((b"\n", b"\r")) else rest
+
+
+def _numbered(lines: Iterator[bytes]) -> Iterator[tuple[str, bytes]]:
+    for number, line in enumerate(lines, start=1):
+        if line.strip():
+            yield f"line {number}", line
