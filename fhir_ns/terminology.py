@@ -54,6 +54,7 @@ class Concept:
     plausible: dict[str, tuple[float, float]]
     ordinal: bool = False
     genetic: bool = False
+    panel: bool = False  # values in Observation.component, each coded with its own concept
     equation: str | None = None  # an eGFR: the equation the lab used ("CKD-EPI 2021")
     equation_for: str | None = None  # ... and the population it was made for: "adult" | "child"
 
@@ -199,6 +200,7 @@ def _load_concepts(path: Path) -> dict[str, Concept]:
             plausible={f: (float(lo), float(hi)) for f, (lo, hi) in (spec.get("plausible") or {}).items()},
             ordinal=bool(spec.get("ordinal", False)),
             genetic=bool(spec.get("genetic", False)),
+            panel=bool(spec.get("panel", False)),
             equation=spec.get("equation"),
             equation_for=spec.get("equation_for"),
         )

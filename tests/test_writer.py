@@ -135,6 +135,9 @@ def test_project_code_systems_are_valid_and_cover_every_code_the_rules_emit() ->
         "ckd-progression",
         "monogenic-disease",
         "steroid-intolerance",
+        "hypertension",
+        "acute-kidney-injury",
+        "drug-induced-hyperglycaemia",
     }
     assert codes == expected
 

@@ -44,7 +44,7 @@ from fhir_ns.fhir.shapes import (
 )
 from fhir_ns.fhir.store import NO_PATIENT, Pending, RecordStore, SpillLimit, Stored, StoredProblem
 from fhir_ns.terminology import Concept, Terminology
-from fhir_ns.timeline.model import ConditionFact, DrugExposure, GeneticResult, Measurement, PatientFacts, Taper
+from fhir_ns.timeline.model import ConditionFact, DrugExposure, GeneticResult, Measurement, Panel, PatientFacts, Taper
 
 UCUM = "http://unitsofmeasure.org"
 READ_TYPES = shapes.READ_TYPES
@@ -389,7 +389,7 @@ class FactCollector:
             return False
         concept = self.term.concepts[concept_name]
         source = "Observation/" + rid
-        if concept.genetic:
+        if concept.genetic or concept.panel:
             return False
         if concept.ordinal:
             grade = self._coded_grade(obs)
@@ -538,6 +538,8 @@ class FactCollector:
             day = self._effective_day(obs, ("effectiveDateTime", "effectiveInstant", "effectivePeriod"))
         if concept.genetic:
             return self._genetic(obs, day, source)
+        if concept.panel:
+            return self._panel(obs, concept, day, source, draft)
         if concept.ordinal:
             grade = self._dipstick_grade(obs)
             return Measurement(concept_name, day, float(grade), "grade", source)
@@ -568,6 +570,64 @@ class FactCollector:
                 "value",
             )
         return Measurement(concept_name, day, converted, rule.family, source)
+
+    def _panel(self, obs: shapes.Observation, panel: Concept, day: date, source: str, draft: _Draft) -> Panel | None:
+        """The components of a panel (blood pressure 85354-9) whose codes and units are known, each a measurement."""
+        found: list[Measurement] = []
+        components = obs.component if isinstance(obs.component, list) else []
+        for i, part in enumerate(components):
+            if not isinstance(part, Component):
+                continue
+            name = next(
+                (
+                    self.term.observation_codes.get(_key(c))
+                    for c in _codings(part.code)
+                    if _key(c) in self.term.observation_codes
+                ),
+                None,
+            )
+            if name is None:
+                continue
+            concept = self.term.concepts[name]
+            quantity = part.valueQuantity
+            element = f"component[{i}].valueQuantity"
+            if not isinstance(quantity, Quantity):
+                self._note(
+                    draft, "warning", "required", f"{concept.label} without a value in {panel.label}; ignored", element
+                )
+                continue
+            found.append(self._component_measurement(name, concept, quantity, day, source, element))
+        if not found:
+            self._note(
+                draft, "warning", "required", f"{panel.label} without a known component value; ignored", "component"
+            )
+            return None
+        return Panel(tuple(found), source)
+
+    def _component_measurement(
+        self, name: str, concept: Concept, quantity: Quantity, day: date, source: str, element: str
+    ) -> Measurement:
+        value = quantity.value
+        if type(value) is not float and type(value) is not int:
+            raise _Refused(f"{element}.value is not a number: {value!r}", f"{element}.value", "value")
+        unit = _unit(quantity)
+        rule = concept.unit_rule(unit)
+        if rule is None:
+            accepted = ", ".join(concept.units) or "none"
+            raise _Refused(
+                f"unit {unit!r} is not accepted for {concept.label} (accepted: {accepted})",
+                f"{element}.code",
+                "code-invalid",
+            )
+        converted = float(value) * rule.factor
+        bounds = concept.plausible.get(rule.family)
+        if bounds and not bounds[0] <= converted <= bounds[1]:
+            raise _Refused(
+                f"{concept.label} {value:g} {unit} is implausible (outside {bounds[0]:g}-{bounds[1]:g} {rule.family})",
+                f"{element}.value",
+                "value",
+            )
+        return Measurement(name, day, converted, rule.family, source)
 
     def _dipstick_grade(self, obs: shapes.Observation) -> int:
         quantity = obs.valueQuantity
@@ -1231,10 +1291,15 @@ def _duplicate_note(record: Stored, severity: str, message: str) -> StoredProble
     return (severity, "duplicate", message, None, f"{record.rtype}/{record.rid}")
 
 
-def _file(facts: PatientFacts, payload: Measurement | DrugExposure | Taper | ConditionFact | GeneticResult) -> None:
+def _file(
+    facts: PatientFacts, payload: Measurement | DrugExposure | Taper | ConditionFact | GeneticResult | Panel
+) -> None:
     """File a fact in its list; the sources of measurements are gathered once all are filed."""
     if type(payload) is Measurement:
         facts.measurements.append(payload)
+        return
+    if type(payload) is Panel:
+        facts.measurements.extend(payload.measurements)
         return
     facts.sources.add(payload.source)
     if isinstance(payload, DrugExposure):
