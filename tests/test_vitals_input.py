@@ -110,3 +110,28 @@ def test_panels_read_from_fhir_make_a_hypertension_finding(tmp_path: Path) -> No
     result = evaluate(facts, RULESETS, TERMINOLOGY, date(2023, 3, 1), "kdigo-2021-child")
     [finding] = [f for f in result.findings if f.code == "hypertension"]
     assert finding.severity == "moderate" and set(finding.evidence) == {"Observation/bp1", "Observation/bp2"}
+
+
+def test_convert_output_of_the_complication_samples_passes_the_output_profile(tmp_path: Path) -> None:
+    import orjson
+    from click.testing import CliRunner
+
+    from fhir_ns.cli import cli
+    from fhir_ns.validate.output_profile import check_output
+
+    samples = Path(__file__).resolve().parent.parent / "samples" / "bundles"
+    for name, code in (
+        ("hypertension-on-cyclosporine", "hypertension"),
+        ("acute-kidney-injury", "acute-kidney-injury"),
+        ("steroid-hyperglycaemia", "drug-induced-hyperglycaemia"),
+    ):
+        out = tmp_path / f"{name}.json"
+        run = CliRunner().invoke(
+            cli, ["convert", str(samples / f"{name}.json"), "--as-of", "2023-12-31", "-q", "-o", str(out)]
+        )
+        assert run.exit_code == 0, run.output
+        bundle = orjson.loads(out.read_bytes())
+        assert check_output(bundle, RULESETS) == []
+        issues = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "DetectedIssue"]
+        [issue] = [i for i in issues if any(c["code"] == code for c in i["code"]["coding"])]
+        assert issue["implicated"] and issue["evidence"]
