@@ -55,6 +55,8 @@ class Concept:
     ordinal: bool = False
     genetic: bool = False
     panel: bool = False  # values in Observation.component, each coded with its own concept
+    # a word in the Observation's code text or displays that makes it another concept ("fasting" -> glucose-fasting)
+    stated: dict[str, str] = field(default_factory=dict)
     equation: str | None = None  # an eGFR: the equation the lab used ("CKD-EPI 2021")
     equation_for: str | None = None  # ... and the population it was made for: "adult" | "child"
 
@@ -201,6 +203,7 @@ def _load_concepts(path: Path) -> dict[str, Concept]:
             ordinal=bool(spec.get("ordinal", False)),
             genetic=bool(spec.get("genetic", False)),
             panel=bool(spec.get("panel", False)),
+            stated={str(word).lower(): str(other) for word, other in (spec.get("stated") or {}).items()},
             equation=spec.get("equation"),
             equation_for=spec.get("equation_for"),
         )

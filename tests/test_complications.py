@@ -315,3 +315,34 @@ def test_one_hyperglycaemia_finding_dated_the_first_value_counting_the_others():
     result = on_prednisolone().glucose(10, 12).hba1c(30, 50).evaluate(60)
     finding = one(result, "drug-induced-hyperglycaemia")
     assert finding.since == day(10) and "2 such values" in finding.reason
+
+
+def test_a_glucose_of_7_2_counts_only_when_stated_fasting():
+    assert findings(on_prednisolone().glucose(20, 7.2, fasting=True).evaluate(60), "drug-induced-hyperglycaemia")
+    assert not findings(on_prednisolone().glucose(20, 7.2).evaluate(60), "drug-induced-hyperglycaemia")
+
+
+# -- age and window boundaries ---------------------------------------------------------------------------
+
+
+def test_blood_pressure_limits_switch_from_the_screening_table_to_stage_limits_at_13():
+    # 125/70: above the 12-year-old girl's screening value 114/75, below the adult stage 1 (130/80)
+    readings = ((0, 125, 70), (30, 125, 70), (60, 125, 70))
+    twelve = with_bp(Chart(born_years_before=12.5), *readings).evaluate(90)
+    assert "screening" in one(twelve, "hypertension").reason
+    thirteen = with_bp(Chart(born_years_before=13.01), *readings).evaluate(90)
+    assert findings(thirteen, "hypertension") == []
+
+
+def test_blood_pressure_is_judged_from_the_first_birthday():
+    one_year = with_bp(Chart(born_years_before=1.01, weight=10, height=75), (0, 181, 60)).evaluate(30)
+    assert one(one_year, "hypertension").severity == "high"
+    infant = with_bp(Chart(born_years_before=0.99, weight=10, height=75), (0, 181, 60)).evaluate(30)
+    assert findings(infant, "hypertension") == []
+
+
+def test_rv2_takes_values_up_to_365_days_before():
+    inside = creatinine(adult(), (0, 40), (365, 60)).evaluate(400, "kdigo-2021-adult")
+    assert "RV2" in one(inside, "acute-kidney-injury").reason
+    outside = creatinine(adult(), (0, 40), (366, 60)).evaluate(400, "kdigo-2021-adult")
+    assert findings(outside, "acute-kidney-injury") == []

@@ -135,3 +135,16 @@ def test_convert_output_of_the_complication_samples_passes_the_output_profile(tm
         issues = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "DetectedIssue"]
         [issue] = [i for i in issues if any(c["code"] == code for c in i["code"]["coding"])]
         assert issue["implicated"] and issue["evidence"]
+
+
+def test_a_glucose_whose_code_says_fasting_is_a_fasting_glucose(tmp_path: Path) -> None:
+    stated = obs("f", "2345-7", 7.2, "mmol/L")
+    stated["code"]["text"] = "Glucose, fasting (serum)"
+    unstated = obs("r", "2345-7", 7.2, "mmol/L")
+    unstated["code"]["coding"][0]["display"] = "Glucose [Mass/volume] in Serum or Plasma"
+    breakfast = obs("b", "2345-7", 7.2, "mmol/L")
+    breakfast["code"]["text"] = "Glucose after breakfast"
+    patients, problems = read(tmp_path, bundle(patient(), stated, unstated, breakfast))
+    assert not problems
+    concepts = {m.source: m.concept for m in patients[0].facts.measurements}
+    assert concepts == {"Observation/f": "glucose-fasting", "Observation/r": "glucose", "Observation/b": "glucose"}

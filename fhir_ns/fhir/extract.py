@@ -389,7 +389,7 @@ class FactCollector:
             return False
         concept = self.term.concepts[concept_name]
         source = "Observation/" + rid
-        if concept.genetic or concept.panel:
+        if concept.genetic or concept.panel or concept.stated:
             return False
         if concept.ordinal:
             grade = self._coded_grade(obs)
@@ -526,6 +526,9 @@ class FactCollector:
         if concept_name is None:
             return None  # not a concept fhir-ns uses; counted, not reported
         concept = self.term.concepts[concept_name]
+        if concept.stated:
+            concept_name = _stated_concept(concept, obs.code) or concept_name
+            concept = self.term.concepts[concept_name]
         when = obs.effectiveDateTime
         if type(when) is str:  # the usual case, read without the general search of _period
             day = DAY_CACHE.get(when[:10])  # type: ignore[assignment]
@@ -1310,6 +1313,14 @@ def _file(
         facts.conditions.append(payload)
     elif isinstance(payload, GeneticResult):
         facts.genetics.append(payload)
+
+
+def _stated_concept(concept: Concept, code: Any) -> str | None:
+    """The concept a word of the code's text or displays names ("fasting" glucose), else None."""
+    texts = [code.text] if isinstance(code, CodeableConcept) else []
+    texts += [c.display for c in _codings(code)]
+    words = set(re.findall(r"[a-z]+", " ".join(t for t in texts if isinstance(t, str)).lower()))
+    return next((other for word, other in concept.stated.items() if word in words), None)
 
 
 # -- small readers of FHIR datatypes -------------------------------------------------------------
