@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Sequence
 from datetime import date, timedelta
 from statistics import fmean, median
@@ -484,11 +485,12 @@ def _acute_kidney_injury(tl: Timeline, result: PatientResult, _: object) -> None
     if spec is None:
         return
     values = tl.measurements.get("creatinine", [])
-    egfr = {on: (value, equation, sources) for on, value, sources, equation in tl.egfr_series()}
+    days = [m.on for m in values]
+    egfr: dict[date, tuple[float, str, tuple[str, ...]]] | None = None  # worked out when first needed
     birth = tl.facts.birth_date
     episode: list[tuple[Measurement, int, str, list[str]]] = []
-    for i, m in enumerate(values):
-        earlier = [p for p in values[:i] if p.on < m.on]
+    for m in values:
+        earlier = values[bisect_left(days, m.on - timedelta(days=spec.rv2_to_days)) : bisect_left(days, m.on)]
         rv1 = [p for p in earlier if (m.on - p.on).days <= spec.rv1_days]
         rv2 = [p for p in earlier if spec.rv2_from_days <= (m.on - p.on).days <= spec.rv2_to_days]
         words = ""
@@ -535,7 +537,9 @@ def _acute_kidney_injury(tl: Timeline, result: PatientResult, _: object) -> None
         if m.value >= spec.stage3_creatinine_umol_l:
             stage = 3
             parts.append(f"at or above {spec.stage3_creatinine_umol_l:g} umol/L after an acute rise")
-        kidney = egfr.get(m.on)
+        if birth is not None and age_years(birth, m.on) < spec.child_below_years and egfr is None:
+            egfr = {on: (value, equation, sources) for on, value, sources, equation in tl.egfr_series()}
+        kidney = egfr.get(m.on) if egfr is not None else None
         if (
             kidney is not None
             and birth is not None
