@@ -552,27 +552,7 @@ class FactCollector:
                 self._note(draft, "warning", "required", f"{concept.label} without a value; ignored", "value[x]")
                 return None
             raise _Refused(f"{concept.label} needs a valueQuantity", "value[x]", "value")
-        value = quantity.value
-        if type(value) is not float and type(value) is not int:  # JSON numbers only (not true/false)
-            raise _Refused(f"valueQuantity.value is not a number: {value!r}", "valueQuantity.value", "value")
-        unit = _unit(quantity)
-        rule = concept.unit_rule(unit)
-        if rule is None:
-            accepted = ", ".join(concept.units) or "none"
-            raise _Refused(
-                f"unit {unit!r} is not accepted for {concept.label} (accepted: {accepted})",
-                "valueQuantity.code",
-                "code-invalid",
-            )
-        converted = float(value) * rule.factor
-        bounds = concept.plausible.get(rule.family)
-        if bounds and not bounds[0] <= converted <= bounds[1]:
-            raise _Refused(
-                f"{concept.label} {value:g} {unit} is implausible (outside {bounds[0]:g}-{bounds[1]:g} {rule.family})",
-                "valueQuantity.value",
-                "value",
-            )
-        return Measurement(concept_name, day, converted, rule.family, source)
+        return self._quantity_measurement(concept_name, concept, quantity, day, source, "valueQuantity")
 
     def _panel(self, obs: shapes.Observation, panel: Concept, day: date, source: str, draft: _Draft) -> Panel | None:
         """The components of a panel (blood pressure 85354-9) whose codes and units are known, each a measurement."""
@@ -599,7 +579,7 @@ class FactCollector:
                     draft, "warning", "required", f"{concept.label} without a value in {panel.label}; ignored", element
                 )
                 continue
-            found.append(self._component_measurement(name, concept, quantity, day, source, element))
+            found.append(self._quantity_measurement(name, concept, quantity, day, source, element))
         if not found:
             self._note(
                 draft, "warning", "required", f"{panel.label} without a known component value; ignored", "component"
@@ -607,11 +587,12 @@ class FactCollector:
             return None
         return Panel(tuple(found), source)
 
-    def _component_measurement(
+    def _quantity_measurement(
         self, name: str, concept: Concept, quantity: Quantity, day: date, source: str, element: str
     ) -> Measurement:
+        """A quantity (at `element`: valueQuantity or a component's) in an accepted unit and plausible, as a measurement."""
         value = quantity.value
-        if type(value) is not float and type(value) is not int:
+        if type(value) is not float and type(value) is not int:  # JSON numbers only (not true/false)
             raise _Refused(f"{element}.value is not a number: {value!r}", f"{element}.value", "value")
         unit = _unit(quantity)
         rule = concept.unit_rule(unit)
