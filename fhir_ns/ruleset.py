@@ -230,6 +230,85 @@ class SeriousInfection(_Frozen):
     days_after: int = Field(ge=0)
 
 
+class BloodPressureLimit(_Frozen):
+    """A systolic/diastolic pair in mm[Hg]: met when either value reaches its limit (>=)."""
+
+    systolic: float
+    diastolic: float
+
+    def met_by(self, systolic: float | None, diastolic: float | None) -> bool:
+        return (systolic is not None and systolic >= self.systolic) or (
+            diastolic is not None and diastolic >= self.diastolic
+        )
+
+    def __str__(self) -> str:
+        return f"{self.systolic:g}/{self.diastolic:g} mm[Hg]"
+
+
+class BloodPressureScreening(_Frozen):
+    """One row of a simplified screening table: the values needing evaluation at an age (completed years)."""
+
+    age_years: int
+    boys: BloodPressureLimit
+    girls: BloodPressureLimit
+
+
+class Hypertension(_Frozen):
+    """Office blood pressure (RULES.md §7): stage limits, persistence, and the children's screening table."""
+
+    min_age_years: float  # younger: not judged
+    adult_limits_from_years: float  # from this age the stage limits apply; below it, the screening table
+    stage1: BloodPressureLimit
+    stage2: BloodPressureLimit
+    urgent: BloodPressureLimit  # one reading is enough
+    stage1_days: int  # separate days at stage 1 or above ...
+    stage1_window_days: int  # ... within this many days (first to last)
+    stage2_days: int
+    stage2_window_days: int
+    child_screening: list[BloodPressureScreening] = Field(default_factory=list)
+    child_screening_source: str = ""
+
+    def screening_limit(self, age_years: int, sex: str | None) -> tuple[BloodPressureLimit, str] | None:
+        """The screening table's limit for a child of this age and sex (unknown sex: the lower of the two)."""
+        row = next((r for r in self.child_screening if r.age_years == age_years), None)
+        if row is None:
+            return None
+        if sex == "male":
+            return row.boys, "boys"
+        if sex == "female":
+            return row.girls, "girls"
+        lower = BloodPressureLimit(
+            systolic=min(row.boys.systolic, row.girls.systolic), diastolic=min(row.boys.diastolic, row.girls.diastolic)
+        )
+        return lower, "sex unknown: the lower of boys and girls"
+
+
+class AcuteKidneyInjury(_Frozen):
+    """KDIGO 2012 AKI by serum creatinine (umol/L), baseline as in the NHS England AKI algorithm (2014)."""
+
+    absolute_rise_umol_l: float  # 26.5 (0.3 mg/dL) ...
+    absolute_rise_days: int  # ... within this many calendar days (48 h on dates)
+    ratio_stage1: float  # 1.5
+    ratio_stage2: float  # 2.0
+    ratio_stage3: float  # 3.0
+    stage3_creatinine_umol_l: float  # 353.6 (4.0 mg/dL) after an acute rise
+    stage3_child_egfr_below: float  # < 18 y
+    child_below_years: float
+    rv1_days: int  # RV1: lowest value in the previous 0-this many days
+    rv2_from_days: int  # RV2: median of the values from this many days before ...
+    rv2_to_days: int  # ... to this many days before
+
+
+class Hyperglycaemia(_Frozen):
+    """Drug-induced hyperglycaemia: thresholds per unit family, and the drugs that count."""
+
+    fasting_glucose: list[Threshold]
+    random_glucose: list[Threshold]
+    hba1c: list[Threshold]
+    drug_classes: list[str]
+    drugs: list[str]
+
+
 class Population(_Frozen):
     onset_age_min_years: float = 0
     onset_age_max_years: float | None = None
@@ -263,6 +342,10 @@ class RuleSet(_Frozen):
     raas_persistent_proteinuria_days: int
     ckd: Ckd
     intolerance: Intolerance
+    # complications (RULES.md §7); a site rule set without them does not judge them
+    hypertension: Hypertension | None = None
+    acute_kidney_injury: AcuteKidneyInjury | None = None
+    hyperglycaemia: Hyperglycaemia | None = None
     monogenic_gene_concepts: list[str]
     careplans: dict[str, list[str]]
     onset_age: OnsetAge

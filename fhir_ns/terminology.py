@@ -54,6 +54,9 @@ class Concept:
     plausible: dict[str, tuple[float, float]]
     ordinal: bool = False
     genetic: bool = False
+    panel: bool = False  # values in Observation.component, each coded with its own concept
+    # a word in the Observation's code text or displays that makes it another concept ("fasting" -> glucose-fasting)
+    stated: dict[str, str] = field(default_factory=dict)
     equation: str | None = None  # an eGFR: the equation the lab used ("CKD-EPI 2021")
     equation_for: str | None = None  # ... and the population it was made for: "adult" | "child"
 
@@ -214,6 +217,8 @@ def _load_concepts(path: Path) -> dict[str, Concept]:
             plausible={f: (float(lo), float(hi)) for f, (lo, hi) in (spec.get("plausible") or {}).items()},
             ordinal=bool(spec.get("ordinal", False)),
             genetic=bool(spec.get("genetic", False)),
+            panel=bool(spec.get("panel", False)),
+            stated={str(word).lower(): str(other) for word, other in (spec.get("stated") or {}).items()},
             equation=spec.get("equation"),
             equation_for=spec.get("equation_for"),
         )

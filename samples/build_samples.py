@@ -51,7 +51,13 @@ OBSERVATIONS: dict[str, tuple[str, str, str, str, str]] = {
     "height": ("8302-2", "Body height", "cm", "cm", "vital-signs"),
     "cyclosporine": ("3520-4", "Cyclosporine [Mass/volume] in Blood", "ng/mL", "ng/mL", "laboratory"),
     "tacrolimus": ("11253-2", "Tacrolimus [Mass/volume] in Blood", "ng/mL", "ng/mL", "laboratory"),
+    "bp-systolic": ("8480-6", "Systolic blood pressure", "mm[Hg]", "mmHg", "vital-signs"),
+    "bp-diastolic": ("8462-4", "Diastolic blood pressure", "mm[Hg]", "mmHg", "vital-signs"),
+    "glucose-fasting": ("1558-6", "Fasting glucose [Mass/volume] in Serum or Plasma", "mg/dL", "mg/dL", "laboratory"),
+    "glucose": ("14749-6", "Glucose [Moles/volume] in Serum or Plasma", "mmol/L", "mmol/L", "laboratory"),
+    "hba1c": ("4548-4", "Hemoglobin A1c/Hemoglobin.total in Blood", "%", "%", "laboratory"),
 }
+BP_PANEL = ("85354-9", "Blood pressure panel with all children optional")
 DIPSTICK = ("20454-5", "Protein [Presence] in Urine by Test strip")
 # SNOMED urine protein test findings (mappings/dipstick.yaml)
 DIPSTICK_CODES = {
@@ -244,6 +250,32 @@ class Story:
     def level(self, drug: str, n: int, value: float) -> Story:
         """A calcineurin-inhibitor blood level drawn before the morning dose (trough)."""
         self.observation(drug, n, value, "07:45")
+        return self
+
+    def blood_pressure(self, n: int, systolic: float, diastolic: float, panel: bool = True) -> Story:
+        """An office blood pressure: the 85354-9 panel with its two components, or two separate Observations."""
+        if not panel:
+            self.observation("bp-systolic", n, systolic, "10:15")
+            self.observation("bp-diastolic", n, diastolic, "10:15")
+            return self
+        components = []
+        for kind, value in (("bp-systolic", systolic), ("bp-diastolic", diastolic)):
+            code, display, unit, unit_display, _ = OBSERVATIONS[kind]
+            components.append(
+                {
+                    "code": {"coding": [_coding(LOINC, code, display)]},
+                    "valueQuantity": _quantity(value, unit, unit_display),
+                }
+            )
+        self._new(
+            "Observation",
+            status="final",
+            category=[{"coding": [_coding(OBS_CATEGORY, "vital-signs", "Vital Signs")]}],
+            code={"coding": [_coding(LOINC, *BP_PANEL)], "text": "Blood pressure"},
+            subject=self._subject(),
+            effectiveDateTime=self.at(n, "10:15"),
+            component=components,
+        )
         return self
 
     def dipstick(self, n: int, grade: str, coded: bool = True) -> Story:
@@ -1356,6 +1388,89 @@ def serious_infection(pid: str = "inf-lina") -> Story:
     return s
 
 
+def hypertension_on_cyclosporine(pid: str = "htn-amira") -> Story:
+    s = Story(
+        "hypertension-on-cyclosporine",
+        pid,
+        born="2014-11-03",
+        gender="female",
+        given="Amira",
+        family="Haddad",
+        onset="2023-02-06",
+        as_of_day=130,
+        classifications=["srns-initial", "cni-responsive"],
+        findings=["hypertension"],
+        note="8-year-old girl; SRNS at day 28; cyclosporine ~170 mg/m2/day from day 42, complete remission on "
+        "day 84; blood pressure 104/62 before cyclosporine, then 142/92 on day 70 (panel) and 144/94 on day 91 "
+        "(separate systolic and diastolic Observations): at or above 140/90 on 2 days within 30, moderate, "
+        "cyclosporine implicated (AAP 2017 screening table for a child under 13)",
+    )
+    s.body(0, 26, 128).labs(0, upcr=650, albumin=15, creatinine=34).dipstick(0, "4+").blood_pressure(0, 104, 62)
+    _srns_then_cni(s, [(56, 170, 26), (70, 70, 31), (84, 15, 35), (112, 12, 38), (126, 10, 39)])
+    s.creatinine(40, 34)
+    for n, trough in ((49, 95), (70, 110), (98, 115), (126, 105)):
+        s.level("cyclosporine", n, trough)
+    s.blood_pressure(56, 110, 66).blood_pressure(70, 142, 92).blood_pressure(91, 144, 94, panel=False)
+    s.creatinine(70, 36).creatinine(98, 37).body(112, 27, 129).creatinine(126, 36)
+    return s
+
+
+def acute_kidney_injury(pid: str = "aki-noah") -> Story:
+    s = Story(
+        "acute-kidney-injury",
+        pid,
+        born="2016-04-18",
+        gender="male",
+        given="Noah",
+        family="Kowalski",
+        onset="2023-05-08",
+        as_of_day=130,
+        classifications=["srns-initial", "cni-responsive"],
+        findings=["acute-kidney-injury"],
+        note="7-year-old boy; SRNS at day 28; tacrolimus 0.1 mg/kg/day from day 42, partial remission on day 70; "
+        "creatinine 31 umol/L on day 98, 68 on day 101 (2.2 x the lowest value of the previous 7 days: KDIGO "
+        "stage 2, high, tacrolimus implicated), back to 33 on day 112",
+    )
+    s.body(0, 22, 120).labs(0, upcr=610, albumin=16, creatinine=29).dipstick(0, "4+")
+    _srns_then_cni(s, [(56, 160, 27), (70, 90, 31), (84, 40, 33), (112, 30, 34), (126, 25, 35)], cni="tacrolimus")
+    s.creatinine(40, 29)
+    for n, trough in ((49, 6.2), (63, 7.5), (84, 8.1), (101, 9.4), (126, 7.0)):
+        s.level("tacrolimus", n, trough)
+    s.creatinine(63, 30).creatinine(84, 30).creatinine(98, 31).creatinine(101, 68).creatinine(104, 45)
+    s.creatinine(112, 33).creatinine(126, 32)
+    return s
+
+
+def steroid_hyperglycaemia(pid: str = "glu-hugo") -> Story:
+    s = Story(
+        "steroid-hyperglycaemia",
+        pid,
+        born="2012-06-30",
+        gender="male",
+        given="Hugo",
+        family="Laurent",
+        onset="2023-03-13",
+        as_of_day=100,
+        classifications=["ssns"],
+        findings=["drug-induced-hyperglycaemia"],
+        note="10-year-old boy with SSNS; prednisolone 60 mg/day (60 mg/m2/day, capped); fasting glucose 133 mg/dL "
+        "on day 14 (at or above 126 mg/dL) and HbA1c 6.6 % on day 40, both on prednisolone: steroid-induced "
+        "hyperglycaemia, moderate; 92 mg/dL on day 90 after the course",
+    )
+    s.body(0, 42, 150).labs(0, upcr=720, albumin=14, creatinine=38).dipstick(0, "4+")
+    s.condition("childhood NS", 0, status="remission")
+    initial_course(s)
+    s.labs(10, upcr=15, albumin=29).labs(28, upcr=8, albumin=38).labs(70, upcr=6, albumin=41)
+    for n, kind, value in (
+        (0, "glucose-fasting", 88),
+        (14, "glucose-fasting", 133),
+        (40, "hba1c", 6.6),
+        (90, "glucose-fasting", 92),
+    ):
+        s.observation(kind, n, value, "07:30")
+    return s
+
+
 STORIES: list[Callable[[], Story]] = [
     ssns,
     late_responder,
@@ -1383,6 +1498,9 @@ STORIES: list[Callable[[], Story]] = [
     relapsing_on_cni,
     thromboembolism,
     serious_infection,
+    hypertension_on_cyclosporine,
+    acute_kidney_injury,
+    steroid_hyperglycaemia,
 ]
 URN_BUNDLES = {"late-responder"}  # every entry a urn:uuid fullUrl, references to the Patient by urn:uuid
 # The cohort: five of the phenotypes again, as other patients, in one bulk export.

@@ -77,6 +77,20 @@ class Chart:
     def level(self, drug: str, on: int, ng_ml: float) -> Chart:
         return self.measure(f"{drug}-level", on, ng_ml, "ng/mL")
 
+    def bp(self, on: int, systolic: float | None, diastolic: float | None) -> Chart:
+        """An office blood pressure (mm[Hg]) as two Observations; None leaves one out."""
+        if systolic is not None:
+            self.measure("bp-systolic", on, systolic, "mm[Hg]")
+        if diastolic is not None:
+            self.measure("bp-diastolic", on, diastolic, "mm[Hg]")
+        return self
+
+    def glucose(self, on: int, value: float, unit: str = "mmol/L", fasting: bool = False) -> Chart:
+        return self.measure("glucose-fasting" if fasting else "glucose", on, value, unit)
+
+    def hba1c(self, on: int, value: float, unit: str = "mmol/mol") -> Chart:
+        return self.measure("hba1c", on, value, unit)
+
     def weight(self, on: int, kg: float) -> Chart:
         return self.measure("weight", on, kg, "kg")
 

@@ -110,7 +110,7 @@ def test_convert_does_not_refuse_a_patient_for_a_flaw_in_an_observation_the_clas
         "resourceType": "Observation",
         "id": "x",
         "status": "bogus",
-        "code": {"coding": [{"system": "http://loinc.org", "code": "2345-7"}]},
+        "code": {"coding": [{"system": "http://loinc.org", "code": "718-7"}]},
         "subject": {"reference": "Patient/p1"},
     }
     used = {**unrelated, "code": {"coding": [{"system": "http://loinc.org", "code": "2890-2"}]}}

@@ -142,6 +142,9 @@ def test_project_code_systems_are_valid_and_cover_every_code_the_rules_emit() ->
         "secondary-ns-suspected",
         "thromboembolism",
         "serious-infection",
+        "hypertension",
+        "acute-kidney-injury",
+        "drug-induced-hyperglycaemia",
     }
     assert codes == expected
 

@@ -44,7 +44,7 @@ from fhir_ns.fhir.shapes import (
 )
 from fhir_ns.fhir.store import NO_PATIENT, Pending, RecordStore, SpillLimit, Stored, StoredProblem
 from fhir_ns.terminology import Concept, Terminology
-from fhir_ns.timeline.model import ConditionFact, DrugExposure, GeneticResult, Measurement, PatientFacts, Taper
+from fhir_ns.timeline.model import ConditionFact, DrugExposure, GeneticResult, Measurement, Panel, PatientFacts, Taper
 
 UCUM = "http://unitsofmeasure.org"
 READ_TYPES = shapes.READ_TYPES
@@ -389,7 +389,7 @@ class FactCollector:
             return False
         concept = self.term.concepts[concept_name]
         source = "Observation/" + rid
-        if concept.genetic:
+        if concept.genetic or concept.panel or concept.stated:
             return False
         if concept.ordinal:
             grade = self._coded_grade(obs)
@@ -526,6 +526,9 @@ class FactCollector:
         if concept_name is None:
             return None  # not a concept fhir-ns uses; counted, not reported
         concept = self.term.concepts[concept_name]
+        if concept.stated:
+            concept_name = _stated_concept(concept, obs.code) or concept_name
+            concept = self.term.concepts[concept_name]
         when = obs.effectiveDateTime
         if type(when) is str:  # the usual case, read without the general search of _period
             day = DAY_CACHE.get(when[:10])  # type: ignore[assignment]
@@ -538,6 +541,8 @@ class FactCollector:
             day = self._effective_day(obs, ("effectiveDateTime", "effectiveInstant", "effectivePeriod"))
         if concept.genetic:
             return self._genetic(obs, day, source)
+        if concept.panel:
+            return self._panel(obs, concept, day, source, draft)
         if concept.ordinal:
             grade = self._dipstick_grade(obs)
             return Measurement(concept_name, day, float(grade), "grade", source)
@@ -547,16 +552,55 @@ class FactCollector:
                 self._note(draft, "warning", "required", f"{concept.label} without a value; ignored", "value[x]")
                 return None
             raise _Refused(f"{concept.label} needs a valueQuantity", "value[x]", "value")
+        return self._quantity_measurement(concept_name, concept, quantity, day, source, "valueQuantity")
+
+    def _panel(self, obs: shapes.Observation, panel: Concept, day: date, source: str, draft: _Draft) -> Panel | None:
+        """The components of a panel (blood pressure 85354-9) whose codes and units are known, each a measurement."""
+        found: list[Measurement] = []
+        components = obs.component if isinstance(obs.component, list) else []
+        for i, part in enumerate(components):
+            if not isinstance(part, Component):
+                continue
+            name = next(
+                (
+                    self.term.observation_codes.get(_key(c))
+                    for c in _codings(part.code)
+                    if _key(c) in self.term.observation_codes
+                ),
+                None,
+            )
+            if name is None:
+                continue
+            concept = self.term.concepts[name]
+            quantity = part.valueQuantity
+            element = f"component[{i}].valueQuantity"
+            if not isinstance(quantity, Quantity):
+                self._note(
+                    draft, "warning", "required", f"{concept.label} without a value in {panel.label}; ignored", element
+                )
+                continue
+            found.append(self._quantity_measurement(name, concept, quantity, day, source, element))
+        if not found:
+            self._note(
+                draft, "warning", "required", f"{panel.label} without a known component value; ignored", "component"
+            )
+            return None
+        return Panel(tuple(found), source)
+
+    def _quantity_measurement(
+        self, name: str, concept: Concept, quantity: Quantity, day: date, source: str, element: str
+    ) -> Measurement:
+        """A quantity (at `element`: valueQuantity or a component's) in an accepted unit and plausible, as a measurement."""
         value = quantity.value
         if type(value) is not float and type(value) is not int:  # JSON numbers only (not true/false)
-            raise _Refused(f"valueQuantity.value is not a number: {value!r}", "valueQuantity.value", "value")
+            raise _Refused(f"{element}.value is not a number: {value!r}", f"{element}.value", "value")
         unit = _unit(quantity)
         rule = concept.unit_rule(unit)
         if rule is None:
             accepted = ", ".join(concept.units) or "none"
             raise _Refused(
                 f"unit {unit!r} is not accepted for {concept.label} (accepted: {accepted})",
-                "valueQuantity.code",
+                f"{element}.code",
                 "code-invalid",
             )
         converted = float(value) * rule.factor
@@ -564,10 +608,10 @@ class FactCollector:
         if bounds and not bounds[0] <= converted <= bounds[1]:
             raise _Refused(
                 f"{concept.label} {value:g} {unit} is implausible (outside {bounds[0]:g}-{bounds[1]:g} {rule.family})",
-                "valueQuantity.value",
+                f"{element}.value",
                 "value",
             )
-        return Measurement(concept_name, day, converted, rule.family, source)
+        return Measurement(name, day, converted, rule.family, source)
 
     def _dipstick_grade(self, obs: shapes.Observation) -> int:
         quantity = obs.valueQuantity
@@ -1254,10 +1298,15 @@ def _duplicate_note(record: Stored, severity: str, message: str) -> StoredProble
     return (severity, "duplicate", message, None, f"{record.rtype}/{record.rid}")
 
 
-def _file(facts: PatientFacts, payload: Measurement | DrugExposure | Taper | ConditionFact | GeneticResult) -> None:
+def _file(
+    facts: PatientFacts, payload: Measurement | DrugExposure | Taper | ConditionFact | GeneticResult | Panel
+) -> None:
     """File a fact in its list; the sources of measurements are gathered once all are filed."""
     if type(payload) is Measurement:
         facts.measurements.append(payload)
+        return
+    if type(payload) is Panel:
+        facts.measurements.extend(payload.measurements)
         return
     facts.sources.add(payload.source)
     if isinstance(payload, DrugExposure):
@@ -1268,6 +1317,14 @@ def _file(facts: PatientFacts, payload: Measurement | DrugExposure | Taper | Con
         facts.conditions.append(payload)
     elif isinstance(payload, GeneticResult):
         facts.genetics.append(payload)
+
+
+def _stated_concept(concept: Concept, code: Any) -> str | None:
+    """The concept a word of the code's text or displays names ("fasting" glucose), else None."""
+    texts = [code.text] if isinstance(code, CodeableConcept) else []
+    texts += [c.display for c in _codings(code)]
+    words = set(re.findall(r"[a-z]+", " ".join(t for t in texts if isinstance(t, str)).lower()))
+    return next((other for word, other in concept.stated.items() if word in words), None)
 
 
 # -- small readers of FHIR datatypes -------------------------------------------------------------

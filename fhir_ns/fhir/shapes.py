@@ -107,6 +107,7 @@ class Contained(Struct, gc=False):
 
 class Component(Struct, gc=False):
     code: CodeableConcept | NotObject = None
+    valueQuantity: Quantity | NotObject = None  # noqa: N815
     valueCodeableConcept: CodeableConcept | NotObject = None  # noqa: N815
     valueString: Any = None  # noqa: N815
 

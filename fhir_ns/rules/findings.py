@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Sequence
 from datetime import date, timedelta
+from statistics import fmean, median
 
 from fhir_ns.catalogue import info
 from fhir_ns.rules.result import Finding, PatientResult
 from fhir_ns.rules.steroid import Response, TrialOutcome
-from fhir_ns.ruleset import unit_text
-from fhir_ns.timeline.formulas import gfr_category
+from fhir_ns.ruleset import BloodPressureLimit, Threshold, unit_text
+from fhir_ns.timeline.formulas import age_years, completed_years, gfr_category
+from fhir_ns.timeline.model import DrugExposure, Measurement
 from fhir_ns.timeline.timeline import Dose, DrugCourse, Level, Timeline
 
 
@@ -28,6 +31,9 @@ def find(tl: Timeline, result: PatientResult, trials: dict[str, TrialOutcome]) -
         _steroid_intolerance,
         _thromboembolism,
         _serious_infection,
+        _hypertension,
+        _acute_kidney_injury,
+        _drug_induced_hyperglycaemia,
     ):
         check(tl, result, trials)
     result.findings.sort(key=lambda f: (f.since, f.code))
@@ -416,3 +422,263 @@ def _serious_infection(tl: Timeline, result: PatientResult, _: object) -> None:
             [*evidence, *implicated],
             implicated=implicated,
         )
+
+
+# -- complications (RULES.md §7) -----------------------------------------------------------------
+
+
+def _current_drugs(
+    tl: Timeline, days: Sequence[date], classes: Sequence[str], drugs: Sequence[str] = ()
+) -> list[DrugExposure]:
+    """The exposures of these classes or drugs that cover any of `days`."""
+    return [
+        e for e in tl.exposures if (e.drug_class in classes or e.drug in drugs) and any(e.covers(day) for day in days)
+    ]
+
+
+def _while_on(tl: Timeline, exposures: Sequence[DrugExposure]) -> str:
+    if not exposures:
+        return ""
+    return f" while on {tl.terminology.drug_names(dict.fromkeys(e.drug for e in exposures))}"
+
+
+class _BloodPressureDay:
+    """One day's office blood pressure: the mean of its systolic and of its diastolic readings."""
+
+    def __init__(self, on: date, readings: list[Measurement]) -> None:
+        self.on = on
+        self.readings = readings
+        systolic = [m.value for m in readings if m.concept == "bp-systolic"]
+        diastolic = [m.value for m in readings if m.concept == "bp-diastolic"]
+        self.systolic = fmean(systolic) if systolic else None
+        self.diastolic = fmean(diastolic) if diastolic else None
+
+    @property
+    def text(self) -> str:
+        shown = "/".join("-" if v is None else f"{v:.0f}" for v in (self.systolic, self.diastolic))
+        return f"{shown} mm[Hg] on {self.on}"
+
+    def any_reading_meets(self, limit: BloodPressureLimit) -> bool:
+        return any(
+            limit.met_by(m.value, None) if m.concept == "bp-systolic" else limit.met_by(None, m.value)
+            for m in self.readings
+        )
+
+
+def _persistent(days: list[_BloodPressureDay], count: int, window: int) -> list[_BloodPressureDay] | None:
+    """The first `count` days whose first and last lie at most `window` days apart (earliest completed), or None."""
+    for last in range(count - 1, len(days)):
+        first = last - count + 1
+        if (days[last].on - days[first].on).days <= window:
+            return days[first : last + 1]
+    return None
+
+
+def _hypertension(tl: Timeline, result: PatientResult, _: object) -> None:
+    """Office BP by stage (13 y and over) or against the children's screening table (1-12 y), with persistence."""
+    spec = tl.ruleset.hypertension
+    birth = tl.facts.birth_date
+    if spec is None or birth is None:
+        return
+    by_day: dict[date, list[Measurement]] = {}
+    for concept in ("bp-systolic", "bp-diastolic"):
+        for m in tl.measurements.get(concept, []):
+            by_day.setdefault(m.on, []).append(m)
+    levels: dict[int, list[_BloodPressureDay]] = {1: [], 2: [], 3: []}
+    screening: dict[date, str] = {}  # a child's day held against the screening table: the limit in words
+    for on in sorted(by_day):
+        age = age_years(birth, on)
+        if age < spec.min_age_years:
+            continue
+        bp = _BloodPressureDay(on, by_day[on])
+        if age < spec.adult_limits_from_years:
+            found = spec.screening_limit(completed_years(birth, on), tl.facts.sex)
+            if found is None:
+                continue
+            stage1, words = found
+            screening[on] = f"screening value {stage1} for {words}, age {completed_years(birth, on)}"
+        else:
+            stage1 = spec.stage1
+        level = (
+            3
+            if bp.any_reading_meets(spec.urgent)
+            else 2
+            if spec.stage2.met_by(bp.systolic, bp.diastolic)
+            else 1
+            if stage1.met_by(bp.systolic, bp.diastolic)
+            else 0
+        )
+        for n in range(1, level + 1):
+            levels[n].append(bp)
+    met: tuple[list[_BloodPressureDay], str, str] | None = None
+    if levels[3]:
+        met = levels[3][:1], "high", f"a reading at or above {spec.urgent} (urgent)"
+    else:
+        run = _persistent(levels[2], spec.stage2_days, spec.stage2_window_days)
+        if run is not None:
+            met = (
+                run,
+                "moderate",
+                f"at or above {spec.stage2} on {spec.stage2_days} days within {spec.stage2_window_days} days",
+            )
+        else:
+            run = _persistent(levels[1], spec.stage1_days, spec.stage1_window_days)
+            if run is not None:
+                met = run, "low", f"on {spec.stage1_days} days within {spec.stage1_window_days} days"
+    if met is None:
+        return
+    days, severity, rule = met
+    child = [screening[d.on] for d in days if d.on in screening]
+    if child:
+        head = "BP above the screening threshold: needs evaluation"
+        limits = f"{child[-1]}, {spec.child_screening_source}"
+        if severity == "low":
+            rule = f"above the screening value {rule}"
+    else:
+        head = {"high": "urgent blood pressure", "moderate": "stage 2 hypertension", "low": "stage 1 hypertension"}[
+            severity
+        ]
+        limits = f"stage 1 {spec.stage1}, stage 2 {spec.stage2}, AAP 2017 / ACC-AHA 2017"
+        if severity == "low":
+            rule = f"at or above {spec.stage1} {rule}"
+    implicated = _current_drugs(tl, [d.on for d in days], ("calcineurin-inhibitor", "glucocorticoid"))
+    _add(
+        result,
+        "hypertension",
+        days[-1].on,
+        f"{head}: {'; '.join(d.text for d in days)} ({rule}; {limits}){_while_on(tl, implicated)}",
+        [m.source for d in days for m in d.readings],
+        severity=severity,
+        implicated=[e.source for e in implicated],
+    )
+
+
+def _acute_kidney_injury(tl: Timeline, result: PatientResult, _: object) -> None:
+    """KDIGO 2012 AKI by creatinine against the NHS England baseline (RV1, else RV2); one finding per episode."""
+    spec = tl.ruleset.acute_kidney_injury
+    if spec is None:
+        return
+    values = tl.measurements.get("creatinine", [])
+    days = [m.on for m in values]
+    egfr: dict[date, tuple[float, str, tuple[str, ...]]] | None = None  # worked out when first needed
+    birth = tl.facts.birth_date
+    episode: list[tuple[Measurement, int, str, list[str]]] = []
+    for m in values:
+        earlier = values[bisect_left(days, m.on - timedelta(days=spec.rv2_to_days)) : bisect_left(days, m.on)]
+        rv1 = [p for p in earlier if (m.on - p.on).days <= spec.rv1_days]
+        rv2 = [p for p in earlier if spec.rv2_from_days <= (m.on - p.on).days <= spec.rv2_to_days]
+        words = ""
+        baseline: float | None = None
+        sources: list[str] = []
+        if rv1:
+            low = min(rv1, key=lambda p: p.value)
+            baseline, sources = low.value, [low.source]
+            words = f"RV1, the lowest value in the {spec.rv1_days} days before: {low.value:.0f} umol/L on {low.on}"
+        elif rv2:
+            baseline, sources = median(p.value for p in rv2), [p.source for p in rv2]
+            words = (
+                f"RV2, the median of {len(rv2)} value(s) {spec.rv2_from_days}-{spec.rv2_to_days} days before: "
+                f"{baseline:.0f} umol/L (no value in the {spec.rv1_days} days before)"
+            )
+        ratio = m.value / baseline if baseline else None
+        recent = [p for p in earlier if (m.on - p.on).days <= spec.absolute_rise_days]
+        lowest_recent = min(recent, key=lambda p: p.value) if recent else None
+        rise = m.value - lowest_recent.value if lowest_recent is not None else None
+        by_ratio = ratio is not None and ratio >= spec.ratio_stage1
+        by_rise = rise is not None and rise >= spec.absolute_rise_umol_l
+        if not (by_ratio or by_rise):
+            if episode and (m.on - episode[-1][0].on).days > spec.rv1_days:
+                _aki_finding(tl, result, episode)
+                episode = []
+            continue
+        if episode and (m.on - episode[-1][0].on).days > spec.rv1_days:
+            _aki_finding(tl, result, episode)
+            episode = []
+        parts = []
+        if by_ratio and ratio is not None:
+            parts.append(f"{ratio:.1f} x the baseline ({words})")
+        if by_rise and rise is not None and lowest_recent is not None:
+            parts.append(
+                f"{rise:.1f} umol/L above {lowest_recent.value:.0f} umol/L of {lowest_recent.on} (within "
+                f"{spec.absolute_rise_days} days; limit {spec.absolute_rise_umol_l:g})"
+            )
+            sources.append(lowest_recent.source)
+        stage = 1
+        if ratio is not None and ratio >= spec.ratio_stage3:
+            stage = 3
+        elif ratio is not None and ratio >= spec.ratio_stage2:
+            stage = 2
+        if m.value >= spec.stage3_creatinine_umol_l:
+            stage = 3
+            parts.append(f"at or above {spec.stage3_creatinine_umol_l:g} umol/L after an acute rise")
+        if birth is not None and age_years(birth, m.on) < spec.child_below_years and egfr is None:
+            egfr = {on: (value, equation, sources) for on, value, sources, equation in tl.egfr_series()}
+        kidney = egfr.get(m.on) if egfr is not None else None
+        if (
+            kidney is not None
+            and birth is not None
+            and age_years(birth, m.on) < spec.child_below_years
+            and kidney[0] < spec.stage3_child_egfr_below
+        ):
+            stage = 3
+            parts.append(f"eGFR {kidney[0]:.0f} ({kidney[1]}) below {spec.stage3_child_egfr_below:g} under 18")
+            sources.extend(kidney[2])
+        # Dialysis started also makes stage 3 (KDIGO 2012): to be judged here once Procedure facts are read.
+        episode.append((m, stage, f"creatinine {m.value:.0f} umol/L on {m.on} is " + " and ".join(parts), sources))
+    if episode:
+        _aki_finding(tl, result, episode)
+
+
+def _aki_finding(tl: Timeline, result: PatientResult, episode: list[tuple[Measurement, int, str, list[str]]]) -> None:
+    first = episode[0]
+    peak = max(episode, key=lambda e: (e[1], e[0].value))
+    stage = peak[1]
+    words = f"acute kidney injury (KDIGO stage {stage}): {first[2]}"
+    if peak is not first:
+        words += f"; at its peak {peak[2]}"
+    implicated = _current_drugs(tl, [e[0].on for e in episode], ("calcineurin-inhibitor",))
+    _add(
+        result,
+        "acute-kidney-injury",
+        first[0].on,
+        words + _while_on(tl, implicated),
+        [s for e in (first, peak) for s in (*e[3], e[0].source)],
+        severity="moderate" if stage == 1 else "high",
+        implicated=[e.source for e in implicated],
+    )
+
+
+def _drug_induced_hyperglycaemia(tl: Timeline, result: PatientResult, _: object) -> None:
+    """A glucose or HbA1c at or above the diagnostic threshold of its kind and unit, taken on a glucocorticoid
+    or tacrolimus; one finding, dated the first such value."""
+    spec = tl.ruleset.hyperglycaemia
+    if spec is None:
+        return
+    kinds: tuple[tuple[str, list[Threshold], str], ...] = (
+        ("glucose-fasting", spec.fasting_glucose, "fasting plasma glucose"),
+        ("glucose", spec.random_glucose, "plasma glucose (fasting not stated)"),
+        ("hba1c", spec.hba1c, "HbA1c"),
+    )
+    hits: list[tuple[Measurement, str, list[DrugExposure]]] = []
+    for concept, thresholds, label in kinds:
+        for m in tl.measurements.get(concept, []):
+            threshold = next((t for t in thresholds if t.unit == m.unit), None)
+            if threshold is None or not threshold.met_by(m.value):
+                continue
+            on = _current_drugs(tl, [m.on], spec.drug_classes, spec.drugs)
+            if on:
+                hits.append((m, f"{label} {m.value:g} {unit_text(m.unit)} on {m.on} ({threshold})", on))
+    if not hits:
+        return
+    hits.sort(key=lambda h: (h[0].on, h[0].source))
+    first = hits[0]
+    more = f"; {len(hits)} such values on treatment in all" if len(hits) > 1 else ""
+    implicated = [e.source for h in hits for e in h[2]]
+    _add(
+        result,
+        "drug-induced-hyperglycaemia",
+        first[0].on,
+        f"{first[1]}{_while_on(tl, first[2])}{more}",
+        [*(h[0].source for h in hits), *implicated],
+        implicated=implicated,
+    )

@@ -31,6 +31,13 @@ class Measurement(Fact, frozen=True, array_like=True, gc=False, tag="M"):
     source: str
 
 
+class Panel(Fact, frozen=True, array_like=True, gc=False, tag="V"):
+    """The measured components of one panel Observation (a blood pressure's systolic and diastolic)."""
+
+    measurements: tuple[Measurement, ...]
+    source: str
+
+
 class DrugExposure(Fact, frozen=True, array_like=True, gc=False, tag="D"):
     """A period on a drug, with its mean daily dose.
 

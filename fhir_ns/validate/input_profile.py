@@ -99,6 +99,8 @@ def _extra(entry: Entry, term: Terminology) -> list[Problem]:
                 f"LOINC {', '.join(map(str, loinc))} is not a code fhir-ns reads; the Observation is not used",
                 "code",
             )
+        if concept and term.concepts[concept].panel:
+            out.extend(_panel_components(res, term, entry, source))
         quantity = res.get("valueQuantity")
         value = quantity.get("value") if isinstance(quantity, dict) else None
         negative = isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0
@@ -120,6 +122,21 @@ def _extra(entry: Entry, term: Terminology) -> list[Problem]:
             if codes:
                 element = "code" if rtype == "Medication" else "medication[x]"
                 say("information", "code-unknown", f"{', '.join(codes)} is not a drug fhir-ns knows; not used", element)
+    return out
+
+
+def _panel_components(res: dict[str, Any], term: Terminology, entry: Entry, source: str | None) -> list[Problem]:
+    """A panel's components (blood pressure 85354-9) coded with a LOINC fhir-ns does not read: not used."""
+    out = []
+    components = res.get("component")
+    for i, part in enumerate(components if isinstance(components, list) else []):
+        codings = _codings(part.get("code") if isinstance(part, dict) else None)
+        if any(_key(c) in term.observation_codes for c in codings):
+            continue
+        loinc = [str(c.get("code")) for c in codings if c.get("system") == LOINC]
+        if loinc:
+            message = f"component LOINC {', '.join(loinc)} is not a code fhir-ns reads; the component is not used"
+            out.append(Problem("information", "code-unknown", message, entry.location, f"component[{i}].code", source))
     return out
 
 
