@@ -101,3 +101,11 @@ def test_no_progress_when_stderr_is_not_a_terminal() -> None:
     result = CliRunner().invoke(cli, ["classify", str(COHORT), "--as-of", "2024-01-01", "--format", "json"])
     assert result.exit_code == 0
     assert "fhir-ns: reading" not in result.stderr and "\r" not in result.stderr
+
+
+def test_validate_shows_its_reading_on_a_terminal_and_not_with_quiet(big_cohort: Path) -> None:
+    terminal, report = on_a_terminal("validate", str(big_cohort))
+    assert b"fhir-ns: reading" in terminal and b"B/s" in terminal
+    assert report  # the report itself is printed once validation is done
+    quiet, _ = on_a_terminal("validate", str(COHORT), "-q")
+    assert b"fhir-ns: reading" not in quiet

@@ -8,6 +8,7 @@ import click
 
 from fhir_ns.cli.options import load_config
 from fhir_ns.errors import INPUT_SKIPPED, OK, USAGE
+from fhir_ns.progress import Progress
 from fhir_ns.validate import VERSIONS, Validator
 from fhir_ns.validate.render import bundle, strict, text
 
@@ -28,13 +29,25 @@ UNREADABLE = USAGE  # 2: usage or I/O problem (a file missing or unreadable)
     help="Site mapping directory, as for classify/convert (what the input profile knows).",
 )
 @click.option("-v", "--verbose", is_flag=True, help="List informational issues too (text format).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress display (shown only when stderr is a terminal).")
 def validate(
-    paths: tuple[str, ...], version: str, fmt: str, is_strict: bool, mapping_dirs: tuple[str, ...], verbose: bool
+    paths: tuple[str, ...],
+    version: str,
+    fmt: str,
+    is_strict: bool,
+    mapping_dirs: tuple[str, ...],
+    verbose: bool,
+    quiet: bool,
 ) -> None:
     """Validate FHIR files (Bundles, resources, NDJSON, directories, '-' for stdin) in six layers:
     syntax, structure, required bindings, invariants, the fhir-ns input profile, the fhir-ns output profile."""
     config = load_config(mapping_dirs)
-    result = Validator(version, config.terminology, config.rulesets).validate(list(paths))  # type: ignore[arg-type]
+    progress = Progress.for_inputs(paths, quiet)  # the report is printed once validation is done
+    validator = Validator(version, config.terminology, config.rulesets)  # type: ignore[arg-type]
+    try:
+        result = validator.validate(list(paths), progress)
+    finally:
+        progress.close()
     if is_strict:
         strict(result)
     out = sys.stdout.buffer

@@ -173,22 +173,22 @@ def scan(
                 with open(name, "rb") as fh:
                     fh.seek(unit.start)
                     lines = _lines_until(fh, unit.end - unit.start)
-                    yield from _ndjson_lines(name, _counted(lines, progress) if progress else lines, problems, typed)
+                    yield from _ndjson_lines(name, counted(lines, progress) if progress else lines, problems, typed)
             else:
                 ndjson = name.endswith(NDJSON_SUFFIXES)
-                counted = progress is not None and ndjson and not name.endswith(".gz")
+                by_line = progress is not None and ndjson and not name.endswith(".gz")
                 with _open(Path(name)) as fh:
-                    if counted:
-                        yield from _ndjson_lines(name, _counted(fh, progress), problems, typed)
+                    if by_line:
+                        yield from _ndjson_lines(name, counted(fh, progress), problems, typed)
                     else:
                         yield from _read_stream(name, fh, problems, typed, ndjson=ndjson)
-                if progress is not None and not counted:
+                if progress is not None and not by_line:
                     progress(_size(name) or 0)
         except OSError as exc:
             problems.append(Problem("error", "exception", f"cannot read: {exc.strerror or exc}", Location(name)))
 
 
-def _counted(lines: Iterable[bytes], progress: Callable[[int], None] | None) -> Iterator[bytes]:
+def counted(lines: Iterable[bytes], progress: Callable[[int], None] | None) -> Iterator[bytes]:
     """The lines, telling `progress` how many bytes went by every 4096 lines."""
     assert progress is not None
     done = 0

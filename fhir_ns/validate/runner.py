@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
 import re
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, BinaryIO
@@ -21,8 +22,9 @@ from typing import Any, BinaryIO
 import orjson
 
 from fhir_ns.fhir.problems import Location, Problem
-from fhir_ns.fhir.reader import NDJSON_SUFFIXES, Entry, document_entries, expand_paths
+from fhir_ns.fhir.reader import NDJSON_SUFFIXES, Entry, counted, document_entries, expand_paths
 from fhir_ns.fhir.store import SpillLimit
+from fhir_ns.progress import NO_PROGRESS, Progress
 from fhir_ns.ruleset import RuleSet
 from fhir_ns.terminology import Terminology
 from fhir_ns.validate.bindings import check_bindings
@@ -108,33 +110,43 @@ class Validator:
         finally:
             self.seconds[layer] += time.perf_counter() - start
 
-    def validate(self, paths: list[str]) -> Validation:
+    def validate(self, paths: list[str], progress: Progress = NO_PROGRESS) -> Validation:
         """Validate files, directories (recursively), NDJSON and '-' (stdin), one document (an NDJSON line)
-        at a time; what is found goes to a Spool, read back by the caller."""
+        at a time; what is found goes to a Spool, read back by the caller. `progress` is told the bytes read."""
         spool = Spool()
         profile = InputProfile(self.terminology, SPILL)
         reports: list[FileReport] = []
+        told = progress.reading if progress.enabled else None
         for name in expand_paths(paths):
             report = FileReport(name, spool.new_report(), spool)
             reports.append(report)
-            for label, data in self._documents(name, report):
+            for label, data in self._documents(name, report, told):
                 self._document(report, label, data, profile)
         self._input_profile(profile, spool, reports)
         return Validation(reports, dict(self.seconds), sum(r.resources for r in reports), spool)
 
     # -- reading and layer 1 -------------------------------------------------------------------------
-    def _documents(self, name: str, report: FileReport) -> Iterator[tuple[str, bytes]]:
+    def _documents(
+        self, name: str, report: FileReport, progress: Callable[[int], None] | None = None
+    ) -> Iterator[tuple[str, bytes]]:
         """(label, JSON text) of each document of a file: the file itself, or each line of NDJSON."""
         try:
             if name == "-":
                 yield from self._split(sys.stdin.buffer.read(), name)
+            elif name.endswith(NDJSON_SUFFIXES) and progress is not None and not name.endswith(".gz"):
+                with _open(name) as fh:
+                    yield from _numbered(counted(_lines(fh), progress))
             elif name.endswith(NDJSON_SUFFIXES):
                 with _open(name) as fh:
                     yield from _numbered(_lines(fh))
+                if progress is not None:
+                    progress(os.path.getsize(name))
             else:
                 with _open(name) as fh:
                     data = fh.read()
                 yield from self._split(data, name)
+                if progress is not None:
+                    progress(os.path.getsize(name))
         except (OSError, EOFError) as exc:
             report.unreadable = True
             message = f"cannot read: {getattr(exc, 'strerror', None) or exc}"
