@@ -42,7 +42,7 @@ from fhir_ns.fhir.shapes import (
     Repeat,
     Timing,
 )
-from fhir_ns.fhir.store import NO_PATIENT, Pending, RecordStore, SpillLimit, Stored, StoredProblem
+from fhir_ns.fhir.store import NO_PATIENT, Exported, Pending, RecordStore, SpillLimit, Stored, StoredProblem
 from fhir_ns.terminology import Concept, Terminology
 from fhir_ns.timeline.model import ConditionFact, DrugExposure, GeneticResult, Measurement, PatientFacts, Taper
 
@@ -143,8 +143,7 @@ class Part:
     aliases: dict[str, str]
     medications: dict[str, Any]
     refused_medications: set[str]
-    records: list[tuple[str, int, bytes]]
-    hashes: tuple[Any, Any, list[str], set[str]]  # see RecordStore.hashes
+    records: Exported
 
 
 @dataclass(slots=True)
@@ -991,8 +990,7 @@ class FactCollector:
             self._aliases,
             self._medications,
             self._refused_medications,
-            list(self.store.export()),
-            self.store.hashes(),
+            self.store.export(),
         )
 
     def absorb(self, part: Part, line_offset: int) -> None:
@@ -1010,7 +1008,7 @@ class FactCollector:
         self._aliases.update(part.aliases)
         self._medications.update(part.medications)
         self._refused_medications |= part.refused_medications
-        self.store.load(part.records, *part.hashes)
+        self.store.load(part.records)
 
     def assemble(self, pid: str, refs: list[str], settled: _Settled) -> PatientInput | None:
         """One patient's facts and problems, from the records filed under `refs`."""
