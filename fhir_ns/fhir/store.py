@@ -76,7 +76,7 @@ _encoder = msgspec.msgpack.Encoder()
 _records = msgspec.msgpack.Decoder(list[Stored])
 
 
-def decode_records(count: int, blob: bytes | bytearray) -> list[Stored]:
+def decode_records(count: int, blob: bytes | bytearray | memoryview) -> list[Stored]:
     """The records of a buffer of `count` encoded records."""
     return _records.decode(b"\xdd" + count.to_bytes(4, "big") + blob)  # a msgpack array32 of them
 
@@ -301,10 +301,10 @@ class RecordStore:
         if stretches is not None:
             blobs = self._blobs
             if len(stretches) == 1:
-                blob, start, end, count = stretches[0]
-                out.extend(decode_records(count, memoryview(blobs[blob])[start:end]))
+                number, start, end, count = stretches[0]
+                out.extend(decode_records(count, memoryview(blobs[number])[start:end]))
             else:  # one decoding for all of them
-                joined = b"".join([memoryview(blobs[blob])[start:end] for blob, start, end, _ in stretches])
+                joined = b"".join([memoryview(blobs[number])[start:end] for number, start, end, _ in stretches])
                 out.extend(decode_records(sum(stretch[3] for stretch in stretches), joined))
         if ref in self._buckets:
             out.extend(decode_records(self._counts[ref], self._buckets[ref]))
