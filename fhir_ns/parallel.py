@@ -1,16 +1,21 @@
 """`--jobs N`: read and evaluate in N worker processes, with the same output as one process.
 
 Reading: the input is cut into units (NDJSON files between lines, other files whole); each worker
-reads units with a FactCollector of its own and sends back what it read as compact records (`Part`).
-The parent merges the parts in reading order, so duplicates, aliases, line numbers and the order of
-problems come out as one process would have them. Evaluating: workers forked from the parent see
+reads units with a FactCollector of its own and sends back what it read (`Part`): its compact records
+as one buffer in a file the parent maps into memory, the rest through the pipe. The parent merges the
+parts in reading order, indexing each part's buffer by patient reference rather than copying it, so
+duplicates, aliases, line numbers and the order of problems come out as one process would have them. Evaluating: workers forked from the parent see
 every record without a copy; each assembles, classifies and renders a contiguous range of patients,
 and the parent writes the ranges in order as they come. Processes are forked (POSIX only).
 """
 
 from __future__ import annotations
 
+import mmap
 import multiprocessing
+import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from datetime import date
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -26,7 +31,7 @@ if TYPE_CHECKING:  # the gate (validation) is imported only by the commands that
     from fhir_ns.validate.gate import EntryGate
 
 T = TypeVar("T")
-RANGES_PER_JOB = 4  # patients are evaluated in this many ranges per worker, so none waits long on another
+SMALLEST_RANGE = 25  # patients: the last ranges evaluated are this small, so no worker waits long on another
 _state: dict[str, Any] = {}  # what the forked workers inherit
 
 
@@ -48,29 +53,41 @@ def stream_parallel(
     collector = FactCollector(config.terminology, out.problems, spill, skip_unreadable)
     collector.inputs = input_of(inputs)
     collector.units = []
-    _state.update(config=config, gate=gate)
+    buffers = tempfile.mkdtemp(prefix="fhir-ns-parts-")
+    _state.update(config=config, gate=gate, buffers=buffers)
     try:
         with context.Pool(jobs) as pool:
             lines_before: dict[str, int] = {}  # lines in the pieces of a file merged so far
             for unit, part in zip(units, pool.imap(_read, enumerate(units)), strict=True):
+                part.records.blob = _mapped(os.path.join(buffers, str(part.unit)))
                 offset = lines_before.get(unit.name, 0)
                 collector.absorb(part, offset)
                 lines_before[unit.name] = offset + part.lines
         out.counts = collector.counts
         cohort = collector.prepare()
         _state.update(collector=collector, cohort=cohort, as_of=as_of, render=render, ruleset_id=ruleset_id)
-        count = len(cohort.patients)
-        pieces = max(1, min(count, jobs * RANGES_PER_JOB))
-        ranges = [(count * i // pieces, count * (i + 1) // pieces) for i in range(pieces)]
         with context.Pool(jobs, initializer=collector.store.reopen) as pool:
-            for outputs, refused, problems, evaluated in pool.imap(_evaluate, ranges):
+            for outputs, refused, problems, evaluated in pool.imap(_evaluate, ranges(len(cohort.patients), jobs)):
                 out.refused.extend(refused)
                 out.problems.extend(problems)
                 out.evaluated += evaluated
                 yield from outputs
     finally:
         collector.store.close()
+        shutil.rmtree(buffers, ignore_errors=True)
         _state.clear()
+
+
+def ranges(count: int, jobs: int) -> list[tuple[int, int]]:
+    """Contiguous ranges of `count` patients for `jobs` workers: each a share of what is left (large ones
+    first, small ones last), so that the workers finish together."""
+    out = []
+    start = 0
+    while start < count:
+        end = min(count, start + max(SMALLEST_RANGE, -(-(count - start) // (2 * jobs))))
+        out.append((start, end))
+        start = end
+    return out
 
 
 def _read(job: tuple[int, Unit]) -> Part:
@@ -81,7 +98,22 @@ def _read(job: tuple[int, Unit]) -> Part:
     collector = FactCollector(config.terminology, [])
     collector.begin_unit(index)
     collector.read([unit], gate)
-    return collector.export(index, unit.lines())
+    part = collector.export(index, unit.lines())
+    with open(os.path.join(_state["buffers"], str(index)), "wb") as fh:
+        fh.write(part.records.blob)
+    part.records.blob = b""  # sent by the file
+    return part
+
+
+def _mapped(path: str) -> bytes | mmap.mmap:
+    """A worker's buffer of records, mapped into memory (and the file removed: the mapping keeps it)."""
+    try:
+        with open(path, "rb") as fh:
+            if not os.fstat(fh.fileno()).st_size:
+                return b""
+            return mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+    finally:
+        os.unlink(path)
 
 
 def _evaluate(span: tuple[int, int]) -> tuple[list[Any], list[PatientInput], list[Problem], int]:

@@ -129,6 +129,16 @@ class PatientRecord:
     own: int = 0  # how many of `problems` are about this copy itself (dropped when it turns out a duplicate)
     stamp: str = ""  # meta.lastUpdated, to choose between two versions of the Patient
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # sent between processes (--jobs) as plain values: a tenth of the time of a dataclass's state
+        where = self.location
+        values = (self.problems, self.birth_date, self.sex, self.own, self.stamp)
+        return _patient_record, (where.file, where.entry, where.line, *values)
+
+
+def _patient_record(file: str, entry: int | None, line: int | None, *values: Any) -> PatientRecord:
+    return PatientRecord(Location(file, entry, line), *values)
+
 
 @dataclass(slots=True)
 class Part:

@@ -11,6 +11,7 @@ merging what the workers read costs a few entries per patient, not a copy of eve
 
 from __future__ import annotations
 
+import mmap
 import os
 import sqlite3
 import tempfile
@@ -18,7 +19,7 @@ from array import array
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from itertools import compress
+from itertools import chain, compress
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +87,7 @@ class Exported:
     """Everything one store held, to be loaded by another: the encoded records of every reference in
     one buffer, and what the duplicate check needs."""
 
-    blob: bytes
+    blob: bytes | mmap.mmap  # (--jobs: a worker's file, mapped)
     index: list[tuple[str, int, int]]  # (reference, records, bytes) of each stretch of the buffer, in order
     hashes: array[int]  # the source hash of each keyed record...
     buckets: array[int]  # ...and the reference (index in `names`) it is filed under
@@ -156,7 +157,7 @@ class Spill:
     def reopen(self) -> None:
         self.db = sqlite3.connect(self.path, isolation_level=None)
 
-    def duplicated(self, hashes: array[int]) -> set[int]:
+    def duplicated(self, hashes: Iterable[int]) -> set[int]:
         """The hashes that occur more than once, counted on disk."""
         self.db.execute("CREATE TEMP TABLE seen (h INTEGER NOT NULL)")
         self.db.execute("BEGIN")
@@ -183,7 +184,7 @@ class RecordStore:
         self.spill: Spill | None = None
         self._buckets: dict[str, bytearray] = {}
         self._counts: dict[str, int] = {}
-        self._blobs: list[bytes] = []  # buffers loaded whole...
+        self._blobs: list[bytes | mmap.mmap] = []  # buffers loaded whole...
         self._stretches: dict[str, list[tuple[int, int, int, int]]] = {}  # ...ref -> (blob, start, end, records)
         self._size = 0
         self._held = 0  # records in memory
@@ -192,6 +193,8 @@ class RecordStore:
         self._hashes: array[int] = array("q")  # hash of the source of each keyed record...
         self._hash_buckets: array[int] = array("l")  # ...and the bucket it is in
         self._hash_refs: list[str] = []  # (the references of the hashes not yet numbered)
+        # (hashes, buckets, bucket references) of the keyed records: this store's own, then each loaded store's
+        self._keyed: list[tuple[array[int], array[int], list[str]]] = [(self._hashes, self._hash_buckets, self._names)]
         # While records are only loaded and nothing is on disk, the hashes seen so far and those seen
         # twice, counted as each store's records come in (None once that no longer holds)
         self._seen: set[int] | None = set()
@@ -315,17 +318,20 @@ class RecordStore:
         hashes = self._duplicated()
         if not hashes:
             return set(), set()
-        holding = compress(self._hash_buckets, map(hashes.__contains__, self._hashes))
-        return hashes, {self._names[b] for b in holding}
+        holding: set[str] = set()
+        for source_hashes, buckets, names in self._keyed:
+            holding.update([names[b] for b in compress(buckets, map(hashes.__contains__, source_hashes))])
+        return hashes, holding
 
     def _duplicated(self) -> set[int]:
         self._encode_runs()
         if self._seen is not None:  # counted as the records were loaded
             return self._repeated
+        every = chain.from_iterable(source_hashes for source_hashes, _, _ in self._keyed)
         if self.spill is not None:
-            return self.spill.duplicated(self._hashes)
-        counted = Counter(self._hashes)  # counted in C
-        if len(counted) == len(self._hashes):
+            return self.spill.duplicated(every)
+        counted = Counter(every)  # counted in C
+        if len(counted) == sum(len(source_hashes) for source_hashes, _, _ in self._keyed):
             return set()
         return {h for h, n in counted.items() if n > 1}
 
@@ -342,9 +348,14 @@ class RecordStore:
             for _, count, blob in self._pieces_in_memory(ref):
                 index.append((ref, count, len(blob)))
                 pieces.append(blob)
+        hashes, buckets = array("q"), array("l")
+        for source_hashes, source_buckets, names in self._keyed:
+            numbers = [self._numbers[name] for name in names]
+            hashes.extend(source_hashes)
+            buckets.extend(map(numbers.__getitem__, source_buckets))
         repeated = self._duplicated()
         self.close()
-        return Exported(b"".join(pieces), index, self._hashes, self._hash_buckets, self._names, self.unkeyed, repeated)
+        return Exported(b"".join(pieces), index, hashes, buckets, self._names, self.unkeyed, repeated)
 
     def load(self, exported: Exported) -> None:
         """Take in the records another store exported (read after those held here): its buffer kept whole,
@@ -363,13 +374,11 @@ class RecordStore:
             start += length
         self._size += len(exported.blob)
         self._held += sum(count for _, count, _ in exported.index)
-        numbers = [self._number(name) for name in exported.names]
         if self._seen is not None:
             self._repeated |= exported.repeated
             self._repeated |= self._seen.intersection(exported.hashes)
             self._seen.update(exported.hashes)
-        self._hashes.extend(exported.hashes)
-        self._hash_buckets.extend(map(numbers.__getitem__, exported.buckets))
+        self._keyed.append((exported.hashes, exported.buckets, exported.names))
         self.unkeyed |= exported.unkeyed
         if self._over_limit():
             self.flush()
@@ -390,6 +399,8 @@ class RecordStore:
             self.spill.reopen()
 
     def close(self) -> None:
+        """Remove the records on disk, and let go of the buffers loaded."""
         if self.spill is not None:
             self.spill.close()
             self.spill = None
+        self._blobs, self._stretches = [], {}
