@@ -7,6 +7,9 @@ parts in reading order, indexing each part's buffer by patient reference rather 
 duplicates, aliases, line numbers and the order of problems come out as one process would have them. Evaluating: workers forked from the parent see
 every record without a copy; each assembles, classifies and renders a contiguous range of patients,
 and the parent writes the ranges in order as they come. Processes are forked (POSIX only).
+
+The pipeline hands in how a range of patients is evaluated (`Evaluate`): this module reads and
+distributes, and knows nothing of the rules.
 """
 
 from __future__ import annotations
@@ -16,45 +19,44 @@ import multiprocessing
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
-from datetime import date
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from fhir_ns.fhir.extract import FactCollector, Part, PatientInput
 from fhir_ns.fhir.problems import Problem
 from fhir_ns.fhir.reader import Unit, input_of, split_units
 from fhir_ns.fhir.store import SpillLimit
-from fhir_ns.pipeline import Config, Run, evaluate_each
-from fhir_ns.rules import PatientResult
+from fhir_ns.terminology import Terminology
 
-if TYPE_CHECKING:  # the gate (validation) is imported only by the commands that use it
-    from fhir_ns.validate.gate import EntryGate
+if TYPE_CHECKING:
+    from fhir_ns.pipeline import Run
+    from fhir_ns.validate.gate import EntryGate  # (imported only by the commands that use it)
 
 T = TypeVar("T")
+# patients -> (rendered results, refused patients, problems, number evaluated)
+Evaluate = Callable[[Iterable[PatientInput]], tuple[list[T], list[PatientInput], list[Problem], int]]
 SMALLEST_RANGE = 25  # patients: the last ranges evaluated are this small, so no worker waits long on another
 _state: dict[str, Any] = {}  # what the forked workers inherit
 
 
 def stream_parallel(
     inputs: Sequence[str],
-    config: Config,
-    as_of: date,
+    terminology: Terminology,
+    evaluate: Evaluate[T],
     out: Run,
-    render: Callable[[PatientResult], T],
-    ruleset_id: str | None,
     gate: EntryGate | None,
     jobs: int,
     spill: SpillLimit | None,
     skip_unreadable: bool = False,
 ) -> Iterator[T]:
-    """`pipeline.stream` in `jobs` worker processes."""
+    """`pipeline.stream` in `jobs` worker processes: each sound patient's result, rendered by `evaluate`."""
     context = multiprocessing.get_context("fork")
     units = split_units(inputs)
-    collector = FactCollector(config.terminology, out.problems, spill, skip_unreadable)
+    collector = FactCollector(terminology, out.problems, spill, skip_unreadable)
     collector.inputs = input_of(inputs)
     collector.units = []
     buffers = tempfile.mkdtemp(prefix="fhir-ns-parts-")
-    _state.update(config=config, gate=gate, buffers=buffers)
+    _state.update(terminology=terminology, gate=gate, buffers=buffers)
     try:
         with context.Pool(jobs) as pool:
             lines_before: dict[str, int] = {}  # lines in the pieces of a file merged so far
@@ -65,9 +67,10 @@ def stream_parallel(
                 lines_before[unit.name] = offset + part.lines
         out.counts = collector.counts
         cohort = collector.prepare()
-        _state.update(collector=collector, cohort=cohort, as_of=as_of, render=render, ruleset_id=ruleset_id)
+        _state.update(collector=collector, cohort=cohort, evaluate=evaluate)
         with context.Pool(jobs, initializer=collector.store.reopen) as pool:
             for outputs, refused, problems, evaluated in pool.imap(_evaluate, ranges(len(cohort.patients), jobs)):
+                collector.store.forget_seen()  # once the workers are busy
                 out.refused.extend(refused)
                 out.problems.extend(problems)
                 out.evaluated += evaluated
@@ -93,9 +96,8 @@ def ranges(count: int, jobs: int) -> list[tuple[int, int]]:
 def _read(job: tuple[int, Unit]) -> Part:
     """In a worker: read one unit."""
     index, unit = job
-    config: Config = _state["config"]
     gate: EntryGate | None = _state["gate"]
-    collector = FactCollector(config.terminology, [])
+    collector = FactCollector(_state["terminology"], [])
     collector.begin_unit(index)
     collector.read([unit], gate)
     part = collector.export(index, unit.lines())
@@ -120,10 +122,6 @@ def _evaluate(span: tuple[int, int]) -> tuple[list[Any], list[PatientInput], lis
     """In a worker: assemble, classify and render one range of patients."""
     collector: FactCollector = _state["collector"]
     cohort = _state["cohort"]
-    local = Run()
     assembled = (collector.assemble(pid, refs, cohort.settled) for pid, refs in cohort.patients[span[0] : span[1]])
-    patients = (p for p in assembled if p is not None)
-    outputs = list(
-        evaluate_each(patients, _state["config"], _state["as_of"], local, _state["render"], _state["ruleset_id"])
-    )
-    return outputs, local.refused, local.problems, local.evaluated
+    evaluate: Evaluate[Any] = _state["evaluate"]
+    return evaluate(p for p in assembled if p is not None)

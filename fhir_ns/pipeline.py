@@ -109,7 +109,12 @@ def stream(
     if jobs > 1 and "-" not in inputs:  # worker processes cannot read the parent's standard input
         from fhir_ns.parallel import stream_parallel
 
-        yield from stream_parallel(inputs, config, as_of, out, render, ruleset_id, gate, jobs, spill, skip_unreadable)
+        def evaluate(patients: Iterable[PatientInput]) -> tuple[list[T], list[PatientInput], list[Problem], int]:
+            local = Run()
+            outputs = list(evaluate_each(patients, config, as_of, local, render, ruleset_id))
+            return outputs, local.refused, local.problems, local.evaluated
+
+        yield from stream_parallel(inputs, config.terminology, evaluate, out, gate, jobs, spill, skip_unreadable)
         return
     collector = read_input(inputs, config, out.problems, gate, spill, skip_unreadable)
     out.counts = collector.counts

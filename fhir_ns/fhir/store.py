@@ -94,6 +94,7 @@ class Exported:
     names: list[str]
     unkeyed: set[str]  # references holding a record without an id
     repeated: set[int]  # hashes occurring more than once among these records
+    distinct: int  # how many different hashes there are
 
 
 @dataclass(frozen=True, slots=True)
@@ -353,9 +354,11 @@ class RecordStore:
             numbers = [self._numbers[name] for name in names]
             hashes.extend(source_hashes)
             buckets.extend(map(numbers.__getitem__, source_buckets))
-        repeated = self._duplicated()
+        counted = Counter(hashes)  # (one unit's: in memory)
+        repeated = {h for h, n in counted.items() if n > 1} if len(counted) < len(hashes) else set()
         self.close()
-        return Exported(b"".join(pieces), index, hashes, buckets, self._names, self.unkeyed, repeated)
+        blob = b"".join(pieces)
+        return Exported(blob, index, hashes, buckets, self._names, self.unkeyed, repeated, len(counted))
 
     def load(self, exported: Exported) -> None:
         """Take in the records another store exported (read after those held here): its buffer kept whole,
@@ -375,9 +378,13 @@ class RecordStore:
         self._size += len(exported.blob)
         self._held += sum(count for _, count, _ in exported.index)
         if self._seen is not None:
-            self._repeated |= exported.repeated
-            self._repeated |= self._seen.intersection(exported.hashes)
+            before = len(self._seen)
             self._seen.update(exported.hashes)
+            self._repeated |= exported.repeated
+            if len(self._seen) - before < exported.distinct:  # some were read before (rare): which
+                these = set(exported.hashes)
+                for earlier, _, _ in self._keyed:
+                    self._repeated |= these.intersection(earlier)
         self._keyed.append((exported.hashes, exported.buckets, exported.names))
         self.unkeyed |= exported.unkeyed
         if self._over_limit():
@@ -390,8 +397,12 @@ class RecordStore:
             self.flush()
         if self.spill is not None:
             self.spill.index()
+
+    def forget_seen(self) -> None:
+        """Let go of the hashes counted as records were loaded (what they told is kept): a moment when the
+        time this takes (about 0.1 s a million) is not waited for."""
         if self._seen:
-            self._seen = set()  # what it told is in `_repeated`
+            self._seen = set()
 
     def reopen(self) -> None:
         """In a forked process: a connection of its own to the records on disk."""
