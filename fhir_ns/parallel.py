@@ -14,6 +14,7 @@ distributes, and knows nothing of the rules.
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import multiprocessing
 import os
@@ -22,9 +23,10 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from fhir_ns.fhir import reader
 from fhir_ns.fhir.extract import FactCollector, Part, PatientInput
 from fhir_ns.fhir.problems import Problem
-from fhir_ns.fhir.reader import Unit, input_of, split_units
+from fhir_ns.fhir.reader import Unit, expand_paths, input_of, split_units
 from fhir_ns.fhir.store import SpillLimit
 from fhir_ns.terminology import Terminology
 
@@ -35,6 +37,8 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 # patients -> (rendered results, refused patients, problems, number evaluated)
 Evaluate = Callable[[Iterable[PatientInput]], tuple[list[T], list[PatientInput], list[Problem], int]]
+UNITS_PER_JOB = 8  # a small input is cut into at least this many units per worker, so none waits long
+SMALLEST_UNIT = 1024**2  # bytes
 SMALLEST_RANGE = 25  # patients: the last ranges evaluated are this small, so no worker waits long on another
 _state: dict[str, Any] = {}  # what the forked workers inherit
 
@@ -51,7 +55,7 @@ def stream_parallel(
 ) -> Iterator[T]:
     """`pipeline.stream` in `jobs` worker processes: each sound patient's result, rendered by `evaluate`."""
     context = multiprocessing.get_context("fork")
-    units = split_units(inputs)
+    units = split_units(inputs, unit_bytes(inputs, jobs))
     collector = FactCollector(terminology, out.problems, spill, skip_unreadable)
     collector.inputs = input_of(inputs)
     collector.units = []
@@ -79,6 +83,15 @@ def stream_parallel(
         collector.store.close()
         shutil.rmtree(buffers, ignore_errors=True)
         _state.clear()
+
+
+def unit_bytes(inputs: Sequence[str], jobs: int) -> int:
+    """The size of the units the input is cut into: the reader's, or smaller for a small input."""
+    total = 0
+    for name in expand_paths(inputs):
+        with contextlib.suppress(OSError):  # (reported when it is read)
+            total += os.stat(name).st_size
+    return max(min(SMALLEST_UNIT, reader.UNIT_BYTES), min(reader.UNIT_BYTES, total // (jobs * UNITS_PER_JOB)))
 
 
 def ranges(count: int, jobs: int) -> list[tuple[int, int]]:
