@@ -15,6 +15,7 @@ distributes, and knows nothing of the rules.
 from __future__ import annotations
 
 import contextlib
+import gc
 import mmap
 import multiprocessing
 import os
@@ -72,6 +73,7 @@ def stream_parallel(
         out.counts = collector.counts
         cohort = collector.prepare()
         _state.update(collector=collector, cohort=cohort, evaluate=evaluate)
+        gc.freeze()  # the workers' collections leave what they inherit alone (time, and pages not copied)
         with context.Pool(jobs, initializer=collector.store.reopen) as pool:
             for outputs, refused, problems, evaluated in pool.imap(_evaluate, ranges(len(cohort.patients), jobs)):
                 collector.store.forget_seen()  # once the workers are busy
@@ -80,6 +82,7 @@ def stream_parallel(
                 out.evaluated += evaluated
                 yield from outputs
     finally:
+        gc.unfreeze()
         collector.store.close()
         shutil.rmtree(buffers, ignore_errors=True)
         _state.clear()
