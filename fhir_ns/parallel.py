@@ -115,8 +115,9 @@ def _read(job: tuple[int, Unit]) -> Part:
     gate: EntryGate | None = _state["gate"]
     collector = FactCollector(_state["terminology"], [])
     collector.begin_unit(index)
-    collector.read([unit], gate)
-    part = collector.export(index, unit.lines())
+    lines: dict[Unit, int] = {}
+    collector.read([unit], gate, lines)
+    part = collector.export(index, lines[unit] if unit in lines else unit.lines())  # (counted unless cut short)
     with open(os.path.join(_state["buffers"], str(index)), "wb") as fh:
         fh.write(part.records.blob)
     part.records.blob = b""  # sent by the file

@@ -210,15 +210,16 @@ class FactCollector:
         for entry in entries:
             self.add(entry)
 
-    def read(self, units: Iterable[Unit], gate: Gate | None = None) -> None:
+    def read(self, units: Iterable[Unit], gate: Gate | None = None, lines: dict[Unit, int] | None = None) -> None:
         """Read every resource of the units (typed: the fast path); with `gate` (convert's validation
-        gate), each entry is checked first and what it finds follows the entry (see `add`)."""
+        gate), each entry is checked first and what it finds follows the entry (see `add`). `lines` is
+        told how many lines each piece of an NDJSON file holds."""
         add = self._add
         usual = self._usual_observation
         counts = self.counts
         found: Sequence[Problem] = ()
         first_problem = len(self.problems)
-        for resource, raw, name, index, line, full_url in scan(units, self.problems, typed=True):
+        for resource, raw, name, index, line, full_url in scan(units, self.problems, True, lines):
             if type(resource) is dict:
                 entry = Entry(resource, Location(name, index, line), full_url)
                 if gate is not None:

@@ -152,8 +152,11 @@ def _size(name: str) -> int | None:
         return None
 
 
-def scan(units: Iterable[Unit], problems: list[Problem], typed: bool = False) -> Iterator[Item]:
-    """Every resource in the units, as Items; unreadable parts become Problems and are skipped."""
+def scan(
+    units: Iterable[Unit], problems: list[Problem], typed: bool = False, lines: dict[Unit, int] | None = None
+) -> Iterator[Item]:
+    """Every resource in the units, as Items; unreadable parts become Problems and are skipped. `lines`
+    is told how many lines each piece of an NDJSON file holds (`Unit.lines`, counted as read)."""
     for unit in units:
         name = unit.name
         try:
@@ -162,7 +165,8 @@ def scan(units: Iterable[Unit], problems: list[Problem], typed: bool = False) ->
             elif unit.end is not None:
                 with open(name, "rb") as fh:
                     fh.seek(unit.start)
-                    yield from _ndjson_lines(name, _lines_until(fh, unit.end - unit.start), problems, typed)
+                    counted = _lines_until(fh, unit.end - unit.start, unit, lines)
+                    yield from _ndjson_lines(name, counted, problems, typed)
             else:
                 with _open(Path(name)) as fh:
                     yield from _read_stream(name, fh, problems, typed, ndjson=name.endswith(NDJSON_SUFFIXES))
@@ -170,13 +174,18 @@ def scan(units: Iterable[Unit], problems: list[Problem], typed: bool = False) ->
             problems.append(Problem("error", "exception", f"cannot read: {exc.strerror or exc}", Location(name)))
 
 
-def _lines_until(fh: BinaryIO, size: int) -> Iterator[bytes]:
-    read = 0
+def _lines_until(fh: BinaryIO, size: int, unit: Unit, lines: dict[Unit, int] | None) -> Iterator[bytes]:
+    read = count = 0
+    last = b"\n"
     for line in fh:
         if read >= size:
-            return
+            break
         read += len(line)
+        count += 1
+        last = line
         yield line
+    if lines is not None:
+        lines[unit] = count - (not last.endswith(b"\n"))  # as Unit.lines counts them
 
 
 def document_entries(name: str, doc: Any, problems: list[Problem]) -> Iterator[Entry]:
