@@ -77,7 +77,10 @@ _encoder = msgspec.msgpack.Encoder()
 _records = msgspec.msgpack.Decoder(list[Stored])
 
 
-def decode_records(count: int, blob: bytes | bytearray | memoryview) -> list[Stored]:
+Buffer = bytes | bytearray | memoryview
+
+
+def decode_records(count: int, blob: Buffer) -> list[Stored]:
     """The records of a buffer of `count` encoded records."""
     return _records.decode(b"\xdd" + count.to_bytes(4, "big") + blob)  # a msgpack array32 of them
 
@@ -134,11 +137,11 @@ class Spill:
         self.indexed = False
         self.refs: set[str] = set()
 
-    def write(self, pieces: Iterable[tuple[str, int, bytes]]) -> None:
+    def write(self, pieces: Iterable[tuple[str, int, Buffer]]) -> None:
         """Append (reference, records, encoded records) pieces."""
         refs = self.refs
 
-        def rows() -> Iterator[tuple[str, int, bytes]]:
+        def rows() -> Iterator[tuple[str, int, Buffer]]:
             for ref, count, blob in pieces:
                 refs.add(ref)
                 yield ref, count, blob
@@ -277,17 +280,17 @@ class RecordStore:
         self._blobs, self._stretches = [], {}
         self._seen = None  # from now on duplicates are counted on disk (`contested`)
 
-    def _in_memory(self) -> Iterator[tuple[str, int, bytes]]:
+    def _in_memory(self) -> Iterator[tuple[str, int, Buffer]]:
         """(reference, records, encoded records) of everything in memory, by reference in the order first
         seen, each reference's in reading order."""
         for ref in self._names:
             yield from self._pieces_in_memory(ref)
 
-    def _pieces_in_memory(self, ref: str) -> Iterator[tuple[str, int, bytes]]:
+    def _pieces_in_memory(self, ref: str) -> Iterator[tuple[str, int, Buffer]]:
         for blob, start, end, count in self._stretches.get(ref, ()):
-            yield ref, count, self._blobs[blob][start:end]
+            yield ref, count, memoryview(self._blobs[blob])[start:end]
         if ref in self._buckets:
-            yield ref, self._counts[ref], bytes(self._buckets[ref])
+            yield ref, self._counts[ref], self._buckets[ref]
 
     def refs(self) -> list[str]:
         """Every patient reference with records, in the order first seen."""
@@ -340,15 +343,15 @@ class RecordStore:
         """Everything held, as one buffer to `load` into another store (this one's file on disk removed)."""
         self._encode_runs()
         index: list[tuple[str, int, int]] = []
-        pieces: list[bytes | bytearray | memoryview] = []
+        pieces: list[Buffer] = []
         for ref in self._names:
             if self.spill is not None and ref in self.spill.refs:
                 for count, blob in self.spill.pieces(ref):
                     index.append((ref, count, len(blob)))
                     pieces.append(blob)
-            for _, count, blob in self._pieces_in_memory(ref):
-                index.append((ref, count, len(blob)))
-                pieces.append(blob)
+            for _, count, piece in self._pieces_in_memory(ref):
+                index.append((ref, count, len(piece)))
+                pieces.append(piece)
         hashes, buckets = array("q"), array("l")
         for source_hashes, source_buckets, names in self._keyed:
             numbers = [self._numbers[name] for name in names]
