@@ -4,9 +4,10 @@ Reading: the input is cut into units (NDJSON files between lines, other files wh
 reads units with a FactCollector of its own and sends back what it read (`Part`): its compact records
 as one buffer in a file the parent maps into memory, the rest through the pipe. The parent merges the
 parts in reading order, indexing each part's buffer by patient reference rather than copying it, so
-duplicates, aliases, line numbers and the order of problems come out as one process would have them. Evaluating: workers forked from the parent see
-every record without a copy; each assembles, classifies and renders a contiguous range of patients,
-and the parent writes the ranges in order as they come. Processes are forked (POSIX only).
+duplicates, aliases, line numbers and the order of problems come out as one process would have them.
+Evaluating: workers forked from the parent see every record without a copy; each assembles,
+classifies and renders a contiguous range of patients, and the parent writes the ranges in order as
+they come. Processes are forked (POSIX only).
 
 The pipeline hands in how a range of patients is evaluated (`Evaluate`): this module reads and
 distributes, and knows nothing of the rules.
