@@ -2,7 +2,10 @@
 
 For each cohort size it generates (once, cached under --data) a synthetic bulk export, then runs every
 measurement in its own process and prints one row per measurement, the per-stage split of fhir-ns, and
-a final line of ratios against the targets of issue 5. `--profile` adds a cProfile of fhir-ns classify;
+a final line of ratios against the targets of issue 5; with `--jobs N` (default 2) classify runs in one
+process and with `--jobs N` alternately and the speed-up is printed, with the CPU time of the parent
+process and of its workers and the load average at the start of each run (a shared machine shows in
+them). `--profile` adds a cProfile of fhir-ns classify;
 `--findings` times nothing and prints the share of patients with each finding (bench/findings.py).
 """
 
@@ -59,6 +62,7 @@ HEADER = f"{'patients':>7} {'measurement':<34} {'seconds':>8} {'resources/s':>11
 @dataclass(slots=True)
 class Results:
     rows: list[Row] = field(default_factory=list)
+    speed_ups: dict[int, float] = field(default_factory=dict)  # classify --jobs N against one process, by size
 
     def get(self, size: int, name: str) -> Row | None:
         return next((r for r in self.rows if r.size == size and r.name == name), None)
@@ -82,11 +86,13 @@ def run_stage(stage: str, files: CohortFiles, args: argparse.Namespace) -> dict[
 
 
 class _TreeRss:
-    """Samples the summed RSS of a process and its descendants (Linux /proc); 0 where unavailable."""
+    """Samples the summed RSS of a process and its descendants, and the CPU time of the process itself
+    (Linux /proc); 0 where unavailable."""
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
         self.peak_kb = 0
+        self.own_cpu = 0.0  # user + system seconds of the process itself (not its children), last sampled
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -103,7 +109,14 @@ class _TreeRss:
         return pids
 
     def _run(self) -> None:
+        tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
         while not self._stop.is_set():
+            try:
+                with open(f"/proc/{self.pid}/stat") as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+                self.own_cpu = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+            except (OSError, IndexError, ValueError):
+                pass
             total = 0
             for pid in self._tree(self.pid):
                 try:
@@ -122,13 +135,33 @@ class _TreeRss:
         return self.peak_kb
 
 
-def run_cli(args: list[str], repeat: int = 1, env: dict[str, str] | None = None) -> tuple[float, int, int, str]:
-    """fhir-ns as a user runs it: (seconds, peak RSS of the largest process in KiB, summed tree peak, stderr
-    tail), of the fastest of `repeat` runs; `env`: variables to set for it (PYTHONPATH for another checkout)."""
-    return min((_run_cli(args, env) for _ in range(repeat)), key=lambda run: run[0])
+@dataclass(slots=True)
+class CliRun:
+    """One run of fhir-ns as a user runs it."""
+
+    seconds: float
+    peak_kb: int  # peak RSS of the largest process
+    tree_kb: int  # peak of the summed RSS of the process and its workers
+    tail: str  # the last line on stderr
+    cpu: float  # user + system seconds of the process and its workers
+    parent_cpu: float  # ...of the process itself (sampled: within about 0.02 s)
+    load: float  # the 1-minute load average as it started (other processes sharing the machine)
+
+    @property
+    def cpu_note(self) -> str:
+        workers = self.cpu - self.parent_cpu
+        split = f" (parent {self.parent_cpu:.2f} s, workers {workers:.2f} s)" if workers > 0.05 else ""
+        return f"CPU {self.cpu:.2f} s{split}, load {self.load:.2f}"
 
 
-def _run_cli(args: list[str], env: dict[str, str] | None = None) -> tuple[float, int, int, str]:
+def run_cli(args: list[str], repeat: int = 1, env: dict[str, str] | None = None) -> CliRun:
+    """fhir-ns as a user runs it: the fastest of `repeat` runs; `env`: variables to set for it (PYTHONPATH
+    for another checkout)."""
+    return min((_run_cli(args, env) for _ in range(repeat)), key=lambda run: run.seconds)
+
+
+def _run_cli(args: list[str], env: dict[str, str] | None = None) -> CliRun:
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
     with tempfile.TemporaryFile() as err:
         started = time.perf_counter()
         proc = subprocess.Popen(
@@ -148,7 +181,17 @@ def _run_cli(args: list[str], env: dict[str, str] | None = None) -> tuple[float,
     if proc.returncode not in (0, 1):
         raise SystemExit(f"fhir-ns {' '.join(args)} failed with exit code {proc.returncode}: {tail}")
     peak = usage.ru_maxrss // 1024 if sys.platform == "darwin" else usage.ru_maxrss
-    return seconds, peak, tree_kb, tail[0] if tail else ""
+    cpu = usage.ru_utime + usage.ru_stime  # wait4: the process and the children it waited for
+    return CliRun(seconds, peak, tree_kb, tail[0] if tail else "", cpu, min(cpu, sampler.own_cpu), load)
+
+
+def speed_up(args: list[str], jobs: int, repeat: int) -> tuple[CliRun, CliRun, list[float]]:
+    """`args` in one process and with `--jobs`, run alternately `repeat` times each (so that both see the
+    same moments of a shared machine): the fastest of each, and the ratio of each pair."""
+    pairs = [(_run_cli(args), _run_cli([*args, "--jobs", str(jobs)])) for _ in range(repeat)]
+    one = min((a for a, _ in pairs), key=lambda run: run.seconds)
+    many = min((b for _, b in pairs), key=lambda run: run.seconds)
+    return one, many, [a.seconds / b.seconds for a, b in pairs]
 
 
 def measure(size: int, files: CohortFiles, args: argparse.Namespace, results: Results) -> None:
@@ -159,6 +202,10 @@ def measure(size: int, files: CohortFiles, args: argparse.Namespace, results: Re
         results.rows.append(row)
         print(row, flush=True)
 
+    classify = ["classify", str(files.ndjson), "--as-of", AS_OF.isoformat(), "--format", "json"]
+    if args.speed_up_only:
+        _speed_up(size, classify, resources, megabytes, args, results, add)
+        return
     for stage in ("msgspec", "orjson"):
         got = run_stage(stage, files, args)
         add(Row(size, f"floor: {stage} decode", got["seconds"], got["resources"], megabytes, got["rss_kb"] / 1024))
@@ -174,9 +221,9 @@ def measure(size: int, files: CohortFiles, args: argparse.Namespace, results: Re
         got = run_stage(stage, files, args)
         startup.append(got["startup"])
         add(Row(size, f"fhir-ns stages to {stage}", got["seconds"], got["resources"], megabytes, got["rss_kb"] / 1024))
-    classify = ["classify", str(files.ndjson), "--as-of", AS_OF.isoformat(), "--format", "json"]
+    if args.jobs > 1:
+        _speed_up(size, classify, resources, megabytes, args, results, add)
     runs: list[tuple[str, list[str], float, str]] = [
-        ("classify", classify, megabytes, ""),
         ("classify --spill-above 0", [*classify, "--spill-above", "0"], megabytes, "every fact via SQLite"),
         (
             "classify (Bundles)",
@@ -185,8 +232,8 @@ def measure(size: int, files: CohortFiles, args: argparse.Namespace, results: Re
             f"{len(files.bundle_files())} collection Bundles",
         ),
     ]
-    if args.jobs > 1:
-        runs.append((f"classify --jobs {args.jobs}", [*classify, "--jobs", str(args.jobs)], megabytes, ""))
+    if args.jobs <= 1:
+        runs.insert(0, ("classify", classify, megabytes, ""))
     with tempfile.TemporaryDirectory() as scratch:
         if args.convert:
             out = str(Path(scratch) / "out.json")
@@ -195,10 +242,9 @@ def measure(size: int, files: CohortFiles, args: argparse.Namespace, results: Re
         for name, cli_args, mb, note in runs:
             if not args.spill and "--spill-above" in cli_args:
                 continue
-            seconds, peak_kb, tree_kb, _ = run_cli(cli_args, 1 if name == "convert" else args.repeat)
-            if "--jobs" in cli_args and tree_kb:
-                note = f"largest process; all processes together {tree_kb / 1024:.0f} MB"
-            add(Row(size, f"fhir-ns {name}", seconds, resources, mb, peak_kb / 1024, note))
+            got = run_cli(cli_args, 1 if name == "convert" else args.repeat)
+            note = f"{note}; {got.cpu_note}" if note else got.cpu_note
+            add(Row(size, f"fhir-ns {name}", got.seconds, resources, mb, got.peak_kb / 1024, note))
     split = [f"startup {min(startup):.2f} s (imports, mappings)"]
     previous = 0.0
     for stage in STAGES:
@@ -207,6 +253,30 @@ def measure(size: int, files: CohortFiles, args: argparse.Namespace, results: Re
         split.append(f"{stage} {row.seconds - previous:.2f} s")
         previous = row.seconds
     print(f"{size:>7} stage split (in process): " + ", ".join(split), flush=True)
+
+
+def _speed_up(
+    size: int,
+    classify: list[str],
+    resources: int,
+    megabytes: float,
+    args: argparse.Namespace,
+    results: Results,
+    add: Any,
+) -> None:
+    """classify in one process and with --jobs N, run alternately; both rows and the speed-up."""
+    one, many, pairs = speed_up(classify, args.jobs, args.repeat)
+    add(Row(size, "fhir-ns classify", one.seconds, resources, megabytes, one.peak_kb / 1024, one.cpu_note))
+    note = f"{many.cpu_note}; largest process (all together {many.tree_kb / 1024:.0f} MB)"
+    add(
+        Row(size, f"fhir-ns classify --jobs {args.jobs}", many.seconds, resources, megabytes, many.peak_kb / 1024, note)
+    )
+    results.speed_ups[size] = one.seconds / many.seconds
+    print(
+        f"{size:>7} classify --jobs {args.jobs}: {one.seconds / many.seconds:.2f} x one process (fastest of "
+        f"{args.repeat} each, run alternately; each pair: {', '.join(f'{r:.2f}' for r in pairs)})",
+        flush=True,
+    )
 
 
 def _bytes(paths: list[Path]) -> float:
@@ -228,6 +298,8 @@ def ratios(results: Results, sizes: list[int], jobs: int) -> str:
         parts.append(f"decode + grouping alone/floor {floor.seconds / grouped.seconds:.2f}x")
     if floor and parallel:
         parts.append(f"classify --jobs {jobs}/floor {floor.seconds / parallel.seconds:.2f}x (target >= 0.8)")
+    if big in results.speed_ups:
+        parts.append(f"classify --jobs {jobs} {results.speed_ups[big]:.2f}x one process (target >= 1.7)")
     if naive and classify:
         parts.append(f"fhir.resources/classify {naive.seconds / classify.seconds:.0f}x faster (target >= 50)")
     if classify:
@@ -297,6 +369,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--skip-naive", action="store_true", help="skip the fhir.resources measurement")
     parser.add_argument("--repeat", type=int, default=1, help="run each measurement N times, keep the fastest")
     parser.add_argument("--convert", action="store_true", help="also run convert (slow: its validation gate)")
+    parser.add_argument(
+        "--speed-up-only",
+        action="store_true",
+        help="time only classify in one process and with --jobs N (run alternately, --repeat times each)",
+    )
     parser.add_argument("--profile", action="store_true", help="print a cProfile of classify on the smallest cohort")
     parser.add_argument("--json", type=Path, help="also write the rows to this file")
     parser.add_argument(

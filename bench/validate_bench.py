@@ -64,12 +64,14 @@ def measure(cohorts: dict[int, CohortFiles], args: argparse.Namespace, add: Call
     for size, files in sorted(cohorts.items()):
         ndjson = joined_ndjson(files)
         resources = files.resources()
-        seconds, peak_kb, _, _ = run_cli(["validate", str(ndjson)], args.repeat)
+        got = run_cli(["validate", str(ndjson)], args.repeat)
+        seconds, peak_kb = got.seconds, got.peak_kb
         add(Row(size, "fhir-ns validate (NDJSON)", seconds, resources, ndjson.stat().st_size / 1e6, peak_kb / 1024))
         if size != min(cohorts):
             continue  # a Bundle is still read whole: the smallest cohort's says what that costs
         bundle = large_bundle(files)
-        seconds, peak_kb, _, _ = run_cli(["validate", str(bundle)], 1)
+        got = run_cli(["validate", str(bundle)], 1)
+        seconds, peak_kb = got.seconds, got.peak_kb
         note = "one collection Bundle"
         add(
             Row(
@@ -81,7 +83,9 @@ def measure(cohorts: dict[int, CohortFiles], args: argparse.Namespace, add: Call
         ndjson = joined_ndjson(files)
         megabytes, resources = ndjson.stat().st_size / 1e6, files.resources()
         env = {"PYTHONPATH": str(args.before.resolve())}
-        seconds, peak_kb, _, _ = run_cli(["validate", str(ndjson)], 1, env)
+        got = run_cli(["validate", str(ndjson)], 1, env)
+        seconds, peak_kb = got.seconds, got.peak_kb
         add(Row(size, "validate before (NDJSON)", seconds, resources, megabytes, peak_kb / 1024, str(args.before)))
-        seconds, peak_kb, _, _ = run_cli(["validate", str(ndjson)], 1)
+        got = run_cli(["validate", str(ndjson)], 1)
+        seconds, peak_kb = got.seconds, got.peak_kb
         add(Row(size, "validate now (same NDJSON)", seconds, resources, megabytes, peak_kb / 1024))

@@ -1,104 +1,153 @@
 """`--jobs N`: read and evaluate in N worker processes, with the same output as one process.
 
 Reading: the input is cut into units (NDJSON files between lines, other files whole); each worker
-reads units with a FactCollector of its own and sends back what it read as compact records (`Part`).
-The parent merges the parts in reading order, so duplicates, aliases, line numbers and the order of
-problems come out as one process would have them. Evaluating: workers forked from the parent see
-every record without a copy; each assembles, classifies and renders a contiguous range of patients,
-and the parent writes the ranges in order as they come. Processes are forked (POSIX only).
+reads units with a FactCollector of its own and sends back what it read (`Part`): its compact records
+as one buffer in a file the parent maps into memory, the rest through the pipe. The parent merges the
+parts in reading order, indexing each part's buffer by patient reference rather than copying it, so
+duplicates, aliases, line numbers and the order of problems come out as one process would have them.
+Evaluating: workers forked from the parent see every record without a copy; each assembles,
+classifies and renders a contiguous range of patients, and the parent writes the ranges in order as
+they come. Processes are forked (POSIX only).
+
+The pipeline hands in how a range of patients is evaluated (`Evaluate`): this module reads and
+distributes, and knows nothing of the rules.
 """
 
 from __future__ import annotations
 
+import contextlib
+import gc
+import mmap
 import multiprocessing
-from collections.abc import Callable, Iterator, Sequence
-from datetime import date
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from fhir_ns.fhir import reader
 from fhir_ns.fhir.extract import FactCollector, Part, PatientInput
 from fhir_ns.fhir.problems import Problem
-from fhir_ns.fhir.reader import Unit, input_of, split_units
+from fhir_ns.fhir.reader import Unit, expand_paths, input_of, split_units
 from fhir_ns.fhir.store import SpillLimit
-from fhir_ns.pipeline import Config, Run, evaluate_each
 from fhir_ns.progress import NO_PROGRESS, Progress
-from fhir_ns.rules import PatientResult
+from fhir_ns.terminology import Terminology
 
-if TYPE_CHECKING:  # the gate (validation) is imported only by the commands that use it
-    from fhir_ns.validate.gate import EntryGate
+if TYPE_CHECKING:
+    from fhir_ns.pipeline import Run
+    from fhir_ns.validate.gate import EntryGate  # (imported only by the commands that use it)
 
 T = TypeVar("T")
-RANGES_PER_JOB = 4  # patients are evaluated in this many ranges per worker, so none waits long on another
+# patients -> (rendered results, refused patients, problems, number evaluated)
+Evaluate = Callable[[Iterable[PatientInput]], tuple[list[T], list[PatientInput], list[Problem], int]]
+UNITS_PER_JOB = 8  # a small input is cut into at least this many units per worker, so none waits long
+SMALLEST_UNIT = 1024**2  # bytes
+SMALLEST_RANGE = 25  # patients: the last ranges evaluated are this small, so no worker waits long on another
 _state: dict[str, Any] = {}  # what the forked workers inherit
 
 
 def stream_parallel(
     inputs: Sequence[str],
-    config: Config,
-    as_of: date,
+    terminology: Terminology,
+    evaluate: Evaluate[T],
     out: Run,
-    render: Callable[[PatientResult], T],
-    ruleset_id: str | None,
     gate: EntryGate | None,
     jobs: int,
     spill: SpillLimit | None,
     skip_unreadable: bool = False,
     progress: Progress = NO_PROGRESS,
 ) -> Iterator[T]:
-    """`pipeline.stream` in `jobs` worker processes."""
+    """`pipeline.stream` in `jobs` worker processes: each sound patient's result, rendered by `evaluate`."""
     context = multiprocessing.get_context("fork")
-    units = split_units(inputs)
-    collector = FactCollector(config.terminology, out.problems, spill, skip_unreadable)
+    units = split_units(inputs, unit_bytes(inputs, jobs))
+    collector = FactCollector(terminology, out.problems, spill, skip_unreadable)
     collector.inputs = input_of(inputs)
     collector.units = []
-    _state.update(config=config, gate=gate)
+    buffers = tempfile.mkdtemp(prefix="fhir-ns-parts-")
+    _state.update(terminology=terminology, gate=gate, buffers=buffers)
     try:
         with context.Pool(jobs) as pool:
             lines_before: dict[str, int] = {}  # lines in the pieces of a file merged so far
             for unit, part in zip(units, pool.imap(_read, enumerate(units)), strict=True):
+                part.records.blob = _mapped(os.path.join(buffers, str(part.unit)))
                 offset = lines_before.get(unit.name, 0)
                 collector.absorb(part, offset)
                 lines_before[unit.name] = offset + part.lines
                 progress.reading(unit.size())
         out.counts = collector.counts
         cohort = collector.prepare()
-        _state.update(collector=collector, cohort=cohort, as_of=as_of, render=render, ruleset_id=ruleset_id)
-        count = len(cohort.patients)
-        progress.evaluating(count)
-        pieces = max(1, min(count, jobs * RANGES_PER_JOB))
-        ranges = [(count * i // pieces, count * (i + 1) // pieces) for i in range(pieces)]
+        _state.update(collector=collector, cohort=cohort, evaluate=evaluate)
+        progress.evaluating(len(cohort.patients))
+        gc.freeze()  # the workers' collections leave what they inherit alone (time, and pages not copied)
         with context.Pool(jobs, initializer=collector.store.reopen) as pool:
+            spans = ranges(len(cohort.patients), jobs)
             for (first, last), (outputs, refused, problems, evaluated) in zip(
-                ranges, pool.imap(_evaluate, ranges), strict=True
+                spans, pool.imap(_evaluate, spans), strict=True
             ):
                 progress.evaluated(last - first)
+                collector.store.forget_seen()  # once the workers are busy
                 out.refused.extend(refused)
                 out.problems.extend(problems)
                 out.evaluated += evaluated
                 yield from outputs
     finally:
+        gc.unfreeze()
         collector.store.close()
+        shutil.rmtree(buffers, ignore_errors=True)
         _state.clear()
+
+
+def unit_bytes(inputs: Sequence[str], jobs: int) -> int:
+    """The size of the units the input is cut into: the reader's, or smaller for a small input."""
+    total = 0
+    for name in expand_paths(inputs):
+        with contextlib.suppress(OSError):  # (reported when it is read)
+            total += os.stat(name).st_size
+    return max(min(SMALLEST_UNIT, reader.UNIT_BYTES), min(reader.UNIT_BYTES, total // (jobs * UNITS_PER_JOB)))
+
+
+def ranges(count: int, jobs: int) -> list[tuple[int, int]]:
+    """Contiguous ranges of `count` patients for `jobs` workers: each a share of what is left (large ones
+    first, small ones last), so that the workers finish together."""
+    out = []
+    start = 0
+    while start < count:
+        end = min(count, start + max(SMALLEST_RANGE, -(-(count - start) // (2 * jobs))))
+        out.append((start, end))
+        start = end
+    return out
 
 
 def _read(job: tuple[int, Unit]) -> Part:
     """In a worker: read one unit."""
     index, unit = job
-    config: Config = _state["config"]
     gate: EntryGate | None = _state["gate"]
-    collector = FactCollector(config.terminology, [])
+    collector = FactCollector(_state["terminology"], [])
     collector.begin_unit(index)
-    collector.read([unit], gate)
-    return collector.export(index, unit.lines())
+    lines: dict[Unit, int] = {}
+    collector.read([unit], gate, lines)
+    part = collector.export(index, lines[unit] if unit in lines else unit.lines())  # (counted unless cut short)
+    with open(os.path.join(_state["buffers"], str(index)), "wb") as fh:
+        fh.write(part.records.blob)
+    part.records.blob = b""  # sent by the file
+    return part
+
+
+def _mapped(path: str) -> bytes | mmap.mmap:
+    """A worker's buffer of records, mapped into memory (and the file removed: the mapping keeps it)."""
+    try:
+        with open(path, "rb") as fh:
+            if not os.fstat(fh.fileno()).st_size:
+                return b""
+            return mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+    finally:
+        os.unlink(path)
 
 
 def _evaluate(span: tuple[int, int]) -> tuple[list[Any], list[PatientInput], list[Problem], int]:
     """In a worker: assemble, classify and render one range of patients."""
     collector: FactCollector = _state["collector"]
     cohort = _state["cohort"]
-    local = Run()
     assembled = (collector.assemble(pid, refs, cohort.settled) for pid, refs in cohort.patients[span[0] : span[1]])
-    patients = (p for p in assembled if p is not None)
-    outputs = list(
-        evaluate_each(patients, _state["config"], _state["as_of"], local, _state["render"], _state["ruleset_id"])
-    )
-    return outputs, local.refused, local.problems, local.evaluated
+    evaluate: Evaluate[Any] = _state["evaluate"]
+    return evaluate(p for p in assembled if p is not None)

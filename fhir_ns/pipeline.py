@@ -73,7 +73,7 @@ def read_input(
     inputs = list(inputs)
     collector = FactCollector(config.terminology, problems, spill, skip_unreadable)
     collector.inputs = input_of(inputs)
-    collector.read(whole_files(inputs), gate, progress.reading if progress.enabled else None)
+    collector.read(whole_files(inputs), gate, progress=progress.reading if progress.enabled else None)
     return collector
 
 
@@ -112,8 +112,13 @@ def stream(
     if jobs > 1 and "-" not in inputs:  # worker processes cannot read the parent's standard input
         from fhir_ns.parallel import stream_parallel
 
+        def evaluate(patients: Iterable[PatientInput]) -> tuple[list[T], list[PatientInput], list[Problem], int]:
+            local = Run()
+            outputs = list(evaluate_each(patients, config, as_of, local, render, ruleset_id))
+            return outputs, local.refused, local.problems, local.evaluated
+
         yield from stream_parallel(
-            inputs, config, as_of, out, render, ruleset_id, gate, jobs, spill, skip_unreadable, progress
+            inputs, config.terminology, evaluate, out, gate, jobs, spill, skip_unreadable, progress
         )
         return
     collector = read_input(inputs, config, out.problems, gate, spill, skip_unreadable, progress)

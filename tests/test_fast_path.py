@@ -327,3 +327,103 @@ def test_the_usual_observation_lane_files_what_the_general_reader_files(
     dict_reader.add_all(read_entries([str(path)], by_dict))
     again, again_problems = read(True)
     assert collected(again, again_problems) == collected(dict_reader, by_dict)
+
+
+def crossing_export(tmp_path: Path) -> list[str]:
+    """Two INPUT arguments whose NDJSON files are read in many pieces, with everything a merge of pieces
+    has to get right lying in different pieces: versions and identical copies of a resource, a version
+    naming another patient, a patient known by an alias (a Bundle's fullUrl), Medications referenced
+    (found, refused, missing) from other files, unreadable records naming their patient or none."""
+    pred = {"system": RXNORM, "code": "8638"}
+    export, other = tmp_path / "export", tmp_path / "other"
+    export.mkdir()
+    other.mkdir()
+    patients = [f"x{n:02d}" for n in range(12)]
+    observations: list[Any] = []
+    for n, pid in enumerate(patients):
+        subject = f"Patient/{pid}"
+        observations += [
+            obs(f"{pid}-w", "29463-7", 20 + n, "kg", subject=subject, when="2023-01-01"),
+            obs(f"{pid}-h", "8302-2", 115, "cm", subject=subject, when="2023-01-01"),
+            obs(f"{pid}-u0", "2890-2", 6, "mg/mg", subject=subject, when="2023-01-02"),
+            obs(f"{pid}-u10", "2890-2", 0.1, "mg/mg", subject=subject, when="2023-01-12"),
+        ]
+    again = {
+        **observations[2],
+        "meta": {"lastUpdated": "2030-01-01T00:00:00Z"},
+        "valueQuantity": observations[3]["valueQuantity"],
+    }
+    elsewhere = {
+        **observations[6],
+        "subject": {"reference": "Patient/x05"},
+        "meta": {"lastUpdated": "2031-01-01T00:00:00Z"},
+    }
+    by_alias = obs("alias-u0", "2890-2", 6, "mg/mg", subject="urn:uuid:patient-b", when="2023-01-02")
+    by_history = obs("hist-u0", "2890-2", 5, "mg/mg", subject="https://ehr.example/fhir/Patient/x07/_history/3")
+    names_x09 = {**obs("x09-lost", "2890-2", 3, "mg/mg", subject="Patient/x09"), "resourceType": "Observaton"}
+    lines = [orjson.dumps(r) for r in [*observations, again, observations[10], elsewhere, by_alias, by_history]]
+    lines.insert(30, orjson.dumps(names_x09))
+    (export / "Observation.ndjson").write_bytes(b"\n".join(lines) + b"\n")
+    (export / "Patient.ndjson").write_bytes(b"\n".join(orjson.dumps(patient(pid)) for pid in patients) + b"\n")
+    medications = [
+        {"resourceType": "Medication", "id": "pred", "code": {"coding": [pred]}},
+        {"resourceType": "Medication", "id": "odd", "code": {"coding": [pred]}, "status": 7},
+    ]
+    (export / "Medication.ndjson").write_bytes(b"\n".join(orjson.dumps(m) for m in medications) + b"\n")
+    requests = []
+    for n, pid in enumerate(patients):
+        medication = ["Medication/pred", "Medication/odd", "Medication/gone"][n % 3]
+        request = prednisolone(pid, "2023-01-02", "2023-02-12", 48)
+        del request["medicationCodeableConcept"]
+        requests.append({**request, "id": f"{pid}-rx", "medicationReference": {"reference": medication}})
+    (export / "MedicationRequest.ndjson").write_bytes(b"\n".join(orjson.dumps(r) for r in requests) + b"\n")
+    late = obs("b-u10", "2890-2", 0.1, "mg/mg", subject="urn:uuid:patient-b", when="2023-01-12")
+    versions = [late, {**late, "meta": {"lastUpdated": "2030-01-01T00:00:00Z"}}]  # in one piece
+    full_urls = ["urn:uuid:patient-b", "urn:uuid:o-b", "urn:uuid:o-b10", "urn:uuid:o-b10"]
+    (tmp_path / "b.json").write_bytes(orjson.dumps(bundle(patient("b"), by_alias, *versions, full_urls=full_urls)))
+    condition = {
+        "resourceType": "Condition",
+        "id": "y1-c",
+        "subject": {"reference": "Patient/y1"},
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": "52254009"}]},
+        "onsetDateTime": "2023-01-02",
+    }
+    other_lines = [orjson.dumps(patient("y1")), orjson.dumps(condition), b"[1, 2]", orjson.dumps(patient("y2"))]
+    (other / "Other.ndjson").write_bytes(b"\n".join(other_lines) + b"\n")
+    return [str(export), str(other), str(tmp_path / "b.json")]
+
+
+@pytest.mark.parametrize("extra", [[], ["--skip-unreadable"]])
+def test_jobs_merge_what_lies_in_different_pieces_as_one_process_reads_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, extra: list[str]
+) -> None:
+    monkeypatch.setattr(reader, "UNIT_BYTES", 600)  # every NDJSON file in pieces of a few lines
+    inputs = crossing_export(tmp_path)
+    outcome = tmp_path / "outcome.json"
+    base = ["classify", *inputs, "--as-of", AS_OF, "-v", "--outcome", str(outcome), *extra]
+    results = {}
+    for fmt in ("json", "text"):
+        one = invoke([*base, "--format", fmt, "--spill-above", "off"])
+        results[fmt] = one, outcome.read_bytes()
+        for options in (["--jobs", "2", "--spill-above", "off"], ["--jobs", "3", "--spill-above", "0"]):
+            assert invoke([*base, "--format", fmt, *options]) == one, options
+            assert outcome.read_bytes() == results[fmt][1], options
+    code, printed, said = results["text"][0]
+    assert code == 1
+    for words in (  # each case is exercised
+        "identical copy at",
+        "two versions: kept the one at",
+        "Medication/gone is not in the input",
+        "did you mean Observation?",
+        "not evaluated: 1 unreadable record(s) in" if not extra else "",
+    ):
+        assert words in said, words
+    assert len(reader.split_units(inputs, 600)) > 10
+    # convert's validation gate refuses a Medication: the drug exposures of other pieces naming it follow
+    written = []
+    for options in (["--spill-above", "off"], ["--jobs", "2", "--spill-above", "0"]):
+        out = tmp_path / f"out{len(written)}.json"
+        said = invoke(["convert", *inputs, "--as-of", AS_OF, "-o", str(out), *extra, *options])
+        written.append((said, out.read_bytes()))
+    assert written[0] == written[1]
+    assert "Medication/odd was refused" in written[0][0][2]

@@ -159,11 +159,16 @@ def _size(name: str) -> int | None:
 
 
 def scan(
-    units: Iterable[Unit], problems: list[Problem], typed: bool = False, progress: Callable[[int], None] | None = None
+    units: Iterable[Unit],
+    problems: list[Problem],
+    typed: bool = False,
+    lines: dict[Unit, int] | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> Iterator[Item]:
-    """Every resource in the units, as Items; unreadable parts become Problems and are skipped. `progress`
-    is told the bytes read as reading goes (an uncompressed NDJSON file every few thousand lines, any other
-    file or piece of a file when done)."""
+    """Every resource in the units, as Items; unreadable parts become Problems and are skipped. `lines`
+    is told how many lines each piece of an NDJSON file holds (`Unit.lines`, counted as read); `progress`
+    the bytes read as reading goes (an uncompressed NDJSON file every few thousand lines, any other file
+    or piece of a file when done)."""
     for unit in units:
         name = unit.name
         try:
@@ -172,8 +177,8 @@ def scan(
             elif unit.end is not None:
                 with open(name, "rb") as fh:
                     fh.seek(unit.start)
-                    lines = _lines_until(fh, unit.end - unit.start)
-                    yield from _ndjson_lines(name, counted(lines, progress) if progress else lines, problems, typed)
+                    piece = _lines_until(fh, unit.end - unit.start, unit, lines)
+                    yield from _ndjson_lines(name, counted(piece, progress) if progress else piece, problems, typed)
             else:
                 ndjson = name.endswith(NDJSON_SUFFIXES)
                 by_line = progress is not None and ndjson and not name.endswith(".gz")
@@ -201,13 +206,18 @@ def counted(lines: Iterable[bytes], progress: Callable[[int], None] | None) -> I
     progress(done)
 
 
-def _lines_until(fh: BinaryIO, size: int) -> Iterator[bytes]:
-    read = 0
+def _lines_until(fh: BinaryIO, size: int, unit: Unit, lines: dict[Unit, int] | None) -> Iterator[bytes]:
+    read = count = 0
+    last = b"\n"
     for line in fh:
         if read >= size:
-            return
+            break
         read += len(line)
+        count += 1
+        last = line
         yield line
+    if lines is not None:
+        lines[unit] = count - (not last.endswith(b"\n"))  # as Unit.lines counts them
 
 
 def document_entries(name: str, doc: Any, problems: list[Problem]) -> Iterator[Entry]:

@@ -4,11 +4,14 @@ Each resource becomes one `Stored` record (its fact, where it came from, what wa
 encoded as msgpack and appended to the buffer of its patient reference: about a tenth of the
 resource's JSON, and no Python object per record. Above a configurable size the buffers go to an
 SQLite file (`Spill`) and are read back one patient at a time, so memory stays bounded whatever the
-size of the cohort. The same encoded buffers are what `--jobs` sends between processes.
+size of the cohort. The same encoded buffers are what `--jobs` sends between processes: a worker's
+records as one buffer (`Exported`), which the parent keeps whole and indexes by reference (`load`), so
+merging what the workers read costs a few entries per patient, not a copy of every record.
 """
 
 from __future__ import annotations
 
+import mmap
 import os
 import sqlite3
 import tempfile
@@ -16,7 +19,7 @@ from array import array
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from itertools import compress
+from itertools import chain, compress
 from pathlib import Path
 from typing import Any
 
@@ -74,9 +77,27 @@ _encoder = msgspec.msgpack.Encoder()
 _records = msgspec.msgpack.Decoder(list[Stored])
 
 
-def decode_records(count: int, blob: bytes | bytearray) -> list[Stored]:
+Buffer = bytes | bytearray | memoryview
+
+
+def decode_records(count: int, blob: Buffer) -> list[Stored]:
     """The records of a buffer of `count` encoded records."""
     return _records.decode(b"\xdd" + count.to_bytes(4, "big") + blob)  # a msgpack array32 of them
+
+
+@dataclass(slots=True)
+class Exported:
+    """Everything one store held, to be loaded by another: the encoded records of every reference in
+    one buffer, and what the duplicate check needs."""
+
+    blob: bytes | mmap.mmap  # (--jobs: a worker's file, mapped)
+    index: list[tuple[str, int, int]]  # (reference, records, bytes) of each stretch of the buffer, in order
+    hashes: array[int]  # the source hash of each keyed record...
+    buckets: array[int]  # ...and the reference (index in `names`) it is filed under
+    names: list[str]
+    unkeyed: set[str]  # references holding a record without an id
+    repeated: set[int]  # hashes occurring more than once among these records
+    distinct: int  # how many different hashes there are
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,13 +137,18 @@ class Spill:
         self.indexed = False
         self.refs: set[str] = set()
 
-    def write(self, buckets: dict[str, bytearray], counts: dict[str, int]) -> None:
+    def write(self, pieces: Iterable[tuple[str, int, Buffer]]) -> None:
+        """Append (reference, records, encoded records) pieces."""
+        refs = self.refs
+
+        def rows() -> Iterator[tuple[str, int, Buffer]]:
+            for ref, count, blob in pieces:
+                refs.add(ref)
+                yield ref, count, blob
+
         self.db.execute("BEGIN")
-        self.db.executemany(
-            "INSERT INTO piece VALUES (?, ?, ?)", ((ref, counts[ref], bytes(blob)) for ref, blob in buckets.items())
-        )
+        self.db.executemany("INSERT INTO piece VALUES (?, ?, ?)", rows())
         self.db.execute("COMMIT")
-        self.refs.update(buckets)
 
     def pieces(self, ref: str) -> list[tuple[int, bytes]]:
         return self.db.execute("SELECT count, blob FROM piece WHERE ref = ? ORDER BY rowid", (ref,)).fetchall()
@@ -135,7 +161,7 @@ class Spill:
     def reopen(self) -> None:
         self.db = sqlite3.connect(self.path, isolation_level=None)
 
-    def duplicated(self, hashes: array[int]) -> set[int]:
+    def duplicated(self, hashes: Iterable[int]) -> set[int]:
         """The hashes that occur more than once, counted on disk."""
         self.db.execute("CREATE TEMP TABLE seen (h INTEGER NOT NULL)")
         self.db.execute("BEGIN")
@@ -151,13 +177,19 @@ class Spill:
 
 
 class RecordStore:
-    """Encoded records by patient reference, in memory until `limit`, then spilled to disk."""
+    """Encoded records by patient reference, in memory until `limit`, then spilled to disk.
+
+    Records are filed one by one (`add`), or taken in as another store exported them (`load`): then
+    the exported buffers are kept whole and each reference points at its stretches of them.
+    """
 
     def __init__(self, limit: SpillLimit | None = None) -> None:
         self.limit = limit
         self.spill: Spill | None = None
         self._buckets: dict[str, bytearray] = {}
         self._counts: dict[str, int] = {}
+        self._blobs: list[bytes | mmap.mmap] = []  # buffers loaded whole...
+        self._stretches: dict[str, list[tuple[int, int, int, int]]] = {}  # ...ref -> (blob, start, end, records)
         self._size = 0
         self._held = 0  # records in memory
         self._numbers: dict[str, int] = {}  # reference -> bucket number, for the duplicate index
@@ -165,6 +197,12 @@ class RecordStore:
         self._hashes: array[int] = array("q")  # hash of the source of each keyed record...
         self._hash_buckets: array[int] = array("l")  # ...and the bucket it is in
         self._hash_refs: list[str] = []  # (the references of the hashes not yet numbered)
+        # (hashes, buckets, bucket references) of the keyed records: this store's own, then each loaded store's
+        self._keyed: list[tuple[array[int], array[int], list[str]]] = [(self._hashes, self._hash_buckets, self._names)]
+        # While records are only loaded and nothing is on disk, the hashes seen so far and those seen
+        # twice, counted as each store's records come in (None once that no longer holds)
+        self._seen: set[int] | None = set()
+        self._repeated: set[int] = set()
         self.unkeyed: set[str] = set()  # references holding a record without an id (read in another order)
         # records not yet encoded: runs of consecutive records of one reference, encoded a run at a time
         self._runs: list[tuple[str, list[tuple[Any, ...]]]] = []
@@ -218,7 +256,9 @@ class RecordStore:
             self._counts[ref] += len(run)
             self._size += len(encoded)
         numbers = self._numbers
-        self._hash_buckets.extend([numbers[ref] for ref in self._hash_refs])
+        if self._hash_refs:
+            self._hash_buckets.extend([numbers[ref] for ref in self._hash_refs])
+            self._seen = None  # these hashes are counted when asked (`contested`)
         self._held += self._pending
         self._runs, self._run, self._run_ref, self._pending = [], [], None, 0
         self._hash_refs = []
@@ -226,17 +266,31 @@ class RecordStore:
             self.flush()
 
     def _over_limit(self) -> bool:
-        return self.limit is not None and self.limit.exceeded(len(self._buckets), self._size)
+        return self.limit is not None and self.limit.exceeded(len(self._buckets) + len(self._stretches), self._size)
 
     def flush(self) -> None:
         """Move every buffer in memory to disk."""
         self._encode_runs()
-        if not self._buckets:
+        if not self._buckets and not self._stretches:
             return
         if self.spill is None:
             self.spill = Spill()
-        self.spill.write(self._buckets, self._counts)
+        self.spill.write(self._in_memory())
         self._buckets, self._counts, self._size, self._held = {}, {}, 0, 0
+        self._blobs, self._stretches = [], {}
+        self._seen = None  # from now on duplicates are counted on disk (`contested`)
+
+    def _in_memory(self) -> Iterator[tuple[str, int, Buffer]]:
+        """(reference, records, encoded records) of everything in memory, by reference in the order first
+        seen, each reference's in reading order."""
+        for ref in self._names:
+            yield from self._pieces_in_memory(ref)
+
+    def _pieces_in_memory(self, ref: str) -> Iterator[tuple[str, int, Buffer]]:
+        for blob, start, end, count in self._stretches.get(ref, ()):
+            yield ref, count, memoryview(self._blobs[blob])[start:end]
+        if ref in self._buckets:
+            yield ref, self._counts[ref], self._buckets[ref]
 
     def refs(self) -> list[str]:
         """Every patient reference with records, in the order first seen."""
@@ -250,62 +304,94 @@ class RecordStore:
         if self.spill is not None and ref in self.spill.refs:
             for count, blob in self.spill.pieces(ref):
                 out.extend(decode_records(count, blob))
+        stretches = self._stretches.get(ref)
+        if stretches is not None:
+            blobs = self._blobs
+            if len(stretches) == 1:
+                number, start, end, count = stretches[0]
+                out.extend(decode_records(count, memoryview(blobs[number])[start:end]))
+            else:  # one decoding for all of them
+                joined = b"".join([memoryview(blobs[number])[start:end] for number, start, end, _ in stretches])
+                out.extend(decode_records(sum(stretch[3] for stretch in stretches), joined))
         if ref in self._buckets:
             out.extend(decode_records(self._counts[ref], self._buckets[ref]))
         return out
 
     def contested(self) -> tuple[set[int], set[str]]:
         """Source hashes seen more than once (perhaps one resource read twice), and the references holding them."""
-        self._encode_runs()
-        if self.spill is not None:
-            hashes = self.spill.duplicated(self._hashes)
-        else:
-            counted = Counter(self._hashes)  # counted in C
-            if len(counted) == len(self._hashes):
-                return set(), set()
-            hashes = {h for h, n in counted.items() if n > 1}
-            del counted
-        holding = compress(self._hash_buckets, map(hashes.__contains__, self._hashes))
-        return hashes, {self._names[b] for b in holding}
+        hashes = self._duplicated()
+        if not hashes:
+            return set(), set()
+        holding: set[str] = set()
+        for source_hashes, buckets, names in self._keyed:
+            holding.update([names[b] for b in compress(buckets, map(hashes.__contains__, source_hashes))])
+        return hashes, holding
 
-    def export(self) -> Iterator[tuple[str, int, bytes]]:
-        """(reference, count, encoded records) of everything held, in reading order; the store is emptied."""
+    def _duplicated(self) -> set[int]:
         self._encode_runs()
+        if self._seen is not None:  # counted as the records were loaded
+            return self._repeated
+        every = chain.from_iterable(source_hashes for source_hashes, _, _ in self._keyed)
+        if self.spill is not None:
+            return self.spill.duplicated(every)
+        counted = Counter(every)  # counted in C
+        if len(counted) == sum(len(source_hashes) for source_hashes, _, _ in self._keyed):
+            return set()
+        return {h for h, n in counted.items() if n > 1}
+
+    def export(self) -> Exported:
+        """Everything held, as one buffer to `load` into another store (this one's file on disk removed)."""
+        self._encode_runs()
+        index: list[tuple[str, int, int]] = []
+        pieces: list[Buffer] = []
         for ref in self._names:
             if self.spill is not None and ref in self.spill.refs:
                 for count, blob in self.spill.pieces(ref):
-                    yield ref, count, blob
-            if ref in self._buckets:
-                yield ref, self._counts.pop(ref), bytes(self._buckets.pop(ref))
+                    index.append((ref, count, len(blob)))
+                    pieces.append(blob)
+            for _, count, piece in self._pieces_in_memory(ref):
+                index.append((ref, count, len(piece)))
+                pieces.append(piece)
+        hashes, buckets = array("q"), array("l")
+        for source_hashes, source_buckets, names in self._keyed:
+            numbers = [self._numbers[name] for name in names]
+            hashes.extend(source_hashes)
+            buckets.extend(map(numbers.__getitem__, source_buckets))
+        counted = Counter(hashes)  # (one unit's: in memory)
+        repeated = {h for h, n in counted.items() if n > 1} if len(counted) < len(hashes) else set()
+        self.close()
+        blob = b"".join(pieces)
+        return Exported(blob, index, hashes, buckets, self._names, self.unkeyed, repeated, len(counted))
 
-    def hashes(self) -> tuple[array[int], array[int], list[str], set[str]]:
-        """The source hashes of the keyed records, the bucket each is filed under, the buckets' references,
-        and the references holding records without an id."""
+    def load(self, exported: Exported) -> None:
+        """Take in the records another store exported (read after those held here): its buffer kept whole,
+        each reference pointing at its stretches of it."""
         self._encode_runs()
-        return self._hashes, self._hash_buckets, self._names, self.unkeyed
-
-    def load(
-        self,
-        pieces: Iterable[tuple[str, int, bytes]],
-        hashes: array[int],
-        buckets: array[int],
-        names: list[str],
-        unkeyed: set[str],
-    ) -> None:
-        """Take in records exported by another store (read after those held here)."""
-        self._encode_runs()
-        for ref, count, blob in pieces:
-            bucket = self._bucket(ref)
-            bucket.extend(blob)
-            self._counts[ref] += count
-            self._size += len(blob)
-            self._held += count
-            if self._held >= SPILL_BATCH and self._over_limit():
-                self.flush()
-        numbers = [self._number(name) for name in names]
-        self._hashes.extend(hashes)
-        self._hash_buckets.extend(map(numbers.__getitem__, buckets))
-        self.unkeyed |= unkeyed
+        number = len(self._blobs)
+        self._blobs.append(exported.blob)
+        stretches = self._stretches
+        start = 0
+        for ref, count, length in exported.index:
+            self._number(ref)
+            found = stretches.get(ref)
+            if found is None:
+                found = stretches[ref] = []
+            found.append((number, start, start + length, count))
+            start += length
+        self._size += len(exported.blob)
+        self._held += sum(count for _, count, _ in exported.index)
+        if self._seen is not None:
+            before = len(self._seen)
+            self._seen.update(exported.hashes)
+            self._repeated |= exported.repeated
+            if len(self._seen) - before < exported.distinct:  # some were read before (rare): which
+                these = set(exported.hashes)
+                for earlier, _, _ in self._keyed:
+                    self._repeated |= these.intersection(earlier)
+        self._keyed.append((exported.hashes, exported.buckets, exported.names))
+        self.unkeyed |= exported.unkeyed
+        if self._over_limit():
+            self.flush()
 
     def seal(self) -> None:
         """Reading is over: what is still over the limit goes to disk, made quick to find by reference."""
@@ -315,12 +401,20 @@ class RecordStore:
         if self.spill is not None:
             self.spill.index()
 
+    def forget_seen(self) -> None:
+        """Let go of the hashes counted as records were loaded (what they told is kept): a moment when the
+        time this takes (about 0.1 s a million) is not waited for."""
+        if self._seen:
+            self._seen = set()
+
     def reopen(self) -> None:
         """In a forked process: a connection of its own to the records on disk."""
         if self.spill is not None:
             self.spill.reopen()
 
     def close(self) -> None:
+        """Remove the records on disk, and let go of the buffers loaded."""
         if self.spill is not None:
             self.spill.close()
             self.spill = None
+        self._blobs, self._stretches = [], {}
