@@ -77,9 +77,10 @@ def stream_parallel(
         out.counts = collector.counts
         cohort = collector.prepare()
         _state.update(collector=collector, cohort=cohort, evaluate=evaluate)
-        progress.evaluating(len(cohort.patients))
+        progress.close()  # no bar is being drawn while the workers are forked
         gc.freeze()  # the workers' collections leave what they inherit alone (time, and pages not copied)
         with context.Pool(jobs, initializer=collector.store.reopen) as pool:
+            progress.evaluating(len(cohort.patients))
             spans = ranges(len(cohort.patients), jobs)
             for (first, last), (outputs, refused, problems, evaluated) in zip(
                 spans, pool.imap(_evaluate, spans), strict=True

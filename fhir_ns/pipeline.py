@@ -117,9 +117,9 @@ def stream(
             outputs = list(evaluate_each(patients, config, as_of, local, render, ruleset_id))
             return outputs, local.refused, local.problems, local.evaluated
 
-        yield from stream_parallel(
-            inputs, config.terminology, evaluate, out, gate, jobs, spill, skip_unreadable, progress
-        )
+        # no progress display with worker processes: a bar drawn while they run has been seen to stall a run
+        # on a terminal (intermittently, not understood yet), and a run that never ends is worse than none
+        yield from stream_parallel(inputs, config.terminology, evaluate, out, gate, jobs, spill, skip_unreadable)
         return
     collector = read_input(inputs, config, out.problems, gate, spill, skip_unreadable, progress)
     out.counts = collector.counts

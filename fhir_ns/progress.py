@@ -59,6 +59,7 @@ class Progress:
     def _open(what: str, total: int | None, **units: Any) -> Any:
         from tqdm import tqdm  # imported only when a bar is shown
 
+        tqdm.monitor_interval = 0  # no monitor thread: --jobs forks workers while a bar is shown
         columns, lines = _size()
         return tqdm(
             total=total, desc=f"fhir-ns: {what}", file=sys.stderr, leave=False, ncols=columns, nrows=lines, **units
