@@ -692,6 +692,7 @@ class FactCollector:
     def _exposure(self, rtype: str, res: Any, concept: Any, source: str, draft: _Draft) -> DrugExposure | Taper | None:
         drug_name, by_name = self._drug(concept)
         if drug_name is None:
+            self._unknown_immunosuppressant(concept, draft)
             return None
         drug = self.term.drugs[drug_name]
         if by_name:
@@ -844,22 +845,51 @@ class FactCollector:
         return start, None
 
     def _drug(self, concept: Any) -> tuple[str | None, bool]:
+        """The drug a medication concept names, and whether by name only. A code wins over a name, except
+        where the name is a form dosed as the coded drug (ATC L04AA06 with "mycophenolate sodium")."""
         known = self._drugs  # the answers for codes and names already looked up
+        coded: str | None = None
         for coding in _codings(concept):
             system, code = coding.system, coding.code
             if isinstance(system, str) and isinstance(code, str):
                 key = (system, code)
                 drug = known[key] if key in known else known.setdefault(key, self.term.drug_for_code(system, code))
                 if drug:
-                    return drug, False
+                    coded = drug
+                    break
         texts = [concept.text] if isinstance(concept, CodeableConcept) else []
         texts += [c.display for c in _codings(concept)]
         for text in texts:
             if isinstance(text, str):
                 drug = known[text] if text in known else known.setdefault(text, self.term.drug_for_text(text))
-                if drug:
+                if drug and coded is None:
                     return drug, True
-        return None, False
+                dosed_as = self.term.drugs[drug].dosed_as if drug else None
+                if coded is not None and dosed_as is not None and dosed_as[0] == coded:
+                    return drug, False
+        return coded, False
+
+    def _unknown_immunosuppressant(self, concept: Any, draft: _Draft) -> None:
+        """Warn of a medication coded in a watched ATC group (L01, L04, H02) that maps to no known drug."""
+        for coding in _codings(concept):
+            system, code = coding.system, coding.code
+            if not (isinstance(system, str) and isinstance(code, str)):
+                continue
+            group = self.term.unknown_atc_group(system, code)
+            if group is None:
+                continue
+            name = coding.display if isinstance(coding.display, str) else None
+            if name is None and isinstance(concept, CodeableConcept) and isinstance(concept.text, str):
+                name = concept.text
+            self._note(
+                draft,
+                "warning",
+                "code-unknown",
+                f"medication {name + ' ' if name else ''}(ATC {code}, group {group}) is not a drug fhir-ns knows; "
+                "it is not used by any rule (a site can add it in its mapping directory's drugs.yaml)",
+                "medication[x]",
+            )
+            return
 
     def _effective_day(self, res: Any, keys: tuple[str, ...]) -> date:
         start, _ = self._period(res, keys)

@@ -622,6 +622,20 @@ class Timeline:
         """One drug's day-by-day exposures joined into courses like `cni_courses` (single doses left out)."""
         return self._join([e for e in self.exposures if e.drug == drug and not e.single_administration])
 
+    def courses_dosed_as(self, drug: str) -> tuple[DrugCourse, ...]:
+        """Courses of `drug` and of the drugs dosed as it (mycophenolic acid as mycophenolate mofetil), their doses
+        converted to mg of `drug`; each exposure keeps its own drug name and source."""
+        factors = {
+            d.name: d.dosed_as[1] for d in self.terminology.drugs.values() if d.dosed_as and d.dosed_as[0] == drug
+        }
+        factors[drug] = 1.0
+        converted = [
+            e if factors[e.drug] == 1.0 else _scaled(e, factors[e.drug])
+            for e in self.exposures
+            if e.drug in factors and not e.single_administration
+        ]
+        return self._join(converted)
+
     def _join(self, exposures: Iterable[DrugExposure]) -> tuple[DrugCourse, ...]:
         gap = timedelta(days=self.ruleset.cni.course_gap_days)
         courses: list[DrugCourse] = []
@@ -778,3 +792,12 @@ class Timeline:
         if completed_years(birth, day) < 18:
             return made_for == "child"
         return equation == "CKD-EPI 2021"
+
+
+def _scaled(e: DrugExposure, factor: float) -> DrugExposure:
+    """The exposure with its dose(s) multiplied by `factor` (a dose converted to another drug's mg)."""
+    return replace(
+        e,
+        daily_dose=None if e.daily_dose is None else e.daily_dose * factor,
+        daily_dose_high=None if e.daily_dose_high is None else e.daily_dose_high * factor,
+    )
