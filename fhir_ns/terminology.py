@@ -84,6 +84,8 @@ class Terminology:
     class_names: dict[str, str] = field(default_factory=dict)  # drug class id -> words ("calcineurin inhibitor")
     observation_codes: dict[tuple[str, str], str] = field(default_factory=dict)
     condition_codes: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict)
+    # (system, code prefix without dots) -> concepts: ICD-10 categories match every code below them
+    condition_prefixes: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict)
     medication_codes: dict[tuple[str, str], str] = field(default_factory=dict)
     atc_prefixes: list[tuple[str, str]] = field(default_factory=list)
     warn_unknown_atc: tuple[str, ...] = ()  # ATC groups whose unmapped codes are a warning (L01, L04, H02)
@@ -112,6 +114,15 @@ class Terminology:
             if value >= bound:
                 grade = index
         return grade
+
+    def condition_concepts(self, system: str, code: str) -> frozenset[str]:
+        """The concepts a condition code maps to: its own row, and every code prefix it starts with."""
+        concepts = self.condition_codes.get((system, code), frozenset())
+        if self.condition_prefixes:
+            bare = code.replace(".", "").upper()
+            for length in range(1, len(bare) + 1):
+                concepts |= self.condition_prefixes.get((system, bare[:length]), frozenset())
+        return concepts
 
     def drug_for_code(self, system: str, code: str) -> str | None:
         drug = self.medication_codes.get((system, code))
@@ -164,7 +175,15 @@ class Terminology:
             raise ConfigError(
                 f"{path.name}: a code table must be a mapping with observations/conditions/medications/genes"
             )
-        known = {"observations", "conditions", "medications", "atc_prefixes", "genes", "pathogenic_answers"}
+        known = {
+            "observations",
+            "conditions",
+            "condition_prefixes",
+            "medications",
+            "atc_prefixes",
+            "genes",
+            "pathogenic_answers",
+        }
         unknown = set(data) - known
         if unknown:
             raise ConfigError(f"{path.name}: unknown section(s) {sorted(unknown)}; expected some of {sorted(known)}")
@@ -175,6 +194,11 @@ class Terminology:
             self.observation_codes[(_field(row, "system", path), str(_field(row, "code", path)))] = concept
         for row in data.get("conditions") or []:
             self.condition_codes[(_field(row, "system", path), str(_field(row, "code", path)))] = frozenset(
+                _field(row, "concepts", path)
+            )
+        for row in data.get("condition_prefixes") or []:
+            key = (_field(row, "system", path), str(_field(row, "prefix", path)).replace(".", "").upper())
+            self.condition_prefixes[key] = self.condition_prefixes.get(key, frozenset()) | frozenset(
                 _field(row, "concepts", path)
             )
         for row in data.get("medications") or []:

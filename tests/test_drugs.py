@@ -252,3 +252,77 @@ def test_a_site_drug_without_a_class_is_a_configuration_error(tmp_path: Path) ->
     (site / "drugs.yaml").write_text("drugs:\n  mystery: {names: [mystery]}\n")
     with pytest.raises(ConfigError, match="mystery"):
         load_terminology((site,))
+
+
+# -- ICD-10 / ICD-10-CM conditions, as hospital problem lists carry them ------------------------------------
+
+ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
+ICD10 = "http://hl7.org/fhir/sid/icd-10"
+
+
+def _hospital_condition(cid: str, system: str, code: str, text: str, onset: str = "2022-11-03") -> dict:
+    """A problem-list Condition as an EHR exports it: one ICD-10 coding, a local display text, no SNOMED CT."""
+    return {
+        "resourceType": "Condition",
+        "id": cid,
+        "meta": {"lastUpdated": "2023-01-05T08:12:44Z"},
+        "clinicalStatus": {
+            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]
+        },
+        "verificationStatus": {
+            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-ver-status", "code": "confirmed"}]
+        },
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/condition-category",
+                        "code": "problem-list-item",
+                    }
+                ]
+            }
+        ],
+        "code": {"coding": [{"system": system, "code": code, "display": text}], "text": text},
+        "subject": {"reference": "Patient/p1"},
+        "onsetDateTime": onset,
+        "recordedDate": "2022-11-04T10:00:00-05:00",
+    }
+
+
+@pytest.mark.parametrize(
+    ("system", "code", "text", "concepts"),
+    [
+        (ICD10CM, "N04.1", "NEPHROTIC SYNDROME - FSGS ON BX 11/22", {"nephrotic-syndrome", "histology-fsgs"}),
+        (ICD10CM, "N04.0", "Nephrotic syndrome, MCD", {"nephrotic-syndrome", "histology-mcd"}),
+        (ICD10CM, "N04.21", "Primary membranous nephropathy w NS", {"nephrotic-syndrome", "histology-membranous"}),
+        (ICD10CM, "N04.5", "NS w MPGN", {"nephrotic-syndrome", "histology-mpgn"}),
+        (ICD10CM, "N04.9", "Nephrotic syndrome (HCC)", {"nephrotic-syndrome"}),
+        (ICD10, "N041", "Nephrotic syndrome, focal and segmental", {"nephrotic-syndrome", "histology-fsgs"}),
+        (ICD10CM, "K27.9", "PUD", {"peptic-ulcer"}),
+        (ICD10CM, "A15.0", "Pulmonary TB", {"tuberculosis", "infection"}),
+        (ICD10CM, "B18.1", "Chronic hep B", {"hepatitis", "infection"}),
+        (ICD10CM, "E11.21", "T2DM w nephropathy", {"diabetes-uncontrolled", "diabetic-nephropathy"}),
+        (ICD10CM, "E11.65", "T2DM with hyperglycemia", {"diabetes-uncontrolled"}),
+        (ICD10CM, "M81.0", "Osteoporosis, age-related", {"osteoporosis-severe"}),
+        (ICD10CM, "F32.9", "Depression", {"psychiatric-illness"}),
+    ],
+)
+def test_icd10_conditions_from_a_hospital_problem_list_are_recognised(
+    tmp_path: Path, system: str, code: str, text: str, concepts: set[str]
+) -> None:
+    p = _read(tmp_path, _hospital_condition("c1", system, code, text))
+    [condition] = p.facts.conditions
+    assert condition.concepts == concepts and condition.active and condition.source == "Condition/c1"
+
+
+def test_an_icd10_code_outside_the_mapped_categories_is_not_a_condition(tmp_path: Path) -> None:
+    p = _read(tmp_path, _hospital_condition("c1", ICD10CM, "N03.9", "Chronic nephritic syndrome"))
+    assert p.facts.conditions == []
+
+
+def test_an_icd10_peptic_ulcer_makes_high_dose_prednisolone_a_steroid_intolerance_finding(tmp_path: Path) -> None:
+    p = _read(tmp_path, _hospital_condition("c1", ICD10CM, "K27.9", "PUD", onset="2022-12-01"))
+    chart = steroid_resistant_child()
+    chart.facts.conditions.extend(p.facts.conditions)
+    result = chart.evaluate(60)
+    assert "steroid-intolerance" in [f.code for f in result.findings]

@@ -631,7 +631,7 @@ class FactCollector:
             return None
         concepts: set[str] = set()
         for coding in _codings(cond.code):
-            concepts |= self.term.condition_codes.get(_key(coding), frozenset())
+            concepts |= self.term.condition_concepts(*_key(coding))
         if not concepts:
             return None
         onset = None
