@@ -74,6 +74,15 @@ class Drug:
     dosed_as: tuple[str, float] | None = None  # (drug, mg of it per mg of this one) for that drug's dose ranges
 
 
+@dataclass(frozen=True, slots=True)
+class ProcedureConcept:
+    name: str
+    display: str
+    names: tuple[str, ...]
+    therapy: bool = False  # a treatment period of its own (plasma exchange)
+    kidney_failure: bool = False  # marks kidney failure from its start (dialysis, kidney transplant)
+
+
 @dataclass(slots=True)
 class Terminology:
     """All code tables, indexed for lookup by (system, code)."""
@@ -88,7 +97,11 @@ class Terminology:
     condition_prefixes: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict)
     medication_codes: dict[tuple[str, str], str] = field(default_factory=dict)
     atc_prefixes: list[tuple[str, str]] = field(default_factory=list)
-    warn_unknown_atc: tuple[str, ...] = ()  # ATC groups whose unmapped codes are a warning (L01, L04, H02)
+    warn_unknown_atc: tuple[str, ...] = ()
+    procedures: dict[str, ProcedureConcept] = field(default_factory=dict)
+    procedure_codes: dict[tuple[str, str], str] = field(
+        default_factory=dict
+    )  # ATC groups whose unmapped codes are a warning (L01, L04, H02)
     gene_codes: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
     pathogenic_answers: set[tuple[str, str]] = field(default_factory=set)
     dipstick_grades: list[str] = field(default_factory=list)
@@ -143,11 +156,18 @@ class Terminology:
     def _name_patterns(self) -> list[tuple[tuple[str, str], re.Pattern[str]]]:
         if self._patterns is None:
             self._patterns = [
-                ((name, drug.name), re.compile(rf"(?<![\w-]){re.escape(name)}(?![\w-])", re.IGNORECASE))
-                for drug in self.drugs.values()
-                for name in drug.names
+                ((name, drug.name), _whole_word(name)) for drug in self.drugs.values() for name in drug.names
             ]
         return self._patterns
+
+    def procedure_for_text(self, text: str) -> str | None:
+        """The procedure concept a name in `text` names (whole words, any case; the longest name wins)."""
+        best: tuple[int, str] | None = None
+        for concept in self.procedures.values():
+            for name in concept.names:
+                if (best is None or len(name) > best[0]) and _whole_word(name).search(text):
+                    best = (len(name), concept.name)
+        return best[1] if best else None
 
     def unknown_atc_group(self, system: str, code: str) -> str | None:
         """The warned-of ATC group (L01, L04, H02) an ATC code lies in, when no known drug has it."""
@@ -183,6 +203,7 @@ class Terminology:
             "atc_prefixes",
             "genes",
             "pathogenic_answers",
+            "procedures",
         }
         unknown = set(data) - known
         if unknown:
@@ -206,6 +227,11 @@ class Terminology:
             if drug not in self.drugs:
                 raise ConfigError(f"{path.name}: code {row.get('code')} maps to unknown drug {drug!r}")
             self.medication_codes[(_field(row, "system", path), str(_field(row, "code", path)))] = drug
+        for row in data.get("procedures") or []:
+            concept = _field(row, "concept", path)
+            if concept not in self.procedures:
+                raise ConfigError(f"{path.name}: code {row.get('code')} maps to unknown procedure {concept!r}")
+            self.procedure_codes[(_field(row, "system", path), str(_field(row, "code", path)))] = concept
         for row in data.get("atc_prefixes") or []:
             self.atc_prefixes.append((str(_field(row, "prefix", path)), _field(row, "drug", path)))
         for row in data.get("genes") or []:
@@ -217,6 +243,12 @@ class Terminology:
 
 
 ATC = "http://www.whocc.no/atc"
+SITE_DEFINITION_FILES = {"drugs.yaml", "procedures.yaml"}  # a site's whole drugs and procedures, not code tables
+
+
+@cache
+def _whole_word(name: str) -> re.Pattern[str]:
+    return re.compile(rf"(?<![\w-]){re.escape(name)}(?![\w-])", re.IGNORECASE)
 
 
 def _norm(text: str) -> str:
@@ -272,6 +304,20 @@ def _load_drugs(path: Path) -> tuple[dict[str, Drug], frozenset[str], dict[str, 
     )
 
 
+def _load_procedures(path: Path) -> dict[str, ProcedureConcept]:
+    data = load_yaml(path) or {}
+    return {
+        name: ProcedureConcept(
+            name=name,
+            display=spec.get("display") or name,
+            names=tuple(n.lower() for n in spec.get("names", [])),
+            therapy=bool(spec.get("therapy", False)),
+            kidney_failure=bool(spec.get("kidney_failure", False)),
+        )
+        for name, spec in (data.get("procedures") or {}).items()
+    }
+
+
 def _add_site_drugs(term: Terminology, path: Path) -> None:
     """A site's drugs.yaml: whole drugs (class, names, equivalence) added to, or replacing, the built-in ones."""
     drugs, sparing, class_names, warn = _load_drugs(path)
@@ -307,6 +353,7 @@ def load_terminology(extra_dirs: tuple[Path, ...] = ()) -> Terminology:
         steroid_sparing_classes=sparing,
         class_names=class_names,
         warn_unknown_atc=warn,
+        procedures=_load_procedures(base / "procedures.yaml"),
     )
     dip = load_yaml(base / "dipstick.yaml")
     for index, grade in enumerate(dip["grades"]):
@@ -321,13 +368,15 @@ def load_terminology(extra_dirs: tuple[Path, ...] = ()) -> Terminology:
     )
     for path in sorted((base / "codes").glob("*.yaml")):
         term._add_code_file(path)
-    for directory in extra_dirs:  # a site's drugs first, so its codes may map to them
+    for directory in extra_dirs:  # a site's drugs and procedures first, so its codes may map to them
         if (directory / "drugs.yaml").is_file():
             _add_site_drugs(term, directory / "drugs.yaml")
+        if (directory / "procedures.yaml").is_file():
+            term.procedures.update(_load_procedures(directory / "procedures.yaml"))
     for directory in extra_dirs:
         files = sorted(directory.glob("*.yaml")) + sorted((directory / "codes").glob("*.yaml"))
         for path in files:
-            if path.name != "drugs.yaml" or path.parent != directory:
+            if path.name not in SITE_DEFINITION_FILES or path.parent != directory:
                 term._add_code_file(path)
     for drug in term.drugs.values():
         if drug.dosed_as is not None and drug.dosed_as[0] not in term.drugs:

@@ -44,7 +44,15 @@ from fhir_ns.fhir.shapes import (
 )
 from fhir_ns.fhir.store import NO_PATIENT, Pending, RecordStore, SpillLimit, Stored, StoredProblem
 from fhir_ns.terminology import Concept, Terminology
-from fhir_ns.timeline.model import ConditionFact, DrugExposure, GeneticResult, Measurement, PatientFacts, Taper
+from fhir_ns.timeline.model import (
+    ConditionFact,
+    DrugExposure,
+    GeneticResult,
+    Measurement,
+    PatientFacts,
+    ProcedureFact,
+    Taper,
+)
 
 UCUM = "http://unitsofmeasure.org"
 READ_TYPES = shapes.READ_TYPES
@@ -56,6 +64,8 @@ ADMINISTRATION_SKIP = {"not-done", "entered-in-error"}
 ONGOING_STATUSES = {"active", "on-hold", "in-progress", "unknown", "recorded"}
 ACTIVE_CONDITION = {"active", "recurrence", "relapse"}
 CONDITION_SKIP_VERIFICATION = {"refuted", "entered-in-error"}
+PROCEDURE_SKIP = {"preparation", "not-done", "entered-in-error", "unknown"}
+PROCEDURE_ONGOING = {"in-progress", "on-hold"}
 # Dosage.timing.code (v3 GTSAbbreviation): administrations per day
 TIMING_CODES = {
     "QD": 1.0,
@@ -308,6 +318,8 @@ class FactCollector:
                 payload = self._observation(res, source, draft)
             elif rtype == "Condition":
                 payload = self._condition(res, source, draft)
+            elif rtype == "Procedure":
+                payload = self._procedure(res, source, draft)
             else:
                 payload = self._medication_use(rtype, res, source, draft)
         except _Refused as exc:
@@ -668,6 +680,40 @@ class FactCollector:
         clinical = _first_code(cond.clinicalStatus)
         active = clinical is None or clinical in ACTIVE_CONDITION
         return ConditionFact(frozenset(concepts), onset, abatement, active, source)
+
+    def _procedure(self, proc: shapes.Procedure, source: str, draft: _Draft) -> ProcedureFact | None:
+        """A plasma exchange, dialysis or kidney transplant with its dates; other procedures are not read."""
+        if _is_in(proc.status, PROCEDURE_SKIP):
+            return None
+        concept: str | None = None
+        for coding in _codings(proc.code):
+            concept = self.term.procedure_codes.get(_key(coding))
+            if concept:
+                break
+        by_name = False
+        if concept is None:
+            texts = [proc.code.text] if isinstance(proc.code, CodeableConcept) else []
+            texts += [c.display for c in _codings(proc.code)]
+            concept = next((c for t in texts if isinstance(t, str) and (c := self.term.procedure_for_text(t))), None)
+            if concept is None:
+                return None
+            by_name = True
+            self._note(
+                draft,
+                "information",
+                "code-unknown",
+                f"procedure matched to {self.term.procedures[concept].display} by its name, not by a known code",
+                "code",
+            )
+        start, end = self._period(
+            proc, ("performedDateTime", "performedPeriod", "occurrenceDateTime", "occurrencePeriod")
+        )
+        if end is None and not _is_in(proc.status, PROCEDURE_ONGOING):
+            period = proc.performedPeriod if proc.performedPeriod is not None else proc.occurrencePeriod
+            end = None if isinstance(period, dict) else start  # a single date: done that day
+        if end is not None and end < start:
+            raise _Refused(f"ends ({end}) before it starts ({start})", "performedPeriod", "value")
+        return ProcedureFact(concept, start, end, source, by_name)
 
     def _medication_use(self, rtype: str, res: Any, source: str, draft: _Draft) -> Any:
         status = res.status
@@ -1261,7 +1307,9 @@ def _duplicate_note(record: Stored, severity: str, message: str) -> StoredProble
     return (severity, "duplicate", message, None, f"{record.rtype}/{record.rid}")
 
 
-def _file(facts: PatientFacts, payload: Measurement | DrugExposure | Taper | ConditionFact | GeneticResult) -> None:
+def _file(
+    facts: PatientFacts, payload: Measurement | DrugExposure | Taper | ConditionFact | GeneticResult | ProcedureFact
+) -> None:
     """File a fact in its list; the sources of measurements are gathered once all are filed."""
     if type(payload) is Measurement:
         facts.measurements.append(payload)
@@ -1275,6 +1323,8 @@ def _file(facts: PatientFacts, payload: Measurement | DrugExposure | Taper | Con
         facts.conditions.append(payload)
     elif isinstance(payload, GeneticResult):
         facts.genetics.append(payload)
+    elif isinstance(payload, ProcedureFact):
+        facts.procedures.append(payload)
 
 
 # -- small readers of FHIR datatypes -------------------------------------------------------------
