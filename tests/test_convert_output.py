@@ -72,9 +72,9 @@ def test_one_bundle_per_patient_named_after_the_patient(tmp_path: Path) -> None:
 def test_a_single_bundle_larger_than_max_entries_is_warned_of_naming_the_option(tmp_path: Path) -> None:
     big = convert("-o", str(tmp_path / "one.json"), "--max-entries", "20")
     assert big.exit_code == 0
-    assert "has 96 entries, more than 20" in big.stderr and "--output-dir DIR" in big.stderr
+    assert "has 105 entries, more than 20" in big.stderr and "--output-dir DIR" in big.stderr
     default = convert("-o", str(tmp_path / "two.json"))
-    assert "entries, more than" not in default.stderr  # 96 entries: within the default 500
+    assert "entries, more than" not in default.stderr  # 105 entries: within the default 500
 
 
 def test_a_patient_larger_than_max_entries_gets_a_bundle_of_its_own_and_a_warning(tmp_path: Path) -> None:
