@@ -8,6 +8,7 @@ module only loads, checks and indexes it.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
@@ -73,6 +74,16 @@ class Drug:
     names: tuple[str, ...]
     prednisone_equivalent: float | None
     display: str = ""  # the name people write ("mycophenolate mofetil"); the id when none is given
+    dosed_as: tuple[str, float] | None = None  # (drug, mg of it per mg of this one) for that drug's dose ranges
+
+
+@dataclass(frozen=True, slots=True)
+class ProcedureConcept:
+    name: str
+    display: str
+    names: tuple[str, ...]
+    therapy: bool = False  # a treatment period of its own (plasma exchange)
+    kidney_failure: bool = False  # marks kidney failure from its start (dialysis, kidney transplant)
 
 
 @dataclass(slots=True)
@@ -85,8 +96,15 @@ class Terminology:
     class_names: dict[str, str] = field(default_factory=dict)  # drug class id -> words ("calcineurin inhibitor")
     observation_codes: dict[tuple[str, str], str] = field(default_factory=dict)
     condition_codes: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict)
+    # (system, code prefix without dots) -> concepts: ICD-10 categories match every code below them
+    condition_prefixes: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict)
     medication_codes: dict[tuple[str, str], str] = field(default_factory=dict)
     atc_prefixes: list[tuple[str, str]] = field(default_factory=list)
+    warn_unknown_atc: tuple[str, ...] = ()
+    procedures: dict[str, ProcedureConcept] = field(default_factory=dict)
+    procedure_codes: dict[tuple[str, str], str] = field(
+        default_factory=dict
+    )  # ATC groups whose unmapped codes are a warning (L01, L04, H02)
     gene_codes: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
     pathogenic_answers: set[tuple[str, str]] = field(default_factory=set)
     dipstick_grades: list[str] = field(default_factory=list)
@@ -97,6 +115,7 @@ class Terminology:
     # a medication's status reason saying it was stopped for an adverse effect: codes, and words of its text
     adverse_stop_reasons: set[tuple[str, str]] = field(default_factory=set)
     adverse_stop_words: list[str] = field(default_factory=list)
+    _patterns: list[tuple[tuple[str, str], re.Pattern[str]]] | None = field(default=None, repr=False)
 
     # -- lookups -------------------------------------------------------------------------------
     def grade_index(self, name: str) -> int:
@@ -115,6 +134,15 @@ class Terminology:
                 grade = index
         return grade
 
+    def condition_concepts(self, system: str, code: str) -> frozenset[str]:
+        """The concepts a condition code maps to: its own row, and every code prefix it starts with."""
+        concepts = self.condition_codes.get((system, code), frozenset())
+        if self.condition_prefixes:
+            bare = code.replace(".", "").upper()
+            for length in range(1, len(bare) + 1):
+                concepts |= self.condition_prefixes.get((system, bare[:length]), frozenset())
+        return concepts
+
     def drug_for_code(self, system: str, code: str) -> str | None:
         drug = self.medication_codes.get((system, code))
         if drug is None and system == ATC:
@@ -124,13 +152,34 @@ class Terminology:
         return drug
 
     def drug_for_text(self, text: str) -> str | None:
-        lowered = text.lower()
+        """The drug a generic or brand name in `text` names (whole words, any case; the longest name wins)."""
         best: tuple[int, str] | None = None
-        for drug in self.drugs.values():
-            for name in drug.names:
-                if name in lowered and (best is None or len(name) > best[0]):
-                    best = (len(name), drug.name)
+        for name, pattern in self._name_patterns():
+            if (best is None or len(name[0]) > best[0]) and pattern.search(text):
+                best = (len(name[0]), name[1])
         return best[1] if best else None
+
+    def _name_patterns(self) -> list[tuple[tuple[str, str], re.Pattern[str]]]:
+        if self._patterns is None:
+            self._patterns = [
+                ((name, drug.name), _whole_word(name)) for drug in self.drugs.values() for name in drug.names
+            ]
+        return self._patterns
+
+    def procedure_for_text(self, text: str) -> str | None:
+        """The procedure concept a name in `text` names (whole words, any case; the longest name wins)."""
+        best: tuple[int, str] | None = None
+        for concept in self.procedures.values():
+            for name in concept.names:
+                if (best is None or len(name) > best[0]) and _whole_word(name).search(text):
+                    best = (len(name), concept.name)
+        return best[1] if best else None
+
+    def unknown_atc_group(self, system: str, code: str) -> str | None:
+        """The warned-of ATC group (L01, L04, H02) an ATC code lies in, when no known drug has it."""
+        if system != ATC:
+            return None
+        return next((group for group in self.warn_unknown_atc if code.upper().startswith(group)), None)
 
     def drug_name(self, drug: str) -> str:
         """The drug as a clinician writes it ("ACE inhibitor"), for the sentences; the id if unknown."""
@@ -155,12 +204,14 @@ class Terminology:
         known = {
             "observations",
             "conditions",
+            "condition_prefixes",
             "medications",
             "atc_prefixes",
             "genes",
             "pathogenic_answers",
             "adverse_stop_reasons",
             "adverse_stop_words",
+            "procedures",
         }
         unknown = set(data) - known
         if unknown:
@@ -174,11 +225,21 @@ class Terminology:
             self.condition_codes[(_field(row, "system", path), str(_field(row, "code", path)))] = frozenset(
                 _field(row, "concepts", path)
             )
+        for row in data.get("condition_prefixes") or []:
+            key = (_field(row, "system", path), str(_field(row, "prefix", path)).replace(".", "").upper())
+            self.condition_prefixes[key] = self.condition_prefixes.get(key, frozenset()) | frozenset(
+                _field(row, "concepts", path)
+            )
         for row in data.get("medications") or []:
             drug = _field(row, "drug", path)
             if drug not in self.drugs:
                 raise ConfigError(f"{path.name}: code {row.get('code')} maps to unknown drug {drug!r}")
             self.medication_codes[(_field(row, "system", path), str(_field(row, "code", path)))] = drug
+        for row in data.get("procedures") or []:
+            concept = _field(row, "concept", path)
+            if concept not in self.procedures:
+                raise ConfigError(f"{path.name}: code {row.get('code')} maps to unknown procedure {concept!r}")
+            self.procedure_codes[(_field(row, "system", path), str(_field(row, "code", path)))] = concept
         for row in data.get("atc_prefixes") or []:
             self.atc_prefixes.append((str(_field(row, "prefix", path)), _field(row, "drug", path)))
         for row in data.get("genes") or []:
@@ -193,6 +254,12 @@ class Terminology:
 
 
 ATC = "http://www.whocc.no/atc"
+SITE_DEFINITION_FILES = {"drugs.yaml", "procedures.yaml"}  # a site's whole drugs and procedures, not code tables
+
+
+@cache
+def _whole_word(name: str) -> re.Pattern[str]:
+    return re.compile(rf"(?<![\w-]){re.escape(name)}(?![\w-])", re.IGNORECASE)
 
 
 def _norm(text: str) -> str:
@@ -225,19 +292,53 @@ def _load_concepts(path: Path) -> dict[str, Concept]:
     return out
 
 
-def _load_drugs(path: Path) -> tuple[dict[str, Drug], frozenset[str], dict[str, str]]:
+def _load_drugs(path: Path) -> tuple[dict[str, Drug], frozenset[str], dict[str, str], tuple[str, ...]]:
     data = load_yaml(path) or {}
-    drugs = {
-        name: Drug(
+    if not isinstance(data, dict) or not isinstance(data.get("drugs", {}), dict):
+        raise ConfigError(f"{path}: a drug table must be a mapping with a 'drugs' mapping of id -> drug")
+    drugs = {}
+    for name, spec in (data.get("drugs") or {}).items():
+        if not isinstance(spec, dict) or "class" not in spec:
+            raise ConfigError(f"{path}: drug {name!r} needs a 'class'")
+        dosed_as = spec.get("dosed_as")
+        drugs[name] = Drug(
             name=name,
             drug_class=spec["class"],
             names=tuple(n.lower() for n in spec.get("names", [])),
             prednisone_equivalent=spec.get("prednisone_equivalent"),
             display=spec.get("display") or name,
+            dosed_as=(str(dosed_as["drug"]), float(dosed_as["factor"])) if isinstance(dosed_as, dict) else None,
         )
-        for name, spec in data.get("drugs", {}).items()
+    return (
+        drugs,
+        frozenset(data.get("steroid_sparing_classes", [])),
+        dict(data.get("class_names") or {}),
+        tuple(str(g) for g in data.get("warn_unknown_atc") or ()),
+    )
+
+
+def _load_procedures(path: Path) -> dict[str, ProcedureConcept]:
+    data = load_yaml(path) or {}
+    return {
+        name: ProcedureConcept(
+            name=name,
+            display=spec.get("display") or name,
+            names=tuple(n.lower() for n in spec.get("names", [])),
+            therapy=bool(spec.get("therapy", False)),
+            kidney_failure=bool(spec.get("kidney_failure", False)),
+        )
+        for name, spec in (data.get("procedures") or {}).items()
     }
-    return drugs, frozenset(data.get("steroid_sparing_classes", [])), dict(data.get("class_names") or {})
+
+
+def _add_site_drugs(term: Terminology, path: Path) -> None:
+    """A site's drugs.yaml: whole drugs (class, names, equivalence) added to, or replacing, the built-in ones."""
+    drugs, sparing, class_names, warn = _load_drugs(path)
+    term.drugs.update(drugs)
+    term.steroid_sparing_classes = term.steroid_sparing_classes | sparing
+    term.class_names.update(class_names)
+    term.warn_unknown_atc = tuple(dict.fromkeys([*term.warn_unknown_atc, *warn]))
+    term.sources.append(path.name)
 
 
 def extra_mapping_dirs(explicit: tuple[str, ...] = ()) -> tuple[Path, ...]:
@@ -258,8 +359,15 @@ def load_terminology(extra_dirs: tuple[Path, ...] = ()) -> Terminology:
     """Load the built-in tables, then each site directory's `*.yaml` code tables on top."""
     base = builtin_mappings_dir()
     concepts = _load_concepts(base / "concepts.yaml")
-    drugs, sparing, class_names = _load_drugs(base / "drugs.yaml")
-    term = Terminology(concepts=concepts, drugs=drugs, steroid_sparing_classes=sparing, class_names=class_names)
+    drugs, sparing, class_names, warn = _load_drugs(base / "drugs.yaml")
+    term = Terminology(
+        concepts=concepts,
+        drugs=drugs,
+        steroid_sparing_classes=sparing,
+        class_names=class_names,
+        warn_unknown_atc=warn,
+        procedures=_load_procedures(base / "procedures.yaml"),
+    )
     dip = load_yaml(base / "dipstick.yaml")
     for index, grade in enumerate(dip["grades"]):
         term.dipstick_grades.append(grade["name"])
@@ -273,8 +381,17 @@ def load_terminology(extra_dirs: tuple[Path, ...] = ()) -> Terminology:
     )
     for path in sorted((base / "codes").glob("*.yaml")):
         term._add_code_file(path)
+    for directory in extra_dirs:  # a site's drugs and procedures first, so its codes may map to them
+        if (directory / "drugs.yaml").is_file():
+            _add_site_drugs(term, directory / "drugs.yaml")
+        if (directory / "procedures.yaml").is_file():
+            term.procedures.update(_load_procedures(directory / "procedures.yaml"))
     for directory in extra_dirs:
         files = sorted(directory.glob("*.yaml")) + sorted((directory / "codes").glob("*.yaml"))
         for path in files:
-            term._add_code_file(path)
+            if path.name not in SITE_DEFINITION_FILES or path.parent != directory:
+                term._add_code_file(path)
+    for drug in term.drugs.values():
+        if drug.dosed_as is not None and drug.dosed_as[0] not in term.drugs:
+            raise ConfigError(f"drug {drug.name!r} is dosed as unknown drug {drug.dosed_as[0]!r}")
     return term

@@ -69,7 +69,7 @@ DIPSTICK_CODES = {
     "4+": ("167278006", "Urine protein test = ++++"),
 }
 # name -> (RxNorm ingredient RXCUI or None, ATC)
-DRUGS: dict[str, tuple[str | None, str]] = {
+DRUGS: dict[str, tuple[str | None, str | None]] = {
     "prednisolone": ("8638", "H02AB06"),
     "prednisone": ("8640", "H02AB07"),
     "methylprednisolone": ("6902", "H02AB04"),
@@ -78,6 +78,8 @@ DRUGS: dict[str, tuple[str | None, str]] = {
     "mycophenolate mofetil": ("68149", "L04AA06"),
     "cyclophosphamide": ("3002", "L01AA01"),
     "levamisole": (None, "P02CE01"),  # no confirmed RxNorm code (shared CODES.md): ATC only
+    "mycophenolic acid": (None, "L04AA06"),  # ATC L04AA06 covers both salts: the name says which
+    "mizoribine": (None, None),  # no confirmed code anywhere: read by its name
     "lisinopril": ("29046", "C09AA03"),
     "enalapril": ("3827", "C09AA02"),
     "losartan": ("52175", "C09CA01"),
@@ -102,6 +104,7 @@ TYPE_PREFIX = {
     "MedicationRequest": "medrq",
     "MedicationAdministration": "medadm",
     "Medication": "med",
+    "Procedure": "proc",
 }
 
 
@@ -373,8 +376,8 @@ class Story:
     @staticmethod
     def _drug_concept(drug: str, text: str | None = None) -> dict[str, Any]:
         rxcui, atc = DRUGS[drug]
-        codings = ([_coding(RXNORM, rxcui, drug)] if rxcui else []) + [_coding(ATC, atc, drug)]
-        return {"coding": codings, "text": text or drug}
+        codings = ([_coding(RXNORM, rxcui, drug)] if rxcui else []) + ([_coding(ATC, atc, drug)] if atc else [])
+        return {"coding": codings, "text": text or drug} if codings else {"text": text or drug}
 
     def _dosage(
         self,
@@ -413,16 +416,25 @@ class Story:
         return "completed" if end is not None and self.day(end) <= self.as_of else "active"
 
     def taking(
-        self, drug: str, start: int, end: int | None, mg: float, per_day: int = 1, every_days: int = 1, why: str = ""
+        self,
+        drug: str,
+        start: int,
+        end: int | None,
+        mg: float,
+        per_day: int = 1,
+        every_days: int = 1,
+        why: str = "",
+        text: str | None = None,
     ) -> Story:
-        """A MedicationStatement: the patient took `mg` per administration from day `start` to `end` (None: ongoing)."""
+        """A MedicationStatement: the patient took `mg` per administration from day `start` to `end` (None: ongoing);
+        `text` is the product as the hospital names it."""
         period = {"start": self.day(start).isoformat()}
         if end is not None:
             period["end"] = self.day(end).isoformat()
         self._new(
             "MedicationStatement",
             status=self._status(end),
-            medicationCodeableConcept=self._drug_concept(drug),
+            medicationCodeableConcept=self._drug_concept(drug, text),
             subject=self._subject(),
             effectivePeriod=period,
             dateAsserted=self.at(end if end is not None and self._status(end) == "completed" else start, "12:00"),
@@ -545,6 +557,18 @@ class Story:
                 "route": {"coding": [_coding(SNOMED, *ROUTES["iv"])]},
                 "dose": _quantity(mg, "mg"),
             },
+        )
+        return self
+
+    def procedure(self, text: str, start: int, end: int, why: str = "") -> Story:
+        """A Procedure known only by its local name (no code), done from day `start` to day `end`."""
+        self._new(
+            "Procedure",
+            status="completed",
+            code={"text": text},
+            subject=self._subject(),
+            performedPeriod={"start": self.at(start, "09:00"), "end": self.at(end, "13:00")},
+            note=[{"text": why}] if why else [],
         )
         return self
 
@@ -1471,6 +1495,86 @@ def steroid_hyperglycaemia(pid: str = "glu-hugo") -> Story:
     return s
 
 
+def multidrug_mizoribine(pid: str = "multi-kenji") -> Story:
+    """Seed 004's regimen after CNI resistance: tacrolimus + mizoribine + prednisolone, with plasma exchange."""
+    s = Story(
+        "multidrug-mizoribine",
+        pid,
+        born="2014-08-21",
+        gender="male",
+        given="Kenji",
+        family="Sato",
+        onset="2022-01-17",
+        as_of_day=400,
+        classifications=["srns-initial", "cni-resistant"],
+        note="7-year-old boy; SRNS at day 28; FSGS; cyclosporine (~170 mg/m2/day) from day 42, still nephrotic "
+        "after 6 months: CNI-resistant; plasma exchange x5 (days 232-240, recorded by name only); then "
+        "tacrolimus 0.1 mg/kg/day + mizoribine 150 mg/day (named only: no code exists) + prednisolone from "
+        "day 240 [D 004]; complete remission on day 330",
+    )
+    s.body(0, 24, 124).labs(0, upcr=900, albumin=13, creatinine=31).dipstick(0, "4+")
+    s.condition("FSGS", 35, note="Kidney biopsy: focal segmental glomerulosclerosis")
+    _srns_then_cni(
+        s,
+        [(56, 560, 16), (84, 500, 17), (112, 470, 18), (140, 430, 18), (168, 440, 19), (196, 410, 19), (224, 420, 19)],
+        cni_stop=231,
+    )
+    for n, trough in ((49, 96), (90, 104), (140, 99), (200, 101)):
+        s.level("cyclosporine", n, trough)
+    s.creatinine(84, 32).creatinine(168, 33).body(230, 26, 127).creatinine(230, 33)
+    s.procedure("Therapeutic plasma exchange (TPE)", 232, 240, why="5 sessions, 1.5 plasma volumes, albumin")
+    tac = round(0.05 * s.weight, 1)
+    s.ordered("tacrolimus", 240, None, tac, per_day=2, why=f" ({2 * tac:g} mg/day = 0.1 mg/kg/day in 2 doses)")
+    s.taking(
+        "mizoribine",
+        240,
+        None,
+        150,
+        why=" (multidrug therapy with tacrolimus and prednisolone)",
+        text="Mizoribine (Bredinin) 50 mg tablet",
+    )
+    s.taking("prednisolone", 240, None, 20, every_days=2, why=" (alternate days, with tacrolimus and mizoribine)")
+    for n, trough in ((250, 6.2), (280, 7.4), (320, 6.8)):
+        s.level("tacrolimus", n, trough)
+    s.labs(270, upcr=260, albumin=24).labs(300, upcr=120, albumin=30).labs(330, upcr=15, albumin=36)
+    s.labs(380, upcr=12, albumin=39, creatinine=32)
+    return s
+
+
+def mycophenolate_sodium(pid: str = "mpa-ines") -> Story:
+    """Mycophenolate sodium at a full dose: judged as mycophenolate mofetil after conversion, so no low-dose alarm."""
+    s = Story(
+        "mycophenolate-sodium",
+        pid,
+        born="2015-02-03",
+        gender="female",
+        given="Ines",
+        family="Carvalho",
+        onset="2023-01-16",
+        as_of_day=200,
+        classifications=["ssns"],
+        note="7-year-old girl, complete remission on day 10; mycophenolate sodium 360 mg twice daily (720 mg/day = "
+        "774 mg/m2/day, 1075 mg/m2/day as mycophenolate mofetil; read as mofetil it looked low) from day 90 as a steroid-sparing agent, coded "
+        "only by ATC L04AA06 with the hospital's product name: not a low dose once converted",
+    )
+    s.body(0, 24, 126).labs(0, upcr=700, albumin=15, creatinine=30).dipstick(0, "4+")
+    s.condition("childhood NS", 0, status="remission")
+    initial_course(s)
+    s.labs(10, upcr=12, albumin=30).labs(42, upcr=9, albumin=39).labs(84, upcr=8, albumin=41, creatinine=29)
+    s.body(88, 24.5, 127)
+    s.taking(
+        "mycophenolic acid",
+        90,
+        None,
+        360,
+        per_day=2,
+        why=" (steroid-sparing, about 1000 mg/m2/day as mycophenolate mofetil)",
+        text="Mycophenolate sodium 360 mg gastro-resistant tablet",
+    )
+    s.labs(130, upcr=9, albumin=41).labs(190, upcr=8, albumin=42, creatinine=30)
+    return s
+
+
 STORIES: list[Callable[[], Story]] = [
     ssns,
     late_responder,
@@ -1501,6 +1605,8 @@ STORIES: list[Callable[[], Story]] = [
     hypertension_on_cyclosporine,
     acute_kidney_injury,
     steroid_hyperglycaemia,
+    multidrug_mizoribine,
+    mycophenolate_sodium,
 ]
 URN_BUNDLES = {"late-responder"}  # every entry a urn:uuid fullUrl, references to the Patient by urn:uuid
 # The cohort: five of the phenotypes again, as other patients, in one bulk export.
@@ -1567,7 +1673,7 @@ the answer the classifier must give for each. Everything here is written by `bui
     python samples/build_samples.py
 
 - `bundles/<name>.json`: a `collection` Bundle (Patient, Condition, Observation, MedicationStatement,
-  MedicationRequest, MedicationAdministration, Medication). Entries have RESTful fullUrls
+  MedicationRequest, MedicationAdministration, Medication, Procedure). Entries have RESTful fullUrls
   (`https://hospital.example.org/fhir/<type>/<id>`) and `Patient/<id>` references, except
   `late-responder.json`, whose entries all have `urn:uuid:` fullUrls and whose references (subject,
   medicationReference) are those urn:uuids. Every bundle validates with `fhir.resources` (R4B models).
@@ -1586,7 +1692,9 @@ prednisolone is dosed at 60 mg/m2/day (BSA by Mosteller from the weight and heig
 same bundle, max 60 mg) for 6 weeks then 40 mg/m2 on alternate days, relapses at 60 mg/m2/day until
 3 days after remission then 4 weeks on alternate days; alternate-day dosing is `frequency 1, period 2,
 periodUnit d`. Observations carry a time and a zone offset; the rules use the day as recorded.
-Resource ids are `<patient id>-<type>-<nnn>`. No warnings or errors are expected when reading any sample.
+Resource ids are `<patient id>-<type>-<nnn>`. No warnings or errors are expected when reading any sample
+(`multidrug-mizoribine.json` names mizoribine and the plasma exchange without codes, which fhir-ns reports
+as information: matched by name).
 """
 
 

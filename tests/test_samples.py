@@ -136,3 +136,27 @@ def test_samples_are_what_the_generator_writes(tmp_path: Path) -> None:
     for produced in sorted(p for p in copy.rglob("*") if p.is_file() and p.name != "build_samples.py"):
         committed = SAMPLES / produced.relative_to(copy)
         assert committed.read_bytes() == produced.read_bytes(), f"{committed.name} differs from the generator's output"
+
+
+def test_the_multidrug_sample_reads_mizoribine_tacrolimus_and_the_plasma_exchange_by_name() -> None:
+    from fhir_ns.fhir.extract import FactCollector
+    from fhir_ns.fhir.problems import Problem
+    from fhir_ns.fhir.reader import read_entries
+
+    problems: list[Problem] = []
+    collector = FactCollector(CONFIG.terminology, problems)
+    collector.add_all(read_entries([str(SAMPLES / "bundles" / "multidrug-mizoribine.json")], problems))
+    [patient] = collector.patients()
+    drugs = {e.drug for e in patient.facts.exposures}
+    assert {"mizoribine", "tacrolimus", "prednisolone", "cyclosporine"} <= drugs
+    [exchange] = patient.facts.procedures
+    assert (exchange.concept, exchange.matched_by_name) == ("plasma-exchange", True)
+    assert {p.severity for p in patient.problems} == {"information"}
+
+
+def test_mycophenolate_sodium_is_read_as_mycophenolic_acid_and_not_flagged_low() -> None:
+    case = next(c for c in EXPECTED if c["file"].endswith("mycophenolate-sodium.json"))
+    outcome = run([str(SAMPLES / case["file"])], CONFIG, date.fromisoformat(case["as_of"]), case["ruleset"])
+    [result] = outcome.results
+    assert "dose-out-of-range" not in [f.code for f in result.findings]
+    assert not outcome.problems

@@ -595,3 +595,35 @@ def test_a_full_disk_in_the_file_sink_stops_the_run_cleanly_and_the_next_run_wri
     resumed = sync(fhir_server, state, "--sink", f"file:{out}")
     assert resumed.exit_code == 0, resumed.output
     assert "written 1" in resumed.stderr and len(list(out.glob("*.json"))) == 2
+
+
+def test_sync_reads_a_patients_procedures_from_the_server(fhir_server: FhirServer, tmp_path: Path) -> None:
+    """The plasma exchange of the multidrug sample is read by sync as by convert."""
+    from datetime import date
+
+    from fhir_ns.fhir.server.http import FhirClient
+    from fhir_ns.pipeline import Config
+    from fhir_ns.sync.job import ServerSink, SyncJob, SyncOptions
+    from fhir_ns.sync.state import State
+
+    [pid] = fhir_server.load(sample("multidrug-mizoribine"))
+    client = FhirClient(fhir_server.base_url)
+
+    class Quiet:
+        def start(self, total: int) -> None: ...
+
+        def done(self, patient_id: str, outcome: str, detail: str) -> None: ...
+
+    job = SyncJob(
+        client,
+        State(tmp_path / "state.sqlite", fhir_server.base_url),
+        Config.load(),
+        ServerSink(client),
+        SyncOptions(as_of=date.fromisoformat(AS_OF)),
+        Quiet(),
+    )
+    job.check_capabilities()
+    resources = job.read_patient(pid)
+    assert [r["code"]["text"] for r in resources if r["resourceType"] == "Procedure"] == [
+        "Therapeutic plasma exchange (TPE)"
+    ]

@@ -36,6 +36,7 @@ RESOURCE_TYPES = (
     "MedicationRequest",
     "MedicationAdministration",
     "Medication",
+    "Procedure",
     "DetectedIssue",
     "CarePlan",
     "Provenance",

@@ -44,7 +44,16 @@ from fhir_ns.fhir.shapes import (
 )
 from fhir_ns.fhir.store import NO_PATIENT, Exported, Pending, RecordStore, SpillLimit, Stored, StoredProblem
 from fhir_ns.terminology import Concept, Terminology
-from fhir_ns.timeline.model import ConditionFact, DrugExposure, GeneticResult, Measurement, Panel, PatientFacts, Taper
+from fhir_ns.timeline.model import (
+    ConditionFact,
+    DrugExposure,
+    GeneticResult,
+    Measurement,
+    Panel,
+    PatientFacts,
+    ProcedureFact,
+    Taper,
+)
 
 UCUM = "http://unitsofmeasure.org"
 READ_TYPES = shapes.READ_TYPES
@@ -56,6 +65,8 @@ ADMINISTRATION_SKIP = {"not-done", "entered-in-error"}
 ONGOING_STATUSES = {"active", "on-hold", "in-progress", "unknown", "recorded"}
 ACTIVE_CONDITION = {"active", "recurrence", "relapse"}
 CONDITION_SKIP_VERIFICATION = {"refuted", "entered-in-error"}
+PROCEDURE_SKIP = {"preparation", "not-done", "entered-in-error", "unknown"}
+PROCEDURE_ONGOING = {"in-progress", "on-hold"}
 # Dosage.timing.code (v3 GTSAbbreviation): administrations per day
 TIMING_CODES = {
     "QD": 1.0,
@@ -322,6 +333,8 @@ class FactCollector:
                 payload = self._observation(res, source, draft)
             elif rtype == "Condition":
                 payload = self._condition(res, source, draft)
+            elif rtype == "Procedure":
+                payload = self._procedure(res, source, draft)
             else:
                 payload = self._medication_use(rtype, res, source, draft)
         except _Refused as exc:
@@ -689,7 +702,7 @@ class FactCollector:
             return None
         concepts: set[str] = set()
         for coding in _codings(cond.code):
-            concepts |= self.term.condition_codes.get(_key(coding), frozenset())
+            concepts |= self.term.condition_concepts(*_key(coding))
         if not concepts:
             return None
         onset = None
@@ -727,6 +740,40 @@ class FactCollector:
         active = clinical is None or clinical in ACTIVE_CONDITION
         return ConditionFact(frozenset(concepts), onset, abatement, active, source)
 
+    def _procedure(self, proc: shapes.Procedure, source: str, draft: _Draft) -> ProcedureFact | None:
+        """A plasma exchange, dialysis or kidney transplant with its dates; other procedures are not read."""
+        if _is_in(proc.status, PROCEDURE_SKIP):
+            return None
+        concept: str | None = None
+        for coding in _codings(proc.code):
+            concept = self.term.procedure_codes.get(_key(coding))
+            if concept:
+                break
+        by_name = False
+        if concept is None:
+            texts = [proc.code.text] if isinstance(proc.code, CodeableConcept) else []
+            texts += [c.display for c in _codings(proc.code)]
+            concept = next((c for t in texts if isinstance(t, str) and (c := self.term.procedure_for_text(t))), None)
+            if concept is None:
+                return None
+            by_name = True
+            self._note(
+                draft,
+                "information",
+                "code-unknown",
+                f"procedure matched to {self.term.procedures[concept].display} by its name, not by a known code",
+                "code",
+            )
+        start, end = self._period(
+            proc, ("performedDateTime", "performedPeriod", "occurrenceDateTime", "occurrencePeriod")
+        )
+        if end is None and not _is_in(proc.status, PROCEDURE_ONGOING):
+            period = proc.performedPeriod if proc.performedPeriod is not None else proc.occurrencePeriod
+            end = None if isinstance(period, dict) else start  # a single date: done that day
+        if end is not None and end < start:
+            raise _Refused(f"ends ({end}) before it starts ({start})", "performedPeriod", "value")
+        return ProcedureFact(concept, start, end, source, by_name)
+
     def _medication_use(self, rtype: str, res: Any, source: str, draft: _Draft) -> Any:
         status = res.status
         if rtype == "MedicationStatement" and _is_in(status, STATEMENT_SKIP):
@@ -750,6 +797,7 @@ class FactCollector:
     def _exposure(self, rtype: str, res: Any, concept: Any, source: str, draft: _Draft) -> DrugExposure | Taper | None:
         drug_name, by_name = self._drug(concept)
         if drug_name is None:
+            self._unknown_immunosuppressant(concept, draft)
             return None
         drug = self.term.drugs[drug_name]
         if by_name:
@@ -925,22 +973,51 @@ class FactCollector:
         return start, None
 
     def _drug(self, concept: Any) -> tuple[str | None, bool]:
+        """The drug a medication concept names, and whether by name only. A code wins over a name, except
+        where the name is a form dosed as the coded drug (ATC L04AA06 with "mycophenolate sodium")."""
         known = self._drugs  # the answers for codes and names already looked up
+        coded: str | None = None
         for coding in _codings(concept):
             system, code = coding.system, coding.code
             if isinstance(system, str) and isinstance(code, str):
                 key = (system, code)
                 drug = known[key] if key in known else known.setdefault(key, self.term.drug_for_code(system, code))
                 if drug:
-                    return drug, False
+                    coded = drug
+                    break
         texts = [concept.text] if isinstance(concept, CodeableConcept) else []
         texts += [c.display for c in _codings(concept)]
         for text in texts:
             if isinstance(text, str):
                 drug = known[text] if text in known else known.setdefault(text, self.term.drug_for_text(text))
-                if drug:
+                if drug and coded is None:
                     return drug, True
-        return None, False
+                dosed_as = self.term.drugs[drug].dosed_as if drug else None
+                if coded is not None and dosed_as is not None and dosed_as[0] == coded:
+                    return drug, False
+        return coded, False
+
+    def _unknown_immunosuppressant(self, concept: Any, draft: _Draft) -> None:
+        """Warn of a medication coded in a watched ATC group (L01, L04, H02) that maps to no known drug."""
+        for coding in _codings(concept):
+            system, code = coding.system, coding.code
+            if not (isinstance(system, str) and isinstance(code, str)):
+                continue
+            group = self.term.unknown_atc_group(system, code)
+            if group is None:
+                continue
+            name = coding.display if isinstance(coding.display, str) else None
+            if name is None and isinstance(concept, CodeableConcept) and isinstance(concept.text, str):
+                name = concept.text
+            self._note(
+                draft,
+                "warning",
+                "code-unknown",
+                f"medication {name + ' ' if name else ''}(ATC {code}, group {group}) is not a drug fhir-ns knows; "
+                "it is not used by any rule (a site can add it in its mapping directory's drugs.yaml)",
+                "medication[x]",
+            )
+            return
 
     def _effective_day(self, res: Any, keys: tuple[str, ...]) -> date:
         start, _ = self._period(res, keys)
@@ -1312,7 +1389,8 @@ def _duplicate_note(record: Stored, severity: str, message: str) -> StoredProble
 
 
 def _file(
-    facts: PatientFacts, payload: Measurement | DrugExposure | Taper | ConditionFact | GeneticResult | Panel
+    facts: PatientFacts,
+    payload: Measurement | DrugExposure | Taper | ConditionFact | GeneticResult | Panel | ProcedureFact,
 ) -> None:
     """File a fact in its list; the sources of measurements are gathered once all are filed."""
     if type(payload) is Measurement:
@@ -1330,6 +1408,8 @@ def _file(
         facts.conditions.append(payload)
     elif isinstance(payload, GeneticResult):
         facts.genetics.append(payload)
+    elif isinstance(payload, ProcedureFact):
+        facts.procedures.append(payload)
 
 
 def _stated_concept(concept: Concept, code: Any) -> str | None:

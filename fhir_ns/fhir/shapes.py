@@ -210,8 +210,26 @@ class MedicationAdministration(_MedicationUse, tag="MedicationAdministration"):
     dosage: AdministrationDosage | NotObject = None
 
 
+class Procedure(_Subject, tag="Procedure"):
+    """A procedure done to the patient (plasma exchange, dialysis, kidney transplant)."""
+
+    status: Any = None
+    code: CodeableConcept | NotObject = None
+    performedDateTime: Any = None  # noqa: N815
+    performedPeriod: Any = None  # noqa: N815
+    occurrenceDateTime: Any = None  # noqa: N815 (R5)
+    occurrencePeriod: Any = None  # noqa: N815 (R5)
+
+
 Shaped = (
-    Patient | Medication | Observation | Condition | MedicationStatement | MedicationRequest | MedicationAdministration
+    Patient
+    | Medication
+    | Observation
+    | Condition
+    | MedicationStatement
+    | MedicationRequest
+    | MedicationAdministration
+    | Procedure
 )
 READ_TYPES = frozenset(str(t.__struct_config__.tag) for t in Shaped.__args__)  # type: ignore[attr-defined]
 

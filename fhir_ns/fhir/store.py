@@ -26,7 +26,15 @@ from typing import Any
 import msgspec
 
 from fhir_ns.fhir import shapes
-from fhir_ns.timeline.model import ConditionFact, DrugExposure, GeneticResult, Measurement, Panel, Taper
+from fhir_ns.timeline.model import (
+    ConditionFact,
+    DrugExposure,
+    GeneticResult,
+    Measurement,
+    Panel,
+    ProcedureFact,
+    Taper,
+)
 
 NO_PATIENT = ""  # the bucket of records without a subject reference
 SPILL_BATCH = 20_000  # over the limit, records go to disk in batches of at least this many
@@ -40,7 +48,7 @@ class Pending(msgspec.Struct, frozen=True, array_like=True, gc=False, tag="P"):
     resource: shapes.MedicationStatement | shapes.MedicationRequest | shapes.MedicationAdministration
 
 
-Payload = Measurement | DrugExposure | Taper | ConditionFact | GeneticResult | Panel | Pending | None
+Payload = Measurement | DrugExposure | Taper | ConditionFact | GeneticResult | Panel | ProcedureFact | Pending | None
 # (severity, code, message, element, resource); the location is the record's own
 StoredProblem = tuple[str, str, str, str | None, str | None]
 

@@ -204,7 +204,7 @@ def _dose_ranges(tl: Timeline, result: PatientResult, _: object) -> None:
     course lasted the rule set's minimum days and the mean lies beyond the range by more than its tolerance."""
     tolerance = tl.ruleset.dose_range_tolerance
     for spec in tl.ruleset.dose_ranges:
-        for course in tl.courses_of(spec.drug):
+        for course in tl.courses_dosed_as(spec.drug):
             days = ((course.end or tl.as_of) - course.start).days + 1
             if days < tl.ruleset.dose_range_min_days:
                 continue
@@ -219,13 +219,26 @@ def _dose_ranges(tl: Timeline, result: PatientResult, _: object) -> None:
                 result,
                 "dose-out-of-range",
                 course.start,
-                f"{tl.terminology.drug_name(spec.drug)} mean {mean} over {days} days from {course.start} is "
+                f"{_dosed_as_words(tl, course, spec.drug)} mean {mean} over {days} days from {course.start} is "
                 f"{'below' if low else 'above'} the range {spec.low:g}-{spec.high:g} {unit_text(spec.unit)} by more than the "
                 f"{tolerance:.0%} tolerance ({spec.source})",
                 mean.sources,
                 category=f"DOSE{'L' if low else 'H'}IND{per_size}",
                 implicated=[e.source for e in course.exposures],
             )
+
+
+def _dosed_as_words(tl: Timeline, course: DrugCourse, drug: str) -> str:
+    """The drug a dose range is for, naming any drug of the course dosed as it and the conversion."""
+    term = tl.terminology
+    conversions = [
+        f"{term.drug_name(d)} converted at {dosed_as[1]:.3g} mg {term.drug_name(drug)} per mg"
+        for d in course.drugs
+        if d != drug and (dosed_as := term.drugs[d].dosed_as) is not None
+    ]
+    if not conversions:
+        return term.drug_name(drug)
+    return f"{term.drug_names(course.drugs)} (as {term.drug_name(drug)}: {', '.join(conversions)})"
 
 
 def _course_mean(tl: Timeline, course: DrugCourse, days: int, unit: str) -> Dose | None:

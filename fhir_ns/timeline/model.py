@@ -108,6 +108,22 @@ class GeneticResult(Fact, frozen=True, array_like=True, gc=False, tag="G"):
     source: str
 
 
+class ProcedureFact(Fact, frozen=True, array_like=True, gc=False, tag="R"):
+    """A procedure mapped to a concept (plasma-exchange, dialysis, kidney-transplant), with its dates.
+
+    `end` is the last day, inclusive; None means still going on (a dialysis programme in progress).
+    """
+
+    concept: str
+    start: date
+    end: date | None
+    source: str
+    matched_by_name: bool = False
+
+    def covers(self, day: date) -> bool:
+        return self.start <= day and (self.end is None or day <= self.end)
+
+
 @dataclass(slots=True)
 class PatientFacts:
     """Everything read about one patient, before any clinical interpretation."""
@@ -120,13 +136,16 @@ class PatientFacts:
     exposures: list[DrugExposure] = field(default_factory=list)
     conditions: list[ConditionFact] = field(default_factory=list)
     genetics: list[GeneticResult] = field(default_factory=list)
+    procedures: list[ProcedureFact] = field(default_factory=list)
     sources: set[str] = field(default_factory=set)
     on_record: bool = True  # a Patient resource was read (False: only the subject of other resources)
 
     def sort(self) -> None:
         self.measurements.sort(key=_MEASUREMENT_ORDER)
         self.exposures.sort(key=_EXPOSURE_ORDER)
+        self.procedures.sort(key=_PROCEDURE_ORDER)
 
 
 _MEASUREMENT_ORDER = attrgetter("on", "concept", "source")
 _EXPOSURE_ORDER = attrgetter("start", "drug", "source")
+_PROCEDURE_ORDER = attrgetter("start", "concept", "source")

@@ -22,7 +22,7 @@ from msgspec.structs import replace
 from fhir_ns.ruleset import ProteinuriaCriteria, RuleSet, Threshold, unit_text
 from fhir_ns.terminology import Terminology
 from fhir_ns.timeline.formulas import age_years, bsa_mosteller, ckd_epi_2021, completed_years, schwartz_bedside
-from fhir_ns.timeline.model import ConditionFact, DrugExposure, Measurement, PatientFacts
+from fhir_ns.timeline.model import ConditionFact, DrugExposure, Measurement, PatientFacts, ProcedureFact
 
 PROTEINURIA = ("upcr", "protein-24h", "dipstick")
 _READING_ORDER = attrgetter("on", "measurement.source")
@@ -281,6 +281,7 @@ class Timeline:
     measurements: dict[str, list[Measurement]] = field(default_factory=dict)
     exposures: list[DrugExposure] = field(default_factory=list)
     conditions: list[ConditionFact] = field(default_factory=list)
+    procedure_facts: list[ProcedureFact] = field(default_factory=list)  # those begun by the evaluation date
     readings: list[Reading] = field(default_factory=list)
     assessable: list[Reading] = field(default_factory=list)  # the readings whose level is known
     episodes: list[Episode] = field(default_factory=list)
@@ -320,6 +321,11 @@ class Timeline:
                 else:
                     same_class.append(seen)
         tl.conditions = [c for c in facts.conditions if c.onset is None or c.onset <= as_of]
+        tl.procedure_facts = [
+            p if p.end is None or p.end <= as_of else replace(p, end=as_of)
+            for p in facts.procedures
+            if p.start <= as_of
+        ]
         judge = tl.judge
         tl.readings = readings = [judge(m) for c in PROTEINURIA for m in by_concept.get(c, ())]
         readings.sort(key=_READING_ORDER)
@@ -622,6 +628,35 @@ class Timeline:
         """One drug's day-by-day exposures joined into courses like `cni_courses` (single doses left out)."""
         return self._join([e for e in self.exposures if e.drug == drug and not e.single_administration])
 
+    # -- procedures --------------------------------------------------------------------------------
+    def procedures(self, concept: str) -> list[ProcedureFact]:
+        """The procedures of one concept (plasma-exchange, dialysis, kidney-transplant) begun by the evaluation date."""
+        return [p for p in self.procedure_facts if p.concept == concept]
+
+    def therapy_procedures(self) -> list[ProcedureFact]:
+        """Procedures that are a treatment period of their own (plasma exchange)."""
+        known = self.terminology.procedures
+        return [p for p in self.procedure_facts if p.concept in known and known[p.concept].therapy]
+
+    def kidney_failure_procedure(self) -> ProcedureFact | None:
+        """The first dialysis or kidney transplant on record by the evaluation date: kidney failure from its start."""
+        known = self.terminology.procedures
+        return next((p for p in self.procedure_facts if p.concept in known and known[p.concept].kidney_failure), None)
+
+    def courses_dosed_as(self, drug: str) -> tuple[DrugCourse, ...]:
+        """Courses of `drug` and of the drugs dosed as it (mycophenolic acid as mycophenolate mofetil), their doses
+        converted to mg of `drug`; each exposure keeps its own drug name and source."""
+        factors = {
+            d.name: d.dosed_as[1] for d in self.terminology.drugs.values() if d.dosed_as and d.dosed_as[0] == drug
+        }
+        factors[drug] = 1.0
+        converted = [
+            e if factors[e.drug] == 1.0 else _scaled(e, factors[e.drug])
+            for e in self.exposures
+            if e.drug in factors and not e.single_administration
+        ]
+        return self._join(converted)
+
     def _join(self, exposures: Iterable[DrugExposure]) -> tuple[DrugCourse, ...]:
         gap = timedelta(days=self.ruleset.cni.course_gap_days)
         courses: list[DrugCourse] = []
@@ -778,3 +813,12 @@ class Timeline:
         if completed_years(birth, day) < 18:
             return made_for == "child"
         return equation == "CKD-EPI 2021"
+
+
+def _scaled(e: DrugExposure, factor: float) -> DrugExposure:
+    """The exposure with its dose(s) multiplied by `factor` (a dose converted to another drug's mg)."""
+    return replace(
+        e,
+        daily_dose=None if e.daily_dose is None else e.daily_dose * factor,
+        daily_dose_high=None if e.daily_dose_high is None else e.daily_dose_high * factor,
+    )

@@ -2,8 +2,8 @@
 
 An entry with a structure or binding error is refused, and with it its patient (the problems are
 handed to the FactCollector with the entry, so they follow the entry's patient like its own).
-Only what the classifier uses is checked: the resource types it reads, and of Observations and
-Conditions only those whose code the mappings know (the others are ignored by the classifier, so a
+Only what the classifier uses is checked: the resource types it reads, and of Observations,
+Conditions and Procedures only those whose code the mappings know (the others are ignored by the classifier, so a
 flaw in them cannot mislead it). fhir.resources validation is the expensive part (bench/validate_cost.py),
 so each entry is first put to a cheap proof that the layers would find nothing in it (fastcheck.py, some
 10 us against some 250); only an entry it cannot prove clean goes through the layers, which report it.
@@ -11,6 +11,7 @@ so each entry is first put to a cheap proof that the layers would find nothing i
 
 from __future__ import annotations
 
+from collections.abc import Container
 from typing import Any
 
 import orjson
@@ -36,11 +37,12 @@ class EntryGate:
     ) -> None:
         self.spec = load_spec(version)
         self.types = types
-        self.known: dict[str, set[tuple[str, str]]] = {}
+        self.known: dict[str, Container[tuple[str, str]]] = {}
         if terminology is not None:  # without it, every resource of the types is checked
             self.known = {
                 "Observation": set(terminology.observation_codes),
-                "Condition": set(terminology.condition_codes),
+                "Condition": _ConditionCodes(terminology),
+                "Procedure": set(terminology.procedure_codes),
             }
 
     def check(self, entry: Entry) -> list[Problem]:
@@ -102,6 +104,18 @@ class EntryGate:
         return problems
 
 
+class _ConditionCodes:
+    """The condition codes the mappings know: exact codes and the codes under an ICD-10 category prefix."""
+
+    def __init__(self, terminology: Terminology) -> None:
+        self.terminology = terminology
+
+    def __contains__(self, key: object) -> bool:
+        if not isinstance(key, tuple) or len(key) != 2 or not all(isinstance(k, str) for k in key):
+            return False
+        return bool(self.terminology.condition_concepts(key[0], key[1]))
+
+
 def _as_json(resource: dict[str, Any]) -> bytes | None:
     """The dict as JSON text, or None if it holds what JSON cannot (a dict made in code: Enums, dates, NaN)."""
     try:
@@ -114,21 +128,21 @@ def _as_json(resource: dict[str, Any]) -> bytes | None:
 _JSON_ONLY = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_SUBCLASS
 
 
-def _has_known_code(code: Any, known: set[tuple[str, str]]) -> bool:
+def _has_known_code(code: Any, known: Container[tuple[str, str]]) -> bool:
     codings = code.get("coding") if isinstance(code, dict) else None
     if not isinstance(codings, list):
         return True  # malformed: let layers 2-3 say what is wrong
     return any(isinstance(c, dict) and _known(c.get("system"), c.get("code"), known) for c in codings)
 
 
-def _known(system: Any, code: Any, known: set[tuple[str, str]]) -> bool:
+def _known(system: Any, code: Any, known: Container[tuple[str, str]]) -> bool:
     """A known (system, code), or one that is not text at all (malformed: checked, so the layers say so)."""
     if not isinstance(system, str | None) or not isinstance(code, str | None):
         return True
     return (system, code) in known
 
 
-def _has_known_shaped_code(shaped: Resource, known: set[tuple[str, str]]) -> bool:
+def _has_known_shaped_code(shaped: Resource, known: Container[tuple[str, str]]) -> bool:
     """`_has_known_code` on the Struct of the entry (a JSON object is a Struct there, anything else as it is)."""
     code = getattr(shaped, "code", None)
     codings = code.coding if isinstance(code, CodeableConcept) else None

@@ -3,8 +3,8 @@
 The entries go through the classifier's own `FactCollector`, so every rule it applies (a subject, a
 date with a day, a unit the mapping accepts for the concept, a plausible value, a drug code or name,
 a dose with a unit, a patient in the input ...) is reported exactly as `convert` would. Added here is
-only what the collector does not say: unknown LOINC/RxNorm/ATC codes (information: the resource is
-not used), subjects that are not Patients, and negative values of concepts the mappings give no
+only what the collector does not say: unknown LOINC/RxNorm/ATC codes and Procedures fhir-ns does not
+read (information: the resource is not used), subjects that are not Patients, and negative values of concepts the mappings give no
 plausible range for.
 """
 
@@ -110,6 +110,19 @@ def _extra(entry: Entry, term: Terminology) -> list[Problem]:
                 "value",
                 f"a negative {term.concepts[concept].label} ({value:g}) is not a measurement",
                 "valueQuantity.value",
+            )
+    elif rtype == "Procedure":
+        concept = res.get("code")
+        coded = any(_key(c) in term.procedure_codes for c in _codings(concept))
+        texts = (
+            [concept.get("text")] + [c.get("display") for c in _codings(concept)] if isinstance(concept, dict) else []
+        )
+        if not coded and not any(isinstance(t, str) and term.procedure_for_text(t) for t in texts):
+            say(
+                "information",
+                "code-unknown",
+                "not a procedure fhir-ns reads (plasma exchange, dialysis, kidney transplant); not used",
+                "code",
             )
     elif rtype in MEDICATION_USE or rtype == "Medication":
         concept = res.get("code") if rtype == "Medication" else _medication_concept(res)

@@ -13,6 +13,7 @@ READ_TYPES = (
     "MedicationRequest",
     "MedicationAdministration",
     "Medication",
+    "Procedure",
 )
 WRITE_TYPES = ("DetectedIssue", "CarePlan", "Provenance", "Device")
 # The patient-scoped search parameter of each read type (FHIR R4 defines `patient` on all of them)
@@ -22,6 +23,7 @@ PATIENT_PARAM = {
     "MedicationStatement": "patient",
     "MedicationRequest": "patient",
     "MedicationAdministration": "patient",
+    "Procedure": "patient",
 }
 
 
