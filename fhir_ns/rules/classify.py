@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import date, timedelta
 
 from fhir_ns.rules.result import Classification, PatientResult
 from fhir_ns.rules.steroid import Response, TrialOutcome, evaluate_trial
 from fhir_ns.ruleset import BodyDose, FrequentRelapseCriterion
+from fhir_ns.timeline.model import ConditionFact
 from fhir_ns.timeline.timeline import DrugCourse, DrugExposure, Episode, Level, Relapse, Timeline
 
 REFRACTORY = ("srns-initial", "srns-secondary", "cni-resistant", "mdr-srns", "sdns", "frns")
@@ -306,14 +307,8 @@ def _onset_age(tl: Timeline, add: _Adder) -> bool:
 
 def _secondary_cause(tl: Timeline, add: _Adder) -> None:
     """A Condition coding a secondary cause, active at some time from the first nephrotic evidence on."""
-    causes = set(tl.ruleset.secondary_causes)
     onset = tl.episodes[0].start
-    for condition in tl.conditions:
-        hits = condition.concepts & causes
-        day = max(onset, condition.onset or onset)
-        if not hits or day > tl.as_of or not condition.active_on(day):
-            continue
-        names = ", ".join(sorted(hits)).replace("-", " ")
+    for condition, day, names in _active_since_onset(tl, set(tl.ruleset.secondary_causes)):
         add(
             "secondary-ns-suspected",
             day,
@@ -582,14 +577,7 @@ def _steroid_intolerance(tl: Timeline, add: _Adder) -> None:
     onset = tl.episodes[0].start if tl.episodes else None
     if onset is None:
         return
-    for condition in tl.conditions:
-        hits = condition.concepts & contraindications
-        if not hits:
-            continue
-        day = max(onset, condition.onset or onset)
-        if not condition.active_on(day):
-            continue
-        names = ", ".join(sorted(hits)).replace("-", " ")
+    for condition, day, names in _active_since_onset(tl, contraindications):
         add(
             "steroid-intolerant",
             day,
@@ -637,3 +625,14 @@ def _span(days: int) -> str:
 
 def _relapse_list(relapses: Sequence[Relapse]) -> str:
     return ", ".join(f"{r.on}{' (treated)' if r.treated else ''}" for r in relapses)
+
+
+def _active_since_onset(tl: Timeline, concepts: set[str]) -> Iterator[tuple[ConditionFact, date, str]]:
+    """Conditions coding any of `concepts` and active on a day from the first nephrotic evidence on: each with
+    that day (its onset, or the first evidence if it began before) and the concepts met, in words."""
+    onset = tl.episodes[0].start
+    for condition in tl.conditions:
+        hits = condition.concepts & concepts
+        day = max(onset, condition.onset or onset)
+        if hits and day <= tl.as_of and condition.active_on(day):
+            yield condition, day, ", ".join(sorted(hits)).replace("-", " ")
