@@ -3,6 +3,7 @@ steroids or tacrolimus; under ipna-2022-child unless said otherwise (every child
 
 import pytest
 
+from fhir_ns.timeline.model import ProcedureFact
 from tests.chart import RULESETS, Chart, day, finding_codes, steroid_sensitive_child
 
 
@@ -184,6 +185,18 @@ def test_creatinine_1_5_times_the_lowest_of_the_previous_7_days_is_stage_1_aki()
     finding = one(result, "acute-kidney-injury")
     assert (finding.severity, finding.category, finding.since) == ("moderate", "LAB", day(7))
     assert "KDIGO stage 1" in finding.reason and "RV1" in finding.reason
+
+
+def test_dialysis_begun_within_7_days_of_an_episodes_last_value_makes_it_stage_3():
+    def with_dialysis(started: int):
+        chart = creatinine(adult(), (0, 40), (3, 50), (7, 60))
+        chart.facts.procedures.append(ProcedureFact("dialysis", day(started), None, "Procedure/hd1"))
+        return one(chart.evaluate(30, "kdigo-2021-adult"), "acute-kidney-injury")
+
+    staged = with_dialysis(14)
+    assert "KDIGO stage 3" in staged.reason and staged.severity == "high"
+    assert f"dialysis started on {day(14)} (Procedure/hd1)" in staged.reason and "Procedure/hd1" in staged.evidence
+    assert "KDIGO stage 1" in with_dialysis(15).reason  # 8 days after the episode's last value
 
 
 def test_1_47_times_the_baseline_without_a_fast_rise_is_not_aki():

@@ -636,7 +636,6 @@ def _acute_kidney_injury(tl: Timeline, result: PatientResult, _: object) -> None
             stage = 3
             parts.append(f"eGFR {kidney[0]:.0f} ({kidney[1]}) below {spec.stage3_child_egfr_below:g} under 18")
             sources.extend(kidney[2])
-        # Dialysis started also makes stage 3 (KDIGO 2012): to be judged here once Procedure facts are read.
         episode.append((m, stage, f"creatinine {m.value:.0f} umol/L on {m.on} is " + " and ".join(parts), sources))
     if episode:
         _aki_finding(tl, result, episode)
@@ -646,16 +645,23 @@ def _aki_finding(tl: Timeline, result: PatientResult, episode: list[tuple[Measur
     first = episode[0]
     peak = max(episode, key=lambda e: (e[1], e[0].value))
     stage = peak[1]
+    # dialysis begun during the episode (or within its days after the last value) is stage 3 (KDIGO 2012)
+    until = episode[-1][0].on + timedelta(days=tl.ruleset.acute_kidney_injury.rv1_days)  # type: ignore[union-attr]
+    dialysis = next((d for d in tl.procedures("dialysis") if first[0].on <= d.start <= until), None)
+    if dialysis is not None:
+        stage = 3
     words = f"acute kidney injury (KDIGO stage {stage}): {first[2]}"
     if peak is not first:
         words += f"; at its peak {peak[2]}"
+    if dialysis is not None:
+        words += f"; dialysis started on {dialysis.start} ({dialysis.source})"
     implicated = _current_drugs(tl, [e[0].on for e in episode], ("calcineurin-inhibitor",))
     _add(
         result,
         "acute-kidney-injury",
         first[0].on,
         words + _while_on(tl, implicated),
-        [s for e in (first, peak) for s in (*e[3], e[0].source)],
+        [s for e in (first, peak) for s in (*e[3], e[0].source)] + ([dialysis.source] if dialysis else []),
         severity="moderate" if stage == 1 else "high",
         implicated=[e.source for e in implicated],
     )
