@@ -175,3 +175,15 @@ def codes(result: PatientResult) -> list[str]:
 
 def finding_codes(result: PatientResult) -> list[str]:
     return [f.code for f in result.findings]
+
+
+def findings(result: PatientResult, code: str) -> list:
+    """The findings of one code."""
+    return [f for f in result.findings if f.code == code]
+
+
+def one(result: PatientResult, code: str):
+    """The one finding of a code (fails when there are none or several)."""
+    found = findings(result, code)
+    assert len(found) == 1, f"expected one {code}, got {finding_codes(result)}"
+    return found[0]

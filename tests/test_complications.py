@@ -4,17 +4,7 @@ steroids or tacrolimus; under ipna-2022-child unless said otherwise (every child
 import pytest
 
 from fhir_ns.timeline.model import ProcedureFact
-from tests.chart import RULESETS, Chart, day, finding_codes, steroid_sensitive_child
-
-
-def findings(result, code):
-    return [f for f in result.findings if f.code == code]
-
-
-def one(result, code):
-    found = findings(result, code)
-    assert len(found) == 1, f"expected one {code}, got {finding_codes(result)}"
-    return found[0]
+from tests.chart import RULESETS, Chart, day, findings, one, steroid_sensitive_child
 
 
 def teenager() -> Chart:

@@ -7,18 +7,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import orjson
 import pytest
 
-from fhir_ns.fhir.extract import FactCollector
-from fhir_ns.fhir.problems import Problem
-from fhir_ns.fhir.reader import read_entries
 from fhir_ns.rules import evaluate
 from fhir_ns.terminology import load_terminology
 from fhir_ns.timeline.model import DrugExposure
 from fhir_ns.timeline.timeline import Timeline
 from tests.chart import RULESETS, TERMINOLOGY, Chart, codes, day, steroid_resistant_child
-from tests.test_fhir_input import UCUM, bundle, patient
+from tests.test_fhir_input import UCUM, one_patient
 
 ATC = "http://www.whocc.no/atc"
 START = 45
@@ -141,18 +137,8 @@ def _statement(sid: str, concept: dict, mg: float = 500) -> dict:
     }
 
 
-def _read(tmp_path: Path, *resources: dict, terminology=None):
-    path = tmp_path / "in.json"
-    path.write_bytes(orjson.dumps(bundle(patient(), *resources)))
-    problems: list[Problem] = []
-    collector = FactCollector(terminology or load_terminology(), problems)
-    collector.add_all(read_entries([str(path)], problems))
-    [p] = collector.patients()
-    return p
-
-
 def test_a_brand_name_without_a_code_is_read_and_reported_as_information(tmp_path: Path) -> None:
-    p = _read(tmp_path, _statement("s1", {"text": "Myfortic 360 mg EC"}, 360))
+    p = one_patient(tmp_path, _statement("s1", {"text": "Myfortic 360 mg EC"}, 360))
     [e] = p.facts.exposures
     assert (e.drug, e.drug_class, e.daily_dose, e.matched_by_name) == ("mycophenolic-acid", "antimetabolite", 720, True)
     [note] = [x for x in p.problems if x.code == "code-unknown"]
@@ -161,12 +147,12 @@ def test_a_brand_name_without_a_code_is_read_and_reported_as_information(tmp_pat
 
 def test_atc_l04aa06_with_the_words_mycophenolate_sodium_is_mycophenolic_acid(tmp_path: Path) -> None:
     concept = {"coding": [{"system": ATC, "code": "L04AA06", "display": "Mycophenolate sodium 360 mg"}]}
-    [e] = _read(tmp_path, _statement("s1", concept, 360)).facts.exposures
+    [e] = one_patient(tmp_path, _statement("s1", concept, 360)).facts.exposures
     assert (e.drug, e.matched_by_name) == ("mycophenolic-acid", False)
 
 
 def test_atc_l04aa06_alone_stays_mycophenolate_mofetil(tmp_path: Path) -> None:
-    [e] = _read(tmp_path, _statement("s1", {"coding": [{"system": ATC, "code": "L04AA06"}]})).facts.exposures
+    [e] = one_patient(tmp_path, _statement("s1", {"coding": [{"system": ATC, "code": "L04AA06"}]})).facts.exposures
     assert e.drug == "mycophenolate-mofetil"
 
 
@@ -175,7 +161,7 @@ def test_an_unknown_immunosuppressant_or_glucocorticoid_atc_is_a_warning_naming_
     tmp_path: Path, code: str, group: str
 ) -> None:
     concept = {"coding": [{"system": ATC, "code": code, "display": "Some local drug"}]}
-    p = _read(tmp_path, _statement("s1", concept))
+    p = one_patient(tmp_path, _statement("s1", concept))
     assert p.facts.exposures == []
     [warning] = [x for x in p.problems if x.code == "code-unknown"]
     assert warning.severity == "warning"
@@ -183,12 +169,14 @@ def test_an_unknown_immunosuppressant_or_glucocorticoid_atc_is_a_warning_naming_
 
 
 def test_an_unknown_drug_outside_the_watched_atc_groups_is_ignored_silently(tmp_path: Path) -> None:
-    p = _read(tmp_path, _statement("s1", {"coding": [{"system": ATC, "code": "A02BC01", "display": "omeprazole"}]}))
+    p = one_patient(
+        tmp_path, _statement("s1", {"coding": [{"system": ATC, "code": "A02BC01", "display": "omeprazole"}]})
+    )
     assert p.facts.exposures == [] and not [x for x in p.problems if x.code == "code-unknown"]
 
 
 def test_hydrocortisone_and_chlorambucil_are_read_by_atc(tmp_path: Path) -> None:
-    p = _read(
+    p = one_patient(
         tmp_path,
         _statement("s1", {"coding": [{"system": ATC, "code": "H02AB09"}]}, 10),
         _statement("s2", {"coding": [{"system": ATC, "code": "L01AA02"}]}, 2),
@@ -219,7 +207,7 @@ def test_a_site_adds_a_drug_fhir_ns_does_not_know_and_it_is_classified(tmp_path:
     assert "voclosporin" not in TERMINOLOGY.drugs  # the built-in tables are untouched
     coded = _statement("s1", {"coding": [{"system": "urn:oid:1.2.3.4.5", "code": "VCS"}]}, 20)
     named = _statement("s2", {"text": "Cortivazol 1.5 mg"}, 1.5)
-    p = _read(tmp_path, coded, named, terminology=terminology)
+    p = one_patient(tmp_path, coded, named, terminology=terminology)
     assert sorted((e.drug, e.drug_class) for e in p.facts.exposures) == [
         ("cortivazol", "glucocorticoid"),
         ("voclosporin", "calcineurin-inhibitor"),
@@ -310,18 +298,18 @@ def _hospital_condition(cid: str, system: str, code: str, text: str, onset: str 
 def test_icd10_conditions_from_a_hospital_problem_list_are_recognised(
     tmp_path: Path, system: str, code: str, text: str, concepts: set[str]
 ) -> None:
-    p = _read(tmp_path, _hospital_condition("c1", system, code, text))
+    p = one_patient(tmp_path, _hospital_condition("c1", system, code, text))
     [condition] = p.facts.conditions
     assert condition.concepts == concepts and condition.active and condition.source == "Condition/c1"
 
 
 def test_an_icd10_code_outside_the_mapped_categories_is_not_a_condition(tmp_path: Path) -> None:
-    p = _read(tmp_path, _hospital_condition("c1", ICD10CM, "N03.9", "Chronic nephritic syndrome"))
+    p = one_patient(tmp_path, _hospital_condition("c1", ICD10CM, "N03.9", "Chronic nephritic syndrome"))
     assert p.facts.conditions == []
 
 
 def test_an_icd10_peptic_ulcer_makes_high_dose_prednisolone_a_steroid_intolerance_finding(tmp_path: Path) -> None:
-    p = _read(tmp_path, _hospital_condition("c1", ICD10CM, "K27.9", "PUD", onset="2022-12-01"))
+    p = one_patient(tmp_path, _hospital_condition("c1", ICD10CM, "K27.9", "PUD", onset="2022-12-01"))
     chart = steroid_resistant_child()
     chart.facts.conditions.extend(p.facts.conditions)
     result = chart.evaluate(60)

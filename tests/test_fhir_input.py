@@ -10,10 +10,10 @@ from typing import Any
 import orjson
 import pytest
 
-from fhir_ns.fhir.extract import FactCollector
+from fhir_ns.fhir.extract import FactCollector, PatientInput
 from fhir_ns.fhir.problems import Problem
 from fhir_ns.fhir.reader import read_entries
-from fhir_ns.terminology import load_terminology
+from fhir_ns.terminology import Terminology, load_terminology
 
 LOINC = "http://loinc.org"
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
@@ -72,6 +72,17 @@ def read(tmp_path: Path, *docs: Any, name: str = "in.json", raw: bytes | None = 
     collector = FactCollector(load_terminology(), problems)
     collector.add_all(read_entries([str(path)], problems))
     return collector.patients(), problems
+
+
+def one_patient(tmp_path: Path, *resources: dict[str, Any], terminology: Terminology | None = None) -> PatientInput:
+    """The one patient of a Bundle of a Patient and `resources`, read as the classifier reads it."""
+    path = tmp_path / "in.json"
+    path.write_bytes(orjson.dumps(bundle(patient(), *resources)))
+    problems: list[Problem] = []
+    collector = FactCollector(terminology or load_terminology(), problems)
+    collector.add_all(read_entries([str(path)], problems))
+    [p] = collector.patients()
+    return p
 
 
 def test_upcr_in_mg_per_g_is_read_in_the_mass_ratio_family(tmp_path: Path) -> None:

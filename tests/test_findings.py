@@ -12,6 +12,8 @@ from tests.chart import (
     codes,
     day,
     finding_codes,
+    findings,
+    one,
     steroid_resistant_child,
     steroid_sensitive_child,
 )
@@ -22,16 +24,6 @@ CNI_START = 45
 def on_cyclosporine(mg_per_m2: float = 160, end: int | None = None, chart: Chart | None = None) -> Chart:
     chart = chart or steroid_resistant_child()
     return chart.drug("cyclosporine", CNI_START, end, mg_per_m2, basis="mg/m2")
-
-
-def findings(result, code):
-    return [f for f in result.findings if f.code == code]
-
-
-def one(result, code):
-    found = findings(result, code)
-    assert len(found) == 1, f"expected one {code}, got {finding_codes(result)}"
-    return found[0]
 
 
 # -- CNI nephrotoxicity: creatinine > 30 % above the pre-CNI baseline on two values >= 14 days apart -----

@@ -10,13 +10,12 @@ from typing import Any
 import orjson
 import pytest
 
-from fhir_ns.fhir.extract import FactCollector
 from fhir_ns.fhir.problems import Problem
 from fhir_ns.fhir.reader import read_entries
 from fhir_ns.terminology import load_terminology
 from fhir_ns.timeline.model import ProcedureFact
 from tests.chart import Chart, day
-from tests.test_fhir_input import bundle, patient
+from tests.test_fhir_input import bundle, one_patient, patient
 
 SCT = "http://snomed.info/sct"
 
@@ -33,23 +32,13 @@ def procedure(pid: str, code: dict[str, Any], status: str = "completed", **when:
     return res
 
 
-def read(tmp_path: Path, *resources: dict[str, Any], terminology=None):
-    path = tmp_path / "in.json"
-    path.write_bytes(orjson.dumps(bundle(patient(), *resources)))
-    problems: list[Problem] = []
-    collector = FactCollector(terminology or load_terminology(), problems)
-    collector.add_all(read_entries([str(path)], problems))
-    [p] = collector.patients()
-    return p
-
-
 def test_a_haemodialysis_session_by_snomed_code_is_read_with_its_day(tmp_path: Path) -> None:
-    p = read(tmp_path, procedure("d1", {"coding": [{"system": SCT, "code": "302497006"}]}))
+    p = one_patient(tmp_path, procedure("d1", {"coding": [{"system": SCT, "code": "302497006"}]}))
     assert p.facts.procedures == [ProcedureFact("dialysis", date(2023, 3, 1), date(2023, 3, 1), "Procedure/d1")]
 
 
 def test_a_kidney_transplant_is_read(tmp_path: Path) -> None:
-    p = read(tmp_path, procedure("t1", {"coding": [{"system": SCT, "code": "70536003"}]}))
+    p = one_patient(tmp_path, procedure("t1", {"coding": [{"system": SCT, "code": "70536003"}]}))
     [t] = p.facts.procedures
     assert (t.concept, t.start) == ("kidney-transplant", date(2023, 3, 1))
 
@@ -60,7 +49,7 @@ def test_plasma_exchange_by_name_is_read_over_its_period_and_reported_as_informa
         {"text": "Therapeutic plasma exchange (TPE) x5"},
         performedPeriod={"start": "2023-03-01", "end": "2023-03-10"},
     )
-    p = read(tmp_path, course)
+    p = one_patient(tmp_path, course)
     assert p.facts.procedures == [
         ProcedureFact("plasma-exchange", date(2023, 3, 1), date(2023, 3, 10), "Procedure/x1", True)
     ]
@@ -72,31 +61,33 @@ def test_an_ongoing_dialysis_programme_has_no_end(tmp_path: Path) -> None:
     ongoing = procedure(
         "d1", {"text": "Peritoneal dialysis"}, status="in-progress", performedPeriod={"start": "2023-03-01"}
     )
-    [d] = read(tmp_path, ongoing).facts.procedures
+    [d] = one_patient(tmp_path, ongoing).facts.procedures
     assert d.end is None
 
 
 def test_r5_occurrence_is_read(tmp_path: Path) -> None:
     r5 = procedure("d1", {"coding": [{"system": SCT, "code": "108241001"}]}, occurrenceDateTime="2023-04-02")
-    [d] = read(tmp_path, r5).facts.procedures
+    [d] = one_patient(tmp_path, r5).facts.procedures
     assert d.start == date(2023, 4, 2)
 
 
 @pytest.mark.parametrize("status", ["not-done", "entered-in-error", "preparation"])
 def test_procedures_not_done_are_not_read(tmp_path: Path, status: str) -> None:
-    p = read(tmp_path, procedure("d1", {"coding": [{"system": SCT, "code": "302497006"}]}, status=status))
+    p = one_patient(tmp_path, procedure("d1", {"coding": [{"system": SCT, "code": "302497006"}]}, status=status))
     assert p.facts.procedures == []
 
 
 def test_other_procedures_are_ignored_without_a_word(tmp_path: Path) -> None:
-    p = read(tmp_path, procedure("a1", {"coding": [{"system": SCT, "code": "80146002"}], "text": "Appendectomy"}))
+    p = one_patient(
+        tmp_path, procedure("a1", {"coding": [{"system": SCT, "code": "80146002"}], "text": "Appendectomy"})
+    )
     assert p.facts.procedures == [] and p.problems == []
 
 
 def test_a_procedure_without_a_date_refuses_its_patient(tmp_path: Path) -> None:
     undated = procedure("d1", {"coding": [{"system": SCT, "code": "302497006"}]})
     del undated["performedDateTime"]
-    p = read(tmp_path, undated)
+    p = one_patient(tmp_path, undated)
     assert p.refused and any("no date" in x.message for x in p.problems)
 
 
@@ -106,7 +97,7 @@ def test_a_site_adds_a_procedure_code(tmp_path: Path) -> None:
     (site / "local.yaml").write_text(
         "procedures:\n  - {system: 'urn:local:px', code: 'PEX', concept: plasma-exchange}\n"
     )
-    p = read(
+    p = one_patient(
         tmp_path,
         procedure("x1", {"coding": [{"system": "urn:local:px", "code": "PEX"}]}),
         terminology=load_terminology((site,)),
