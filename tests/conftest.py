@@ -29,3 +29,12 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., FhirServer]]:
 @pytest.fixture
 def fhir_server(start_server: Callable[..., FhirServer]) -> FhirServer:
     return start_server()
+
+
+@pytest.fixture
+def browser() -> Iterator[object]:
+    """A real headless Chromium (Debian's), driven by Selenium: pages are checked the way a person sees them."""
+    from tests.browser import chromium
+
+    with chromium() as driver:
+        yield driver
