@@ -383,3 +383,49 @@ def test_an_infection_over_before_a_later_refractory_category_does_not_make_that
     assert srns is not None and "possible pseudo-refractory" in srns.reason
     assert resistant is not None and "pseudo-refractory" not in resistant.reason
     assert not any("pseudo-refractory" in n for n in plan(result, "cni-resistant").notes)
+
+
+def test_infections_lupus_amyloidosis_and_hiv_are_recognised_by_their_icd_10_cm_and_who_icd_10_subcodes(
+    tmp_path: Path,
+) -> None:
+    """Problem lists carry the most specific subcode: each is read by its category, dots or not."""
+    cm, who = "http://hl7.org/fhir/sid/icd-10-cm", "http://hl7.org/fhir/sid/icd-10"
+    expected = {
+        (cm, "A41.9"): {"sepsis", "infection"},
+        (cm, "J18.9"): {"pneumonia", "infection"},
+        (cm, "K65.2"): {"peritonitis", "infection"},
+        (cm, "L03.90"): {"cellulitis", "infection"},
+        (cm, "B01.9"): {"varicella-zoster", "infection"},
+        (cm, "B02.9"): {"varicella-zoster", "infection"},
+        (cm, "M32.14"): {"lupus-nephritis"},
+        (cm, "E85.4"): {"amyloidosis"},
+        (cm, "B20"): {"hiv-infection"},
+        (who, "A40.0"): {"sepsis", "infection"},
+        (who, "J13"): {"pneumonia", "infection"},
+        (who, "B24"): {"hiv-infection"},
+        (who, "E859"): {"amyloidosis"},
+    }
+    resources = [
+        {
+            "resourceType": "Condition",
+            "id": f"c{n}",
+            "subject": {"reference": "Patient/p1"},
+            "code": {"coding": [{"system": system, "code": code}]},
+            "onsetDateTime": "2023-03-01",
+        }
+        for n, (system, code) in enumerate(expected)
+    ]
+    patients, _ = read(tmp_path, bundle(patient(), *resources))
+    concepts = {c.source: c.concepts for c in patients[0].facts.conditions}
+    for n, key in enumerate(expected):
+        assert expected[key] <= concepts[f"Condition/c{n}"], key
+    # Not every subcode of a category is an infection: sclerosing mesenteritis (K65.4) is not peritonitis.
+    other = {**resources[0], "id": "k654", "code": {"coding": [{"system": cm, "code": "K65.4"}]}}
+    patients, _ = read(tmp_path, bundle(patient(), other))
+    assert not any("peritonitis" in c.concepts for c in patients[0].facts.conditions)
+
+
+def test_hiv_disease_on_a_problem_list_makes_a_secondary_nephrotic_syndrome_suspected():
+    result = steroid_resistant_child().condition({"hiv-infection"}, 10).evaluate(60)
+    secondary = result.first("secondary-ns-suspected")
+    assert secondary is not None and "hiv infection on record" in secondary.reason
