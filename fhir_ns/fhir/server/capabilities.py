@@ -14,6 +14,7 @@ READ_TYPES = (
     "MedicationAdministration",
     "Medication",
     "Procedure",
+    "AllergyIntolerance",
 )
 WRITE_TYPES = ("DetectedIssue", "CarePlan", "Provenance", "Device")
 # The patient-scoped search parameter of each read type (FHIR R4 defines `patient` on all of them)
@@ -24,6 +25,7 @@ PATIENT_PARAM = {
     "MedicationRequest": "patient",
     "MedicationAdministration": "patient",
     "Procedure": "patient",
+    "AllergyIntolerance": "patient",
 }
 
 
