@@ -11,6 +11,8 @@ import hashlib
 import hmac
 import json
 import logging
+import os
+import sqlite3
 import threading
 import time
 import uuid
@@ -104,6 +106,8 @@ class KeyServer:
     url: str
     keys: list[dict[str, Any]]
     requests: list[str] = field(default_factory=list)
+    delay_s: float = 0  # fault injection: a slow EHR
+    redirect_to: str | None = None  # fault injection: an EHR sending us elsewhere
 
 
 @pytest.fixture
@@ -113,6 +117,13 @@ def key_server() -> Iterator[KeyServer]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - http.server's name
             state.requests.append(self.path)
+            time.sleep(state.delay_s)
+            if state.redirect_to and self.path != state.redirect_to:
+                self.send_response(302)
+                self.send_header("Location", state.url + state.redirect_to)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             body = json.dumps({"keys": state.keys}).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
@@ -224,6 +235,28 @@ def test_a_replayed_jti_is_refused_even_by_a_second_service_process(
     assert other_worker.verify(f"Bearer {ehr_key.token()}", ENDPOINT).iss == EHR
 
 
+def test_one_token_sent_by_many_threads_at_once_passes_once(ehr: Verifier, ehr_key: SigningKey) -> None:
+    """The service verifies in a thread pool: a token replayed in parallel still gets in only once."""
+    token = ehr_key.token()
+    outcomes: list[str] = []
+    start = threading.Barrier(8)
+
+    def call() -> None:
+        start.wait()
+        try:
+            ehr.verify(f"Bearer {token}", ENDPOINT)
+            outcomes.append("accepted")
+        except Unauthorized:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=call) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["accepted"] + ["refused"] * 7
+
+
 def test_seen_jtis_are_forgotten_once_their_token_could_not_pass_anyway(tmp_path: Path, ehr_key: SigningKey) -> None:
     now = [time.time()]
     v = verifier(
@@ -232,8 +265,6 @@ def test_seen_jtis_are_forgotten_once_their_token_could_not_pass_anyway(tmp_path
     v.verify(f"Bearer {ehr_key.token(jti='a')}", ENDPOINT)
     now[0] += 1000  # past exp + leeway: the row of 'a' is pruned with the next call
     v.verify(f"Bearer {ehr_key.token(jti='b', iat=int(now[0]), exp=int(now[0]) + 60)}", ENDPOINT)
-    import sqlite3
-
     with sqlite3.connect(tmp_path / "replay.sqlite") as db:
         assert [row[0] for row in db.execute("SELECT jti FROM seen_jti")] == ["b"]
 
@@ -276,8 +307,6 @@ def test_keys_rotated_in_the_jwks_file_are_picked_up_without_a_restart(tmp_path:
     v.verify(f"Bearer {ehr_key.token()}", ENDPOINT)
     new_key = SigningKey.new("ES384")
     jwks_file(path, new_key)
-    import os
-
     os.utime(
         path, ns=(time.time_ns() + 10**9, time.time_ns() + 10**9)
     )  # a later mtime, whatever the file system's resolution
@@ -345,6 +374,23 @@ def test_a_jku_that_cannot_be_fetched_is_a_refusal_not_a_crash(tmp_path: Path) -
     jku = "http://127.0.0.1:9/jwks.json"  # discard port: nothing listens
     v = verifier(tmp_path, IssuerPolicy(EHR, jku_allowlist=(jku,)))
     assert "could not be fetched" in refused(v, key.token(headers={"jku": jku}))
+
+
+def test_a_slow_jku_is_given_up_after_the_timeout(tmp_path: Path, key_server: KeyServer) -> None:
+    key = SigningKey.new("ES384")
+    key_server.keys, key_server.delay_s = [key.jwk()], 3
+    jku = f"{key_server.url}/jwks.json"
+    config = AuthConfig((IssuerPolicy(EHR, jku_allowlist=(jku,)),), tmp_path / "replay.sqlite", jku_timeout_s=0.2)
+    assert "could not be fetched: ReadTimeout" in refused(Verifier(config), key.token(headers={"jku": jku}))
+
+
+def test_a_jku_redirect_is_not_followed(tmp_path: Path, key_server: KeyServer) -> None:
+    key = SigningKey.new("ES384")
+    key_server.keys, key_server.redirect_to = [key.jwk()], "/elsewhere.json"
+    jku = f"{key_server.url}/jwks.json"
+    v = verifier(tmp_path, IssuerPolicy(EHR, jku_allowlist=(jku,)))
+    assert "the jku answered HTTP 302" in refused(v, key.token(headers={"jku": jku}))
+    assert key_server.requests == ["/jwks.json"]
 
 
 def test_jku_allowlist_prefixes_stay_on_their_origin_and_path() -> None:
