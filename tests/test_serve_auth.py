@@ -209,7 +209,15 @@ def test_a_token_issued_in_the_future_or_long_ago_is_refused(ehr: Verifier, ehr_
 def test_required_claims_must_be_there(ehr: Verifier, ehr_key: SigningKey) -> None:
     for claim in ("exp", "iat", "jti", "aud"):
         assert f"required claim {claim}" in refused(ehr, ehr_key.token(**{claim: None}))
-    assert "not a number" in refused(ehr, ehr_key.token(exp="tomorrow"))
+    assert "exp is not a number" in refused(ehr, ehr_key.token(exp="tomorrow"))
+    assert "nbf is not a number" in refused(ehr, ehr_key.token(nbf=True))
+    # Python's JSON reader takes NaN and Infinity: a NaN iat would pass every time check
+    assert "iat is not a number" in refused(ehr, ehr_key.token(iat=float("nan")))
+    assert "exp is not a number" in refused(ehr, ehr_key.token(exp=float("inf")))
+
+
+def test_a_token_not_valid_yet_is_refused(ehr: Verifier, ehr_key: SigningKey) -> None:
+    assert "not valid yet (nbf)" in refused(ehr, ehr_key.token(nbf=int(time.time()) + 120))
 
 
 def test_a_token_made_for_another_endpoint_is_refused(ehr: Verifier, ehr_key: SigningKey) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sqlite3
 import threading
 import time
@@ -350,8 +351,7 @@ class Verifier:
             raise Unauthorized(f"token of issuer {iss!r} was issued in the future (clocks apart?)")
         if iat + self.config.max_age_s + self.config.leeway_s < now:
             raise Unauthorized(f"token of issuer {iss!r} was issued more than {self.config.max_age_s} s ago")
-        nbf = claims.get("nbf")
-        if isinstance(nbf, int | float) and nbf - self.config.leeway_s > now:
+        if claims.get("nbf", now) - self.config.leeway_s > now:
             raise Unauthorized(f"token of issuer {iss!r} is not valid yet (nbf)")
         # kept until the token could no longer pass the checks above, whichever comes first
         usable_until = min(exp, iat + self.config.max_age_s) + self.config.leeway_s
@@ -422,8 +422,10 @@ class Verifier:
             raise Unauthorized(f"token of issuer {policy.iss!r} has a bad signature") from None
         except (jwt.PyJWTError, ValueError, TypeError) as exc:
             raise Unauthorized(f"token of issuer {policy.iss!r} cannot be verified: {exc.__class__.__name__}") from None
-        for name in ("exp", "iat"):
-            if isinstance(claims[name], bool) or not isinstance(claims[name], int | float):
+        for name in ("exp", "iat", "nbf"):
+            value = claims.get(name, 0)
+            # JSON as Python reads it allows NaN and Infinity, which would slip through every comparison
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
                 raise Unauthorized(f"token of issuer {policy.iss!r}: {name} is not a number")
         if not isinstance(claims["jti"], str) or not claims["jti"]:
             raise Unauthorized(f"token of issuer {policy.iss!r}: jti is not a non-empty string")
