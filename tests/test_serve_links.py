@@ -79,7 +79,16 @@ def test_a_tampered_or_made_up_token_opens_nothing(signer: LinkSigner) -> None:
     token = signer.issue(PATIENT, {})
     link_id, signature = token.split(".")
     flipped = signature[:-1] + ("A" if signature[-1] != "A" else "B")
-    for bad in (f"{link_id}.{flipped}", f"{link_id}x.{signature}", link_id, f"{link_id}.", "", ".", f".{signature}"):
+    for bad in (
+        f"{link_id}.{flipped}",
+        f"{link_id}x.{signature}",
+        link_id,
+        f"{link_id}.",
+        "",
+        ".",
+        f".{signature}",
+        "\ud800.x",
+    ):
         assert signer.resolve(bad) is None, bad
 
 

@@ -73,7 +73,9 @@ class LinkSigner:
     def resolve(self, token: str) -> dict[str, Any] | None:
         """`{"patient_id": ..., "payload": {...}}` for a valid, unexpired token; None for anything else."""
         link_id, dot, signature = token.partition(".")
-        if not dot or not link_id or not hmac.compare_digest(signature.encode(), self._signature(link_id).encode()):
+        if not (dot and link_id and token.isascii()):
+            return None
+        if not hmac.compare_digest(signature.encode(), self._signature(link_id).encode()):
             return None
         with self._lock:
             row = self._db.execute(
