@@ -1426,8 +1426,9 @@ def hypertension_on_cyclosporine(pid: str = "htn-amira") -> Story:
         findings=["hypertension"],
         note="8-year-old girl; SRNS at day 28; cyclosporine ~170 mg/m2/day from day 42, complete remission on "
         "day 84; blood pressure 104/62 before cyclosporine, then 142/92 on day 70 (panel) and 144/94 on day 91 "
-        "(separate systolic and diastolic Observations): at or above 140/90 on 2 days within 30, moderate, "
-        "cyclosporine implicated (AAP 2017 screening table for a child under 13)",
+        "(separate systolic and diastolic Observations): at or above her stage 2 limit, the 95th percentile + 12 "
+        "for age, sex and height (AAP 2017 Table 5: 124/86 at 128 cm, 125/86 at 129 cm), on 2 days within 30: "
+        "moderate, cyclosporine implicated",
     )
     s.body(0, 26, 128).labs(0, upcr=650, albumin=15, creatinine=34).dipstick(0, "4+").blood_pressure(0, 104, 62)
     _srns_then_cni(s, [(56, 170, 26), (70, 70, 31), (84, 15, 35), (112, 12, 38), (126, 10, 39)])
