@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Callable
+from itertools import pairwise
 from pathlib import Path
 from typing import Literal, NamedTuple
 
@@ -285,7 +286,7 @@ class BloodPressurePercentiles(_Frozen):
             raise ValueError("the table must give both sexes (male, female) in cited_as and ages")
         for sex, by_age in self.ages.items():
             ages = sorted(by_age)
-            if ages != list(range(ages[0], ages[-1] + 1)):
+            if not ages or ages != list(range(ages[0], ages[-1] + 1)):
                 raise ValueError(f"{sex}: ages must follow each other without a gap, not {ages}")
             if ages != sorted(self.ages["male" if sex == "female" else "female"]):
                 raise ValueError("both sexes must cover the same ages")
@@ -294,12 +295,15 @@ class BloodPressurePercentiles(_Frozen):
                     values = getattr(row, name)
                     if len(values) != len(columns):
                         raise ValueError(f"{sex} {age} y {name}: {len(values)} values for {len(columns)} columns")
-                    # heights strictly increase with the percentile; BP never falls as height rises
-                    if any(b < a or (b == a and name == "height_cm") for a, b in zip(values, values[1:], strict=False)):
-                        raise ValueError(f"{sex} {age} y {name}: values must increase across the columns, not {values}")
+                    # heights rise with the percentile; BP never falls as height rises
+                    strictly = name == "height_cm"
+                    if any(b < a or (strictly and b == a) for a, b in pairwise(values)):
+                        rule = "rise" if strictly else "never fall"
+                        raise ValueError(f"{sex} {age} y {name}: values must {rule} across the columns, not {values}")
         return self
 
     def covers(self, age_years: int) -> bool:
+        """Whether the table has this age (completed years), for both sexes (checked at load)."""
         return age_years in self.ages["male"]
 
     def column(self, sex: Sex, age_years: int, height_cm: float | None) -> HeightColumn | None:
@@ -338,7 +342,7 @@ class Hypertension(_Frozen):
             return value
         tables: dict[str, BloodPressurePercentiles] = (info.context or {}).get("bp_tables", {})
         if value not in tables:
-            raise ValueError(f"no blood-pressure table {value!r} in mappings/bp (known: {', '.join(sorted(tables))})")
+            raise ValueError(f"no blood-pressure table {value!r} in bp/*.yaml (known: {', '.join(sorted(tables))})")
         return tables[value]
 
     @model_validator(mode="after")

@@ -1440,6 +1440,33 @@ def hypertension_on_cyclosporine(pid: str = "htn-amira") -> Story:
     return s
 
 
+def hypertension_by_percentile(pid: str = "htn-theo") -> Story:
+    s = Story(
+        "hypertension-by-percentile",
+        pid,
+        born="2017-09-20",
+        gender="male",
+        given="Theo",
+        family="Moreau",
+        onset="2023-03-13",
+        as_of_day=100,
+        classifications=["ssns"],
+        findings=["hypertension"],
+        note="5-year-old boy with SSNS, 110 cm; on prednisolone, blood pressure 110/62 on day 14, 111/60 on day 35 "
+        "and 110/66 on day 56: below 130/80 but at or above the 95th percentile for his age, sex and height "
+        "(AAP 2017 Table 4: 109/68 at 110 cm, the 25th height column; 109/69 at 111 cm, measured on day 56, the "
+        "50th) on 3 days within 90: stage 1 hypertension, low, prednisolone implicated; 102/60 before "
+        "treatment and 100/58 after the course",
+    )
+    s.body(0, 19, 110).labs(0, upcr=690, albumin=15, creatinine=27).dipstick(0, "4+").blood_pressure(0, 102, 60)
+    s.condition("childhood NS", 0, status="remission")
+    initial_course(s)
+    s.labs(10, upcr=14, albumin=30).labs(28, upcr=9, albumin=37).labs(70, upcr=7, albumin=40)
+    s.blood_pressure(14, 110, 62).blood_pressure(35, 111, 60).blood_pressure(56, 110, 66)
+    s.body(56, 19.5, 111).blood_pressure(95, 100, 58)
+    return s
+
+
 def acute_kidney_injury(pid: str = "aki-noah") -> Story:
     s = Story(
         "acute-kidney-injury",
@@ -1604,6 +1631,7 @@ STORIES: list[Callable[[], Story]] = [
     thromboembolism,
     serious_infection,
     hypertension_on_cyclosporine,
+    hypertension_by_percentile,
     acute_kidney_injury,
     steroid_hyperglycaemia,
     multidrug_mizoribine,

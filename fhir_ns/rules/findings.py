@@ -610,26 +610,25 @@ def _hypertension(tl: Timeline, result: PatientResult, _: object) -> None:
         1: f"on {spec.stage1_days} days within {spec.stage1_window_days} days",
     }.get(stage, "")
     evidence = [m.source for d in days for m in d.readings]
-    if not any(d.on in child for d in days):
-        texts = [d.text for d in days]
-        rule = (
-            f"a reading at or above {spec.urgent} (urgent)" if fixed is None else f"at or above {fixed} {persistence}"
-        )
-        limits = f"stage 1 {spec.stage1}, stage 2 {spec.stage2}, AAP 2017 / ACC-AHA 2017"
+    texts = [d.text for d in days]
+    children = any(d.on in child for d in days)
+    if fixed is None:
+        rule = f"a reading at or above {spec.urgent} (urgent)"
+    elif children:
+        adult_words = f"aged {spec.adult_limits_from_years:g} or over: at or above {fixed}"
+        texts = _grouped([(d.text, child[d.on].words(stage) if d.on in child else adult_words) for d in days])
+        rule = f"at or above the stage {stage} limit {persistence}"
+        evidence += [s for d in days if d.on in child for s in child[d.on].sources]
     else:
-        if fixed is None:
-            texts = [d.text for d in days]
-            rule = f"a reading at or above {spec.urgent} (urgent)"
-        else:
-            adult_words = f"aged {spec.adult_limits_from_years:g} or over: at or above {fixed}"
-            texts = _grouped([(d.text, child[d.on].words(stage) if d.on in child else adult_words) for d in days])
-            rule = f"at or above the stage {stage} limit {persistence}"
-            evidence += [s for d in days if d.on in child for s in child[d.on].sources]
+        rule = f"at or above {fixed} {persistence}"
+    if children:
         plus = f"{spec.child_stage2_above_95th:g} mm[Hg]"
         limits = (
             f"AAP 2017, under {spec.adult_limits_from_years:g} years: stage 1 = the 95th percentile for age, sex and "
             f"height, or {spec.stage1} where lower; stage 2 = the 95th percentile + {plus}, or {spec.stage2} where lower"
         )
+    else:
+        limits = f"stage 1 {spec.stage1}, stage 2 {spec.stage2}, AAP 2017 / ACC-AHA 2017"
     implicated = _current_drugs(tl, [d.on for d in days], ("calcineurin-inhibitor", "glucocorticoid"))
     _add(
         result,
