@@ -37,7 +37,7 @@ class Chart:
     def __init__(
         self,
         born_years_before: float | None = 6,
-        sex: str = "female",
+        sex: str | None = "female",
         weight: float | None = 20,
         height: float | None = 115,
     ) -> None:

@@ -94,7 +94,8 @@ def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
             "mapping_dirs",
             multiple=True,
             metavar="DIR",
-            help="Site mapping directory with extra code tables (*.yaml) or rule sets (rulesets/*.yaml).",
+            help="Site mapping directory with extra code tables (*.yaml), rule sets (rulesets/*.yaml) or "
+            "blood-pressure tables (bp/*.yaml).",
         ),
         click.option(
             "--outcome",
