@@ -340,14 +340,14 @@ class DryRunSink:
 def _request(entry: dict[str, Any]) -> str:
     """`PUT DetectedIssue?identifier=... [srns-initial]`: the request, and what the resource says."""
     resource = entry["resource"]
-    label = resource["code"]["coding"][1]["code"] if resource["resourceType"] == "DetectedIssue" else ""
+    label = _written(resource).code if _key(resource) and resource["resourceType"] != "CarePlan" else ""
     if resource.get("status") in WITHDRAWN:
         label = f"{label}, {resource['status']}" if label else resource["status"]
     return f"{entry['request']['method']} {entry['request']['url']}" + (f" [{label}]" if label else "")
 
 
 def _key(resource: dict[str, Any]) -> tuple[str, str, str] | None:
-    if resource["resourceType"] not in ("DetectedIssue", "CarePlan"):
+    if resource["resourceType"] not in ("DetectedIssue", "CarePlan", "Observation"):
         return None
     identifier = resource["identifier"][0]
     return resource["resourceType"], identifier["system"], identifier["value"]
@@ -356,11 +356,13 @@ def _key(resource: dict[str, Any]) -> tuple[str, str, str] | None:
 def _written(resource: dict[str, Any]) -> Written:
     key = _key(resource)
     assert key is not None
-    code = (
-        resource["code"]["coding"][1]["code"]
-        if resource["resourceType"] == "DetectedIssue"
-        else resource.get("title", "")
-    )
+    rtype = resource["resourceType"]
+    if rtype == "DetectedIssue":
+        code = resource["code"]["coding"][1]["code"]
+    elif rtype == "Observation":
+        code = resource["code"]["coding"][0]["code"]
+    else:
+        code = resource.get("title", "")
     return Written(key[0], key[1], key[2], code, resource["status"], resource)
 
 
