@@ -3,7 +3,7 @@ transaction Bundle.
 
 Every DetectedIssue and CarePlan carries a deterministic identifier (patient, code, rule set version,
 start of its evidence window), every measure Observation one of (patient, measure, rule set version, therapy,
-period start), and each is written by conditional update on it, so writing the same
+period start; the state at evaluation one per patient), and each is written by conditional update on it, so writing the same
 results twice changes nothing. Provenance (no identifier in R4) is written by PUT to an id derived
 from its targets. Nothing here depends on the clock: the same input gives byte-identical output.
 """
@@ -230,11 +230,12 @@ def _measure(result: PatientResult, m: Measure, settings: Settings) -> dict[str,
     """A measure (RULES.md §9) as a derived Observation: ns-measure code, the period, a UCUM quantity or a state
     code, derived from the Observations it rests on (R4 allows no other type there; the Provenance cites all)."""
     meta = info(m.code)
+    # a period is known by its start (its end moves with the evaluation date); the state at evaluation is one
+    # resource per patient and rule set, updated in place as the evaluation date moves
+    period = ("",) if m.code == "state-at-evaluation" else (m.therapy or "", m.start.isoformat())
     identifier = {
         "system": settings.identifier_system("Observation"),
-        "value": _identifier_value(
-            "Observation", result.patient_reference, m.code, result.ruleset.ref, m.therapy or "", m.start.isoformat()
-        ),
+        "value": _identifier_value("Observation", result.patient_reference, m.code, result.ruleset.ref, *period),
     }
     text = f"{meta.display}: {m.reason}."
     if m.censored:

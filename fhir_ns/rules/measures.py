@@ -214,12 +214,12 @@ def _minimum_maintenance(tl: Timeline, period: TherapyPeriod, result: PatientRes
         )
         return
     stretches = _stretches(tl, period)
+    # days in remission whose dose per kg is unknown may hide a lower dose: only none at all is sure to be lowest
     unknown = next((s for s in stretches if s.in_remission and s.mg_per_kg is None), None)
-    if unknown is not None:
-        result.notes.append(f"{what} not measured: {unknown.unknown} ({unknown.start} to {unknown.end})")
-        return
     levels = sorted({s.mg_per_kg for s in stretches if s.in_remission and s.mg_per_kg is not None})
     for level in levels:
+        if unknown is not None and level > 0:
+            break
         run = _longest_run(stretches, level)
         if run and (run[-1].end - run[0].start).days + 1 >= window:
             days = (run[-1].end - run[0].start).days + 1
@@ -239,7 +239,10 @@ def _minimum_maintenance(tl: Timeline, period: TherapyPeriod, result: PatientRes
                 )
             )
             return
-    result.notes.append(f"{what} not measured: no {window} consecutive days in remission without relapse")
+    if unknown is not None:
+        result.notes.append(f"{what} not measured: {unknown.unknown} ({unknown.start} to {unknown.end})")
+    else:
+        result.notes.append(f"{what} not measured: no {window} consecutive days in remission without relapse")
 
 
 def _longest_run(stretches: list[_Stretch], level: float) -> list[_Stretch]:

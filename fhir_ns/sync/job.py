@@ -170,9 +170,12 @@ class SyncJob:
             return cohort
         self.summary.incremental = True
         touched: set[str] = set()
+        own = self.settings.identifier_system("Observation")
         for rtype in types:
             for page in self.client.search(rtype, {"_lastUpdated": f"ge{watermark}", "_count": PAGE_SIZE}):
                 for resource in _resources(page.json_body):
+                    if any(isinstance(i, dict) and i.get("system") == own for i in resource.get("identifier") or ()):
+                        continue  # a measure fhir-ns itself wrote: not a change in the patient's data
                     if rtype == "Patient":
                         touched.add(str(resource.get("id")))
                     else:
