@@ -220,6 +220,20 @@ class RelapsingOnCni(_Frozen):
     months_after_cni_start: int = Field(ge=0)
 
 
+class Measures(_Frozen):
+    """Relapse burden and treatment response (RULES.md §9): the windows and limits of the per-patient measures.
+
+    `lasting_classes` are the steroid-sparing classes given as single doses or a fixed course (rituximab,
+    cyclophosphamide) whose period runs from the first dose to the next therapy's start or the evaluation date.
+    """
+
+    min_maintenance_days: int = Field(ge=1)  # a prednis(ol)one dose held this long in remission is a maintenance dose
+    before_first_therapy_months: int = Field(ge=1)  # the period before the first steroid-sparing therapy
+    kidney_failure_egfr_below: float = Field(gt=0)  # eGFR (mL/min/1.73 m2) below which the kidneys have failed
+    lasting_classes: list[str] = Field(default_factory=list)
+    source: str
+
+
 class SeriousInfection(_Frozen):
     """Infections that count as serious while immunosuppressed, on a drug of these classes or prednis(ol)one
     at or above `prednisolone_mg_per_kg_day` (prednisone equivalent), or within `days_after` stopping."""
@@ -351,6 +365,7 @@ class RuleSet(_Frozen):
     onset_age: OnsetAge
     cni_intolerance: CniIntolerance
     relapsing_on_cni: RelapsingOnCni
+    measures: Measures
     secondary_causes: list[str]  # Condition concepts that make a secondary nephrotic syndrome suspected
     thromboembolism_concepts: list[str]
     serious_infection: SeriousInfection

@@ -8,15 +8,16 @@ from fhir_ns.errors import ConfigError
 from fhir_ns.rules.causes import review
 from fhir_ns.rules.classify import classify
 from fhir_ns.rules.findings import find
+from fhir_ns.rules.measures import measure
 from fhir_ns.rules.proposals import propose
-from fhir_ns.rules.result import Classification, Finding, PatientResult
+from fhir_ns.rules.result import Classification, Finding, Measure, PatientResult
 from fhir_ns.ruleset import RuleSet
 from fhir_ns.terminology import Terminology
 from fhir_ns.timeline.formulas import age_years
 from fhir_ns.timeline.model import PatientFacts
 from fhir_ns.timeline.timeline import Timeline
 
-__all__ = ["Classification", "Finding", "PatientResult", "build_timeline", "choose_ruleset", "evaluate"]
+__all__ = ["Classification", "Finding", "Measure", "PatientResult", "build_timeline", "choose_ruleset", "evaluate"]
 
 
 def default_ruleset(rulesets: dict[str, RuleSet], population: str) -> RuleSet:
@@ -127,7 +128,7 @@ def evaluate(
     as_of: date,
     ruleset_id: str | None = None,
 ) -> PatientResult:
-    """Classify one patient, collect the findings and propose care plans, as of `as_of`."""
+    """Classify one patient, collect the findings, propose care plans and measure the course, as of `as_of`."""
     ruleset, why, blocker, timeline = build_timeline(facts, rulesets, terminology, as_of, ruleset_id)
     result = PatientResult(facts.patient_id, facts.reference, ruleset, as_of, why)
     result.warnings = _doubts(facts, ruleset, timeline, as_of, named=ruleset_id is not None)
@@ -141,4 +142,5 @@ def evaluate(
     find(timeline, result, trials)
     review(timeline, result)
     propose(timeline, result)
+    measure(timeline, result)
     return result

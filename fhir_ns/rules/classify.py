@@ -48,6 +48,10 @@ def classify(tl: Timeline, result: PatientResult) -> dict[str, TrialOutcome]:
     sensitive = outcome.response in (Response.SENSITIVE, Response.LATE)
     if sensitive:
         _relapses(tl, outcomes, add)
+    # relapses after any remission count here, a CNI-induced one in a steroid-resistant child included (RULES.md §9)
+    on_cni = _relapsing_on_cni(tl, tl.relapses)
+    if on_cni is not None:
+        add("relapsing-on-cni", *on_cni)
     _cni_response(tl, add)
     _multidrug(tl, add)
     _steroid_intolerance(tl, add)
@@ -119,7 +123,7 @@ def _initial_category(outcome: TrialOutcome, add: _Adder) -> None:
 
 def _relapses(tl: Timeline, outcomes: dict[str, TrialOutcome], add: _Adder) -> None:
     rs = tl.ruleset
-    relapses: list[Relapse] = [e.relapse for e in tl.episodes[1:] if e.relapse is not None]
+    relapses = tl.relapses
     for episode in tl.episodes[1:]:
         outcome = evaluate_trial(tl, episode, initial=False)
         outcomes[str(episode.start)] = outcome
@@ -156,9 +160,6 @@ def _relapses(tl: Timeline, outcomes: dict[str, TrialOutcome], add: _Adder) -> N
     dependent = _dependent(tl, relapses)
     if dependent is not None:
         add("sdns", *dependent)
-    on_cni = _relapsing_on_cni(tl, relapses)
-    if on_cni is not None:
-        add("relapsing-on-cni", *on_cni)
 
 
 def _frequent(tl: Timeline, relapses: list[Relapse], first_remission: date) -> tuple[date, str, list[str]] | None:

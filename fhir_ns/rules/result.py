@@ -56,6 +56,41 @@ class Finding:
 
 
 @dataclass(frozen=True, slots=True)
+class Measure:
+    """One measure of relapse burden or treatment response (RULES.md §9) over a period of the patient's course.
+
+    `code` is an ns-measure code; `therapy` the steroid-sparing regimen of the period ("tacrolimus+mizoribine"),
+    None for the period before any; `value` in `unit` (UCUM: "1", "/a", "mg/kg", "d"; a state is a code with no
+    unit); `reason` the one sentence with the numbers. A time-to-event measure says whether it was `censored`
+    (no event by the period's end: the value is then the days observed).
+    """
+
+    code: str
+    start: date
+    end: date
+    therapy: str | None
+    value: float | int | str | None
+    unit: str | None
+    evidence: tuple[str, ...]
+    reason: str
+    censored: bool | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "code": self.code,
+            "period": {"start": self.start.isoformat(), "end": self.end.isoformat()},
+            "therapy": self.therapy,
+            "value": self.value,
+            "unit": self.unit,
+            "evidence": list(self.evidence),
+            "reason": self.reason,
+        }
+        if self.censored is not None:
+            out["censored"] = self.censored
+        return out
+
+
+@dataclass(frozen=True, slots=True)
 class ProposedActivity:
     """One activity of a proposed plan, with where the record already stands on it."""
 
@@ -139,6 +174,7 @@ class PatientResult:
     proposals: list[Proposal] = field(default_factory=list)  # the care plans, as they stand on the record
     ruleset_applied: bool = True  # False: no rule set could be chosen (`ruleset` is then only the default)
     warnings: list[str] = field(default_factory=list)  # about the evaluation itself, reported with the input problems
+    measures: list[Measure] = field(default_factory=list)  # relapse burden and treatment response (RULES.md §9)
 
     def revisit(self, day: date) -> None:
         """Note that the answer may change on `day` even if no new data arrive."""
@@ -162,6 +198,7 @@ class PatientResult:
             "notes": list(self.notes),
             "revisit_on": self.revisit_on.isoformat() if self.revisit_on else None,
             "proposals": [p.as_json() for p in self.proposals],
+            "measures": [m.as_json() for m in self.measures],
         } | ({"unreadable_records_skipped": self.unreadable_skipped} if self.unreadable_skipped else {})
 
     @property

@@ -599,6 +599,12 @@ class Timeline:
             episodes.append(episode)
         return episodes
 
+    @property
+    def relapses(self) -> list[Relapse]:
+        """Every relapse after a complete remission, whatever brought the remission about (steroid, CNI or
+        another agent): RULES.md §9. The one list every rule and measure counts relapses from."""
+        return [e.relapse for e in self.episodes[1:] if e.relapse is not None]
+
     def in_remission_on(self, day: date) -> bool:
         for episode in reversed(self.episodes):
             if episode.start <= day:
