@@ -15,10 +15,12 @@ writes OUT_DIR/bundles/<patient>.json, OUT_DIR/as-of.csv (each patient's last vi
 `--as-of-file`) and OUT_DIR/truth.json.
 
 Conventions the ground truth is stated in (RULES.md §9): a relapse is dated its first day of nephrotic
-proteinuria (3 consecutive days of dipstick 3+); the relapse rate of a period is relapses / (days of the
-period / 365.25), a period's days counted from its first day to its last, both included; a maintenance
-dose is alternate-day prednisolone in mg per kg of the child's weight (constant per child in this cohort:
-the children do not grow), the minimum the lowest held without relapse for at least 60 days in the period.
+proteinuria (3 consecutive days of dipstick 3+) and ends in complete remission 10 days later; the relapse
+rate of a period is relapses / (days of the period / 365.25), a period's days counted from its first day to
+its last, both included; prednisolone doses are recorded from the cyclosporine start on, in mg per kg of
+the child's weight (constant per child in this cohort: the children do not grow) on alternate days (a daily
+dose counting double), and the minimum maintenance dose of a period is the lowest dose L such that the child
+spent 60 consecutive days of it in complete remission on L or less.
 """
 
 from __future__ import annotations
@@ -45,19 +47,20 @@ from samples.build_samples import (  # noqa: E402
     bundle,
     initial_course,
     per_m2,
-    relapse_course,
 )
 
 THERAPY = "tacrolimus+mizoribine"
 DAYS_PER_YEAR = 365.25
 MIN_HELD_DAYS = 60  # RULES §9: the minimum maintenance dose is one held this long without relapse
-RELAPSE_COURSE_DAYS = 41  # relapse_course: relapse day .. remission (+10) + 30
+RELAPSE_COURSE_DAYS = 41  # a relapse's days from its first to the last of its prednisolone course
+RELAPSE_TO_REMISSION = 10  # days from a relapse to its complete remission
 DIALYSIS = ("108241001", "Dialysis procedure")  # SNOMED CT, mappings/codes (kidney failure from its start)
 
 
 @dataclass
 class Stretch:
-    """Alternate-day maintenance prednisolone from `start` to `end` (both included)."""
+    """Prednisolone from `start` to `end` (both included): `mg` a dose, every day or on alternate days, and
+    the dose as mg/kg on alternate days (a daily dose counts double, RULES §9)."""
 
     start: date
     end: date
@@ -84,9 +87,10 @@ class Truth:
     therapy_end: date | None  # last day, None: still running at the evaluation date
     as_of: date  # the last visit: the evaluation date
     relapses: list[date] = field(default_factory=list)  # every relapse after any remission
-    maintenance: list[Stretch] = field(default_factory=list)
+    prednisolone: list[Stretch] = field(default_factory=list)  # from the cyclosporine start on
     state: str = "complete-remission"  # at the evaluation date (RULES §9)
     kidney_failure: date | None = None
+    first_remission: date | None = None  # the first complete remission (None: never reached)
 
     def period(self, during: bool) -> tuple[date, date]:
         """(first day, last day) of the multidrug period (`during`) or of the cyclosporine period before it."""
@@ -99,10 +103,29 @@ class Truth:
         count = sum(start <= day <= end for day in self.relapses)
         return count / (((end - start).days + 1) / DAYS_PER_YEAR)
 
+    def in_remission(self, day: date) -> bool:
+        """In complete remission on `day`: from the first remission on, except from a relapse to its remission."""
+        if self.first_remission is None or day < self.first_remission:
+            return False
+        return not any(r <= day < r + timedelta(days=RELAPSE_TO_REMISSION) for r in self.relapses)
+
+    def dose(self, day: date) -> float:
+        return sum(s.mg_per_kg for s in self.prednisolone if s.start <= day <= s.end)
+
     def minimum_dose(self, during: bool) -> float | None:
+        """The lowest dose L such that the child spent at least 60 consecutive days of the period in complete
+        remission on L or less (RULES §9: the lowest dose held 60 days without relapse), worked out day by day."""
         start, end = self.period(during)
-        held = [s.mg_per_kg for s in self.maintenance if start <= s.start and s.end <= end and s.days >= MIN_HELD_DAYS]
-        return min(held, default=None)
+        days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
+        doses = [self.dose(d) if self.in_remission(d) else None for d in days]
+        for level in sorted({d for d in doses if d is not None}):
+            run = longest = 0
+            for d in doses:
+                run = run + 1 if d is not None and d <= level + 1e-9 else 0
+                longest = max(longest, run)
+            if longest >= MIN_HELD_DAYS:
+                return level
+        return None
 
     def first_relapse(self) -> tuple[int, bool]:
         """Days from the multidrug start to the first relapse during it, and whether that time is censored
@@ -126,14 +149,24 @@ class Truth:
 
 
 def _relapse(s: Story, truth: Truth, day: int) -> int:
-    """A relapse on day `day` (dipstick 3+ three days running), treated, remission on day + 10 (UPCR 12);
-    returns the last day of its prednisolone course."""
+    """A relapse on day `day` (dipstick 3+ three days running), treated as the samples treat one (prednisolone
+    60 mg/m2/day until 3 days after remission, then 40 mg/m2 on alternate days for 4 weeks), remission on
+    day + 10 (UPCR 12); returns the last day of its prednisolone course."""
     s.dipsticks(day, ["3+", "3+", "3+"])
     s.labs(day + 2, upcr=380, albumin=24)
-    end = relapse_course(s, day + 3, day + 10)
-    s.labs(day + 10, upcr=12, albumin=33)
+    remission = day + RELAPSE_TO_REMISSION
+    daily = per_m2(60, s.height, s.weight, cap=60)
+    alternate = per_m2(40, s.height, s.weight, cap=40)
+    s.ordered("prednisolone", day + 3, remission + 2, daily, why=" (60 mg/m2/day) until remission for 3 days")
+    s.ordered("prednisolone", remission + 3, remission + 30, alternate, every_days=2, why=" (40 mg/m2) for 4 weeks")
+    s.labs(remission, upcr=12, albumin=33)
     truth.relapses.append(s.day(day))
-    return end
+    if s.day(day) >= truth.cyclosporine_start:
+        truth.prednisolone.append(Stretch(s.day(day + 3), s.day(remission + 2), daily, 2 * daily / truth.weight))
+        truth.prednisolone.append(
+            Stretch(s.day(remission + 3), s.day(remission + 30), alternate, alternate / truth.weight)
+        )
+    return remission + 30
 
 
 def _maintenance(s: Story, truth: Truth, first: int, last: int, mg: float) -> None:
@@ -141,7 +174,7 @@ def _maintenance(s: Story, truth: Truth, first: int, last: int, mg: float) -> No
     if last < first:
         return
     s.taking("prednisolone", first, last, mg, every_days=2, why=" (maintenance, alternate days)")
-    truth.maintenance.append(Stretch(s.day(first), s.day(last), mg, mg / truth.weight))
+    truth.prednisolone.append(Stretch(s.day(first), s.day(last), mg, mg / truth.weight))
 
 
 def _visits(s: Story, first: int, last: int, busy: list[tuple[int, int]], upcr: float, albumin: float) -> None:
@@ -192,6 +225,7 @@ def sdns_child(rng: random.Random, pid: str) -> tuple[Story, Truth]:
     s.condition("childhood NS", 0, status="relapse")
     initial_course(s)
     s.labs(10, upcr=12, albumin=28).labs(42, upcr=9, albumin=36)
+    truth.first_remission = s.day(10)
     s.condition("MCD", 60, note="Kidney biopsy: minimal change disease")
     # steroid dependence: two relapses each within 15 days of stopping prednisolone
     first_end = _relapse(s, truth, 90)
@@ -293,8 +327,9 @@ def srns_child(rng: random.Random, pid: str, outcome: str) -> tuple[Story, Truth
         for n, upcr, albumin in ((t0 + 28, 300, 22), (remission - 28, 90, 30)):
             s.labs(n, upcr=upcr, albumin=albumin)
         s.labs(remission, upcr=14, albumin=35)
+        truth.first_remission = s.day(remission)
         relapse = remission + rng.randrange(90, 200) if rng.random() < 0.5 else None
-        if relapse is not None and relapse + RELAPSE_COURSE_DAYS + 60 < as_of_day:
+        if relapse is not None and relapse + RELAPSE_COURSE_DAYS + 70 < as_of_day:
             _maintenance(s, truth, t0, relapse - 1, mg)
             after = _relapse(s, truth, relapse) + 1
             _maintenance(s, truth, after, as_of_day, mg)

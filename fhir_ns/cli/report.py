@@ -97,7 +97,7 @@ def report(
 ) -> None:
     """Evaluate the patients in INPUT and write a cohort report into a directory: report.md and report.html
     (tables and figures), patients.csv and measures.csv (and .parquet), summary.json."""
-    from fhir_ns.report import Cohort, Evaluation, compose, report_directory, therapy_key
+    from fhir_ns.report import Cohort, Evaluation, compose, report_directory
 
     if as_of is not None and as_of_file is not None:
         raise click.UsageError("give --as-of DATE or --as-of-file CSV, not both")
@@ -151,7 +151,6 @@ def report(
     raise SystemExit(report_problems(outcome, verbose, outcome_path))
 
 
-
 def _regimen(therapy: str, config: Config) -> str:
     """--therapy as the drug ids of the mappings joined by "+" (names and brands accepted: Bredinin, Prograf)."""
     known = config.terminology.drugs
@@ -160,7 +159,9 @@ def _regimen(therapy: str, config: Config) -> str:
         name = part.strip().lower()
         drug = name if name in known else config.terminology.drug_for_text(name)
         if not name or drug is None:
-            sparing = sorted(d for d, spec in known.items() if spec.drug_class in config.terminology.steroid_sparing_classes)
+            sparing = sorted(
+                d for d, spec in known.items() if spec.drug_class in config.terminology.steroid_sparing_classes
+            )
             raise click.BadParameter(
                 f"{part.strip()!r} is not a drug fhir-ns knows; steroid-sparing drugs: {', '.join(sparing)}",
                 param_hint="--therapy",
@@ -232,4 +233,3 @@ def _unused(dates: dict[str, date], seen: set[str], path: str, outcome: Run) -> 
                 Location(f"--as-of-file {path}"),
             )
         )
-

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from fhir_ns import __version__
+from fhir_ns.errors import OutputError
 from fhir_ns.report.cohort import Cohort, Evaluation, therapy_key
 from fhir_ns.report.figures import category_counts, first_relapse, paired_rates
 from fhir_ns.report.tables import category_table, dates, differing_table, therapy_table
@@ -78,5 +79,8 @@ def compose(
         "measures.parquet (one row per measure, with its period, therapy, evidence and reason), summary.json "
         "(every figure above at full precision), figures/ (PNG and SVG)."
     )
-    write_files(directory, doc, summary)
+    try:
+        write_files(directory, doc, summary)
+    except OSError as exc:  # a full disk, a permission taken away mid-run
+        raise OutputError(f"cannot write the report: {exc.strerror or exc}") from exc
     return summary

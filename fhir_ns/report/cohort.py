@@ -49,6 +49,7 @@ class TherapyRow:
     """One patient given the named therapy, under one evaluation: what the therapy table is computed from."""
 
     patient: str
+    regimen: str  # as the measures name it ("tacrolimus+mizoribine")
     group: str
     start: date
     as_of: date
@@ -100,6 +101,7 @@ def therapy_row(result: PatientResult, birth_date: date | None, wanted: frozense
     codes = {c.code for c in result.classifications}
     return TherapyRow(
         result.patient_id,
+        str(on[0].therapy),
         group_of(codes),
         start,
         result.as_of,
@@ -177,6 +179,7 @@ class Cohort:
                 row = therapy_row(result, birth_date, self.wanted)
                 if row is not None:
                     tally.therapy.append(row)
+                    self.therapy = row.regimen  # the measures' name (drugs in their usual order), not as typed
         if len(set(categories)) > 1:
             self.differing.append((results[0].patient_id, tuple(categories)))
 

@@ -14,7 +14,7 @@ matplotlib.use("Agg")  # no display: files only
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure as MplFigure  # noqa: E402
 
-from fhir_ns.report.cohort import Cohort, TherapyRow  # noqa: E402
+from fhir_ns.report.cohort import Cohort  # noqa: E402
 from fhir_ns.report.stats import KaplanMeier  # noqa: E402
 from fhir_ns.report.tables import dates  # noqa: E402
 
@@ -70,7 +70,7 @@ def category_counts(cohort: Cohort, directory: Path) -> Figure:
     ax.set_yticks(range(len(codes)), codes)
     ax.invert_yaxis()
     ax.set_xlabel("patients who met the category")
-    ax.legend(loc="lower right", frameon=True)
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=min(len(evaluations), 2), frameon=False)
     ax.grid(axis="x", color="0.85")
     ax.set_axisbelow(True)
     fig.tight_layout()
@@ -102,7 +102,10 @@ def paired_rates(cohort: Cohort, directory: Path) -> Figure:
                 label=f"{group} (n = {len(mine)})",
             )
         if rows:
-            means = [sum(r.rate_before or 0 for r in rows) / len(rows), sum(r.rate_during or 0 for r in rows) / len(rows)]
+            means = [
+                sum(r.rate_before or 0 for r in rows) / len(rows),
+                sum(r.rate_during or 0 for r in rows) / len(rows),
+            ]
             ax.plot([0, 1], means, color="black", linewidth=2.5, linestyle="--", label="mean", zorder=3)
             ax.legend(loc="upper right", fontsize=8)
         ax.set_xticks([0, 1], ["before", f"during\n{cohort.therapy}"])
@@ -131,7 +134,8 @@ def first_relapse(cohort: Cohort, curves: Sequence[tuple[str, KaplanMeier | None
         days = [0.0, *km.days]
         free = [1.0, *km.free]
         ax.step(days, free, where="post", color="black", linestyle=LINES[i % len(LINES)], label=f"{label} (n = {km.n})")
-        ax.plot(km.censored_days, [km.at(d) for d in km.censored_days], "|", color="black", markersize=10)
+        ticks = [(d, f) for d in km.censored_days if (f := km.at(d)) is not None]
+        ax.plot([d for d, _ in ticks], [f for _, f in ticks], "|", color="black", markersize=10)
     ax.set_ylim(-0.02, 1.05)
     ax.set_xlim(left=0)
     ax.set_xlabel(f"days from the start of {cohort.therapy}")
@@ -148,7 +152,3 @@ def first_relapse(cohort: Cohort, curves: Sequence[tuple[str, KaplanMeier | None
             "Kaplan–Meier estimate; a tick marks a patient censored (no relapse by the end of the period).",
         ),
     )
-
-
-def therapy_rows(cohort: Cohort) -> list[TherapyRow]:
-    return [r for t in cohort.tallies.values() for r in t.therapy]

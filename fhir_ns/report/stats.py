@@ -80,8 +80,11 @@ class KaplanMeier:
     censored_days: tuple[float, ...]
     times: tuple[float, ...]  # every patient's time, event or censored, ascending
 
-    def at(self, day: float) -> float:
-        """The estimate on `day` (1 before the first step)."""
+    def at(self, day: float) -> float | None:
+        """The estimate on `day` (1 before the first step); None after the longest time observed, where the
+        data say nothing."""
+        if day > self.times[-1]:
+            return None
         index = int(np.searchsorted(np.asarray(self.days), day, side="right")) - 1
         return 1.0 if index < 0 else self.free[index]
 

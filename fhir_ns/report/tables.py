@@ -6,13 +6,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from fhir_ns.catalogue import info
 from fhir_ns.report.cohort import DAYS_PER_YEAR, OTHER_GROUP, Cohort, Evaluation, Tally, TherapyRow
 from fhir_ns.report.stats import KaplanMeier, PairedTest, Summary, kaplan_meier, paired_test, summarise
 
-HORIZONS = tuple((months, round(months * DAYS_PER_YEAR / 12)) for months in (6, 12, 24))  # (months, days)
+HORIZONS = tuple((months, round(months * DAYS_PER_YEAR / 12)) for months in (6, 12, 18))  # (months, days)
 DIFFERING_SHOWN = 200  # patients listed in the report whose categories differ; all are in patients.csv
 GROUP_ORDER = ("SDNS", "SRNS", "FRNS", OTHER_GROUP)
 
@@ -143,7 +144,9 @@ class GroupFigures:
             "kidney_failure": self.kidney_failure,
             "state_known": self.state_known,
             "follow_up_months": s(self.follow_up),
-            "first_relapse": None if self.first_relapse is None else self.first_relapse.as_json([d for _, d in HORIZONS]),
+            "first_relapse": None
+            if self.first_relapse is None
+            else self.first_relapse.as_json([d for _, d in HORIZONS]),
             "period_before": self.before_regimens,
         }
 
@@ -239,7 +242,7 @@ def therapy_table(cohort: Cohort, evaluation: Evaluation) -> tuple[Table, dict[s
         lambda f: "no value" if f.first_relapse is None else f"{f.first_relapse.events}, {f.first_relapse.censored}",
     )
     for months, days in HORIZONS:
-        row(f"Free of relapse at {months} months ({days} days), Kaplan–Meier", lambda f, d=days: _free(f.first_relapse, d))
+        row(f"Free of relapse at {months} months ({days} days), Kaplan–Meier", partial(_free_at, day=days))
     row("Median time to first relapse, days (Kaplan–Meier)", lambda f: _median_time(f.first_relapse))
     table.notes.append(
         "Mean ± SD: sample SD; median [IQR]: quartiles by linear interpolation (numpy). Paired test: "
@@ -249,12 +252,14 @@ def therapy_table(cohort: Cohort, evaluation: Evaluation) -> tuple[Table, dict[s
     return table, computed
 
 
-def _free(km: KaplanMeier | None, day: int) -> str:
+def _free_at(f: GroupFigures, day: int) -> str:
+    km = f.first_relapse
     if km is None:
         return "no value"
-    if not km.at_risk(day):
-        return f"{100 * km.at(day):.0f} % (none followed that long; n = {km.n})"
-    return f"{100 * km.at(day):.0f} % ({km.at_risk(day)} at risk; n = {km.n})"
+    estimate = km.at(day)
+    if estimate is None:
+        return f"not estimable: no patient followed {day} days (n = {km.n})"
+    return f"{100 * estimate:.0f} % ({km.at_risk(day)} at risk; n = {km.n})"
 
 
 def _median_time(km: KaplanMeier | None) -> str:

@@ -89,15 +89,29 @@ MEASURE_TYPES = {
 }  # fmt: skip
 
 
+def numbered(doc: Document) -> Iterator[tuple[str, Block]]:
+    """Each block with its heading: "Table 1. ...", "Figure 1. ..." (a section heading as it is)."""
+    tables = figures = 0
+    for block in doc.blocks:
+        if isinstance(block, str):
+            yield block, block
+        elif isinstance(block, Table):
+            tables += 1
+            yield f"Table {tables}. {block.title}", block
+        else:
+            figures += 1
+            yield f"Figure {figures}. {block.title}", block
+
+
 def markdown(doc: Document) -> str:
     out = [f"# {doc.title}", ""]
     for paragraph in doc.intro:
         out += [paragraph, ""]
-    for block in doc.blocks:
+    for heading, block in numbered(doc):
         if isinstance(block, str):
             out += [f"## {block}", ""]
         elif isinstance(block, Table):
-            out += [f"### {block.title}", "", block.caption, ""]
+            out += [f"### {heading}", "", block.caption, ""]
             out.append("| " + " | ".join(_md(c) for c in block.header) + " |")
             out.append("|" + "|".join("---" if i == 0 else "---:" for i in range(len(block.header))) + "|")
             out += ["| " + " | ".join(_md(c) for c in row) + " |" for row in block.rows]
@@ -105,7 +119,8 @@ def markdown(doc: Document) -> str:
             for note in block.notes:
                 out += [note, ""]
         else:
-            out += [f"### {block.title}", "", f"![{block.title}]({block.png})", "", f"{block.caption} (SVG: [{block.svg}]({block.svg}))", ""]
+            out += [f"### {heading}", "", f"![{block.title}]({block.png})", ""]
+            out += [f"{block.caption} (SVG: [{block.svg}]({block.svg}))", ""]
     for paragraph in doc.closing:
         out += [paragraph, ""]
     return "\n".join(out)
@@ -144,11 +159,11 @@ def page(doc: Document) -> str:
         f"<h1>{e(doc.title)}</h1>",
     ]
     out += [f"<p>{e(p)}</p>" for p in doc.intro]
-    for block in doc.blocks:
+    for heading, block in numbered(doc):
         if isinstance(block, str):
             out.append(f"<h2>{e(block)}</h2>")
         elif isinstance(block, Table):
-            out.append(f"<h3>{e(block.title)}</h3>")
+            out.append(f"<h3>{e(heading)}</h3>")
             out.append(f"<table><caption>{e(block.caption)}</caption>")
             out.append("<thead><tr>" + "".join(f'<th scope="col">{e(c)}</th>' for c in block.header) + "</tr></thead>")
             out.append("<tbody>")
@@ -158,7 +173,7 @@ def page(doc: Document) -> str:
             out.append("</tbody></table>")
             out += [f'<p class="note">{e(n)}</p>' for n in block.notes]
         else:
-            out.append(f"<figure><h3>{e(block.title)}</h3>")
+            out.append(f"<figure><h3>{e(heading)}</h3>")
             out.append(f'<img src="{e(block.png)}" alt="{e(block.title)}">')
             out.append(f'<figcaption>{e(block.caption)} (<a href="{e(block.svg)}">SVG</a>)</figcaption></figure>')
     out += [f'<p class="note">{e(p)}</p>' for p in doc.closing]
