@@ -279,7 +279,7 @@ def test_output_path_mistakes_are_refused_and_nothing_is_half_written(tmp_path: 
 
 
 def test_a_run_that_fails_while_writing_leaves_no_directory(tmp_path: Path, monkeypatch: Any) -> None:
-    import fhir_ns.report as report
+    import fhir_ns.report.compose as report
 
     def broken(*args: Any, **kwargs: Any) -> None:
         raise OSError(28, "No space left on device")

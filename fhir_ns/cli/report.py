@@ -12,7 +12,7 @@ from fhir_ns.cli.options import report as report_problems
 from fhir_ns.errors import ConfigError
 from fhir_ns.fhir.problems import Location, Problem
 from fhir_ns.fhir.store import SpillLimit
-from fhir_ns.output import check_empty_directory
+from fhir_ns.output import atomic_directory, check_empty_directory
 from fhir_ns.pipeline import Config, Run, as_of_doubt, evaluate_patient, read_input
 from fhir_ns.progress import Progress
 
@@ -97,7 +97,7 @@ def report(
 ) -> None:
     """Evaluate the patients in INPUT and write a cohort report into a directory: report.md and report.html
     (tables and figures), patients.csv and measures.csv (and .parquet), summary.json."""
-    from fhir_ns.report import Cohort, Evaluation, compose, report_directory
+    from fhir_ns.report.cohort import Cohort, Evaluation  # the statistics and plots are imported after reading
 
     if as_of is not None and as_of_file is not None:
         raise click.UsageError("give --as-of DATE or --as-of-file CSV, not both")
@@ -118,7 +118,7 @@ def report(
     progress = Progress.for_inputs(inputs, quiet)
     seen: set[str] = set()
     try:
-        with report_directory(output) as directory:
+        with atomic_directory(output, "-o") as directory:
             with Cohort(evaluations, regimen, directory) as cohort:
                 collector = read_input(inputs, config, outcome.problems, None, spill, skip_unreadable, progress)
                 outcome.counts = collector.counts
@@ -138,11 +138,14 @@ def report(
                     outcome.problems.extend(patient.problems)
                     results = [evaluate_patient(patient, config, day, outcome, e.ruleset_id) for e in evaluations]
                     cohort.add(patient.facts.birth_date, results)
+                del collector  # the facts read: their memory serves the statistics and plots below
             progress.close()
             if outcome.resources_read == 0 and not outcome.evaluated:
                 raise SystemExit(report_problems(outcome, verbose, outcome_path))  # nothing read: no report
             if dates is not None:
                 _unused(dates, seen, as_of_file or "", outcome)
+            from fhir_ns.report.compose import compose
+
             refused = [p.facts.patient_id for p in outcome.refused]
             compose(cohort, directory, inputs, refused, today)
     finally:

@@ -5,18 +5,13 @@ Parquet, and summary.json (every figure of the tables at full precision)."""
 from __future__ import annotations
 
 import html
-import os
-import shutil
-import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from fhir_ns.errors import OutputError
 from fhir_ns.report.figures import Figure
 from fhir_ns.report.tables import Table
 
@@ -29,38 +24,6 @@ class Document:
     intro: list[str]
     blocks: list[Block] = field(default_factory=list)
     closing: list[str] = field(default_factory=list)
-
-
-@contextmanager
-def report_directory(path: str) -> Iterator[Path]:
-    """A temporary directory beside `path`, renamed to `path` when the block ends without error (`path` must
-    be missing or empty: see output.check_empty_directory); removed on any failure (SIGTERM included)."""
-    target = Path(path)
-    tmp: Path | None = None
-    try:
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
-        except OSError as exc:
-            raise OutputError(f"cannot write -o {path}: {exc.strerror or exc}") from exc
-        yield tmp
-        try:
-            os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; output gets the usual permissions
-            if target.is_dir():
-                target.rmdir()  # empty (checked before the run): replaced by the complete report
-            os.replace(tmp, target)
-        except OSError as exc:
-            raise OutputError(f"cannot write -o {path}: {exc.strerror or exc}") from exc
-    except BaseException:
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def parquet(csv_path: Path, types: dict[str, str]) -> None:
