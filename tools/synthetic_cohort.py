@@ -191,6 +191,8 @@ def _relapse_days(rng: random.Random, first: int, last: int, count: int) -> list
     between them within 3 days of the 60-day limit (so no figure hangs on how days are counted)."""
     free = last - first + 1 - count * RELAPSE_COURSE_DAYS
     least = [20] + [5] * (count - 1) + [30]  # the maintenance stretches around the relapses, in days
+    if free - sum(least) >= 2 * MIN_HELD_DAYS:  # one stretch long enough to show the maintenance dose, if room
+        least[rng.randrange(len(least))] = MIN_HELD_DAYS + 10
     extra = free - sum(least)
     if extra < 0:
         raise ValueError(f"cannot place {count} relapses in days {first}-{last}")
@@ -205,7 +207,7 @@ def _relapse_days(rng: random.Random, first: int, last: int, count: int) -> list
 
 def sdns_child(rng: random.Random, pid: str) -> tuple[Story, Truth]:
     """Steroid-dependent NS from early childhood, relapsing on cyclosporine, then multidrug therapy."""
-    age = rng.uniform(5.0, 9.0)
+    age = rng.uniform(7.0, 11.0)
     onset = date(2012, 1, 2) + timedelta(days=rng.randrange(900))
     born = onset - timedelta(days=round(age * DAYS_PER_YEAR))
     weight = round(2 * (age + 2.5) + 8, 1)  # the child's weight, kept throughout (this cohort does not grow)

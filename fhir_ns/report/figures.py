@@ -54,7 +54,7 @@ def category_counts(cohort: Cohort, directory: Path) -> Figure:
     codes = sorted(set().union(*(t.categories for t in cohort.tallies.values())))
     evaluations = cohort.evaluations
     height = 0.8 / len(evaluations)
-    fig, ax = plt.subplots(figsize=(8, 0.45 * max(len(codes), 3) * max(1, len(evaluations) ** 0.5) + 1))
+    fig, ax = plt.subplots(figsize=(8, 0.32 * max(len(codes), 3) * len(evaluations) ** 0.5 + 1.2))
     for i, e in enumerate(evaluations):
         counts = [cohort.tallies[e].categories.get(code, 0) for code in codes]
         positions = [k + (i - (len(evaluations) - 1) / 2) * height for k in range(len(codes))]
@@ -149,6 +149,8 @@ def first_relapse(cohort: Cohort, curves: Sequence[tuple[str, KaplanMeier | None
         Figure(
             "first-relapse-km",
             f"Time to first relapse after the start of {cohort.therapy}",
-            "Kaplan–Meier estimate; a tick marks a patient censored (no relapse by the end of the period).",
+            "Kaplan–Meier estimate; a tick marks a patient censored (no relapse by the end of the period). "
+            + "; ".join(f"{e.label} {dates(cohort.tallies[e])}" for e in cohort.evaluations)
+            + ".",
         ),
     )

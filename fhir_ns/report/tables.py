@@ -25,6 +25,7 @@ class Table:
     header: list[str]
     rows: list[list[str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    numeric: bool = True  # cells after the first are figures (aligned right), not words
 
 
 def dates(tally: Tally) -> str:
@@ -77,6 +78,7 @@ def differing_table(cohort: Cohort) -> Table:
         + ".",
         header,
         [[patient, *(", ".join(codes) or "none" for codes in categories)] for patient, categories in shown],
+        numeric=False,
     )
     if len(cohort.differing) > len(shown):
         table.notes.append(f"The first {len(shown)} are listed; every patient's categories are in patients.csv.")

@@ -76,7 +76,8 @@ def markdown(doc: Document) -> str:
         elif isinstance(block, Table):
             out += [f"### {heading}", "", block.caption, ""]
             out.append("| " + " | ".join(_md(c) for c in block.header) + " |")
-            out.append("|" + "|".join("---" if i == 0 else "---:" for i in range(len(block.header))) + "|")
+            align = "---:" if block.numeric else "---"
+            out.append("|" + "|".join("---" if i == 0 else align for i in range(len(block.header))) + "|")
             out += ["| " + " | ".join(_md(c) for c in row) + " |" for row in block.rows]
             out.append("")
             for note in block.notes:
@@ -101,6 +102,7 @@ caption { caption-side: top; text-align: left; padding: 0.3em 0; font-style: ita
 th, td { border-top: 1px solid #444; border-bottom: 1px solid #444; padding: 0.3em 0.7em; vertical-align: top; }
 th { background: #eee; text-align: left; }
 td:not(:first-child) { text-align: right; }
+table.words td { text-align: left; }
 figure { margin: 1em 0 2em; }
 figure img { max-width: 100%; border: 1px solid #ccc; }
 figcaption { font-style: italic; }
@@ -127,7 +129,8 @@ def page(doc: Document) -> str:
             out.append(f"<h2>{e(block)}</h2>")
         elif isinstance(block, Table):
             out.append(f"<h3>{e(heading)}</h3>")
-            out.append(f"<table><caption>{e(block.caption)}</caption>")
+            kind = "" if block.numeric else ' class="words"'
+            out.append(f"<table{kind}><caption>{e(block.caption)}</caption>")
             out.append("<thead><tr>" + "".join(f'<th scope="col">{e(c)}</th>' for c in block.header) + "</tr></thead>")
             out.append("<tbody>")
             for row in block.rows:
