@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import csv
+import ctypes
+import gc
+from contextlib import suppress
 from datetime import date
 
 import click
@@ -138,7 +141,8 @@ def report(
                     outcome.problems.extend(patient.problems)
                     results = [evaluate_patient(patient, config, day, outcome, e.ruleset_id) for e in evaluations]
                     cohort.add(patient.facts.birth_date, results)
-                del collector  # the facts read: their memory serves the statistics and plots below
+                del collector  # the facts read: their memory goes back for the statistics and plots below
+                _give_back_freed_memory()
             progress.close()
             if outcome.resources_read == 0 and not outcome.evaluated:
                 raise SystemExit(report_problems(outcome, verbose, outcome_path))  # nothing read: no report
@@ -152,6 +156,15 @@ def report(
         progress.close()
     click.echo(f"fhir-ns: report written to {output}", err=True)
     raise SystemExit(report_problems(outcome, verbose, outcome_path))
+
+
+def _give_back_freed_memory() -> None:
+    """Return the memory of the facts just freed to the system (glibc keeps freed heap pages otherwise), so that
+    the statistics and plotting libraries loaded next do not add to it in the peak (about 120 MB at 10,000
+    patients). Elsewhere than glibc, nothing to do."""
+    gc.collect()
+    with suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _regimen(therapy: str, config: Config) -> str:

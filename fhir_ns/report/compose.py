@@ -24,10 +24,10 @@ def compose(
     evaluations = cohort.evaluations
     intro = [
         f"fhir-ns {__version__}, {today}: {cohort.evaluated} patient(s) evaluated from {', '.join(inputs)}"
-        + (f"; {len(refused)} refused because of errors in their input ({', '.join(refused)})" if refused else "")
+        + (f"; {len(refused)} refused because of errors in their input ({_some(refused)})" if refused else "")
         + (
             f"; {len(cohort.missing_as_of)} not evaluated because --as-of-file gives no date for them "
-            f"({', '.join(cohort.missing_as_of)})"
+            f"({_some(cohort.missing_as_of)})"
             if cohort.missing_as_of
             else ""
         )
@@ -81,3 +81,9 @@ def compose(
     except OSError as exc:  # a full disk, a permission taken away mid-run
         raise OutputError(f"cannot write the report: {exc.strerror or exc}") from exc
     return summary
+
+
+def _some(patients: Sequence[str], shown: int = 20) -> str:
+    """Patient ids, the first `shown` of them (the messages on stderr and --outcome name every one)."""
+    more = len(patients) - shown
+    return ", ".join(patients[:shown]) + (f" and {more} more: see the messages of the run" if more > 0 else "")
