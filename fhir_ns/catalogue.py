@@ -1,4 +1,4 @@
-"""The project's own code systems (ns-classification, ns-finding), read from mappings/codesystems/."""
+"""The project's own code systems (ns-classification, ns-finding, ns-measure), read from mappings/codesystems/."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ DEFAULT_CANONICAL_BASE = "https://fhir-ns.example.org/fhir"
 
 @dataclass(frozen=True, slots=True)
 class CodeInfo:
-    system_id: str  # ns-classification | ns-finding
+    system_id: str  # ns-classification | ns-finding | ns-measure
     code: str
     display: str
     definition: str
@@ -36,7 +36,8 @@ def code_systems() -> dict[str, dict[str, Any]]:
 
 @cache
 def catalogue() -> dict[str, CodeInfo]:
-    """Every ns-classification and ns-finding code with its display, default severity and v3 category."""
+    """Every code of the project's CodeSystems with its display (and, for categories and findings, default severity
+    and v3 category)."""
     out: dict[str, CodeInfo] = {}
     for system_id, resource in code_systems().items():
         for concept in resource.get("concept", []):
@@ -56,7 +57,9 @@ def info(code: str) -> CodeInfo:
     try:
         return catalogue()[code]
     except KeyError as exc:
-        raise ConfigError(f"code {code!r} is in neither ns-classification nor ns-finding") from exc
+        raise ConfigError(
+            f"code {code!r} is in none of the project's CodeSystems (ns-classification, ns-finding, ns-measure)"
+        ) from exc
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,7 +40,7 @@ def test_bundles_of_at_most_n_entries_hold_every_entry_of_the_single_bundle_and_
     assert convert("-o", str(single)).exit_code == 0
     whole = orjson.loads(single.read_bytes())["entry"]
     out = tmp_path / "out"
-    result = convert("--output-dir", str(out), "--max-entries", "20")
+    result = convert("--output-dir", str(out), "--max-entries", "60")
     assert result.exit_code == 0, result.output
     written = bundles(out)
     assert list(written) == [f"bundle-{n:05d}.json" for n in range(1, len(written) + 1)]
@@ -48,7 +48,7 @@ def test_bundles_of_at_most_n_entries_hold_every_entry_of_the_single_bundle_and_
     where: dict[str, str] = {}
     for name, bundle in written.items():
         entries = bundle["entry"]
-        assert bundle["type"] == "transaction" and len(entries) <= 20
+        assert bundle["type"] == "transaction" and len(entries) <= 60
         assert entries[0] == whole[0]  # each carries the Device its Provenance names
         for entry in entries[1:]:
             patient = patient_of(entry)

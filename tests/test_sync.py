@@ -627,3 +627,68 @@ def test_sync_reads_a_patients_procedures_from_the_server(fhir_server: FhirServe
     assert [r["code"]["text"] for r in resources if r["resourceType"] == "Procedure"] == [
         "Therapeutic plasma exchange (TPE)"
     ]
+
+
+def test_the_measures_land_as_observations_and_a_second_sync_writes_nothing(
+    fhir_server: FhirServer, tmp_path: Path
+) -> None:
+    """The multidrug child's measures (RULES.md §9) are written as derived Observations, the same as `classify`
+    gives; a second run writes nothing; new data and a later evaluation date update the open period in place."""
+    [pid] = fhir_server.load(sample("multidrug-mizoribine"))
+    state = tmp_path / "state.sqlite"
+    assert sync(fhir_server, state).exit_code == 0
+    [result] = orjson.loads(
+        CliRunner().invoke(cli, ["classify", str(SAMPLES / "bundles" / "multidrug-mizoribine.json"), "--as-of", AS_OF,
+                                 "--format", "json"]).stdout
+    )  # fmt: skip
+    system = "https://fhir-ns.example.org/fhir/identifier/Observation"
+    written = [
+        o for o in fhir_server.search("Observation", subject=f"Patient/{pid}")
+        if o.get("identifier", [{}])[0].get("system") == system
+    ]  # fmt: skip
+    assert len(written) == len(result["measures"]) > 0
+    by_key = {
+        (o["code"]["coding"][0]["code"], o["effectivePeriod"]["start"]): o for o in written if o["status"] == "final"
+    }
+    for m in result["measures"]:
+        o = by_key[(m["code"], m["period"]["start"])]
+        assert o["effectivePeriod"]["end"] == m["period"]["end"] and o["subject"]["reference"] == f"Patient/{pid}"
+        if m["unit"] is None:
+            assert o["valueCodeableConcept"]["coding"][0]["code"] == m["value"]
+        else:
+            assert o["valueQuantity"]["code"] == m["unit"]
+            assert o["valueQuantity"]["value"] == pytest.approx(m["value"], abs=0.001)
+    versions = {o["id"]: o["meta"]["versionId"] for o in written}
+
+    second = sync(fhir_server, state)
+    assert second.exit_code == 0 and "considered 0" in second.stderr, second.output
+    assert {
+        o["id"]: o["meta"]["versionId"] for o in fhir_server.search("Observation") if o["id"] in versions
+    } == versions
+
+    # a new UPCR (in remission) months later: the patient is evaluated again, the open period updated in place
+    upcr = next(
+        e["resource"]
+        for e in sample("multidrug-mizoribine")["entry"]
+        if e["resource"]["resourceType"] == "Observation" and e["resource"]["code"]["coding"][0]["code"] == "34366-5"
+    )
+    fhir_server.put(
+        {
+            **upcr,
+            "id": f"{pid}-later",
+            "effectiveDateTime": "2025-05-01",
+            "valueQuantity": {**upcr["valueQuantity"], "value": 10},
+        }
+    )
+    later = CliRunner().invoke(
+        cli, ["sync", "--base-url", fhir_server.base_url, "--state", str(state), "--as-of", "2025-06-01",
+              "--patient", pid]
+    )  # fmt: skip
+    assert later.exit_code == 0, later.output
+    mine = [
+        o for o in fhir_server.search("Observation", subject=f"Patient/{pid}")
+        if o.get("identifier", [{}])[0].get("system") == system
+    ]  # fmt: skip
+    assert {o["id"] for o in mine} == set(versions)  # the same resources, updated: no duplicates
+    state_now = next(o for o in mine if o["code"]["coding"][0]["code"] == "state-at-evaluation")
+    assert state_now["effectivePeriod"]["end"] == "2025-06-01"

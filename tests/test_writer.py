@@ -87,7 +87,11 @@ def test_care_plans_are_draft_proposals_linked_to_their_issue_and_condition() ->
 def test_provenance_targets_every_written_resource_with_the_device_as_agent() -> None:
     bundle = transaction([srns_child()], Settings())
     [provenance] = resources(bundle, "Provenance")
-    written = {e["fullUrl"] for e in bundle["entry"] if e["resource"]["resourceType"] in ("DetectedIssue", "CarePlan")}
+    written = {
+        e["fullUrl"]
+        for e in bundle["entry"]
+        if e["resource"]["resourceType"] in ("DetectedIssue", "CarePlan", "Observation")
+    }
     assert {t["reference"] for t in provenance["target"]} == written
     assert provenance["agent"][0]["who"]["reference"] == bundle["entry"][0]["fullUrl"]
     assert provenance["policy"] == ["https://fhir-ns.example.org/fhir/ruleset/ipna-2022-child|1.0.0"]
@@ -145,6 +149,17 @@ def test_project_code_systems_are_valid_and_cover_every_code_the_rules_emit() ->
         "hypertension",
         "acute-kidney-injury",
         "drug-induced-hyperglycaemia",
+        # ns-measure: the measures and the states (RULES.md §9)
+        "relapse-count",
+        "relapse-rate",
+        "minimum-maintenance-prednisolone",
+        "state-at-evaluation",
+        "time-to-remission",
+        "time-to-first-relapse",
+        "complete-remission",
+        "partial-remission",
+        "no-remission",
+        "kidney-failure",
     }
     assert codes == expected
 

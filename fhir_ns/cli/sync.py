@@ -127,7 +127,7 @@ class Instant(click.ParamType):
 @click.option("--smart-alg", type=click.Choice(["RS384", "ES384"]), default="RS384", show_default=True)
 @click.option(
     "--smart-scope",
-    default="system/*.read system/DetectedIssue.write system/CarePlan.write "
+    default="system/*.read system/DetectedIssue.write system/CarePlan.write system/Observation.write "
     "system/Provenance.write system/Device.write",
     show_default=True,
 )

@@ -1,7 +1,9 @@
-"""Results to FHIR R4: DetectedIssue, CarePlan and Provenance per patient, in an idempotent transaction Bundle.
+"""Results to FHIR R4: DetectedIssue, CarePlan, measure Observations and Provenance per patient, in an idempotent
+transaction Bundle.
 
 Every DetectedIssue and CarePlan carries a deterministic identifier (patient, code, rule set version,
-start of its evidence window) and is written by conditional update on it, so writing the same
+start of its evidence window), every measure Observation one of (patient, measure, rule set version, therapy,
+period start; the state at evaluation one per patient), and each is written by conditional update on it, so writing the same
 results twice changes nothing. Provenance (no identifier in R4) is written by PUT to an id derived
 from its targets. Nothing here depends on the clock: the same input gives byte-identical output.
 """
@@ -22,7 +24,7 @@ import orjson
 from fhir_ns import __version__
 from fhir_ns.catalogue import DEFAULT_CANONICAL_BASE, info
 from fhir_ns.output import indented
-from fhir_ns.rules.result import Classification, Finding, PatientResult, Proposal, ProposedActivity
+from fhir_ns.rules.result import Classification, Finding, Measure, PatientResult, Proposal, ProposedActivity
 
 V3_ACTCODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 V3_DISPLAY = {
@@ -40,6 +42,15 @@ V3_DISPLAY = {
     "DOSEDURH": "Dose-Duration High Alert",
 }
 SNOMED = "http://snomed.info/sct"
+UCUM = "http://unitsofmeasure.org"
+# A derived measure of the patient's course: "survey" is the R4 observation-category for assessments made
+# by a tool rather than measured by a device or a lab.
+MEASURE_CATEGORY = {
+    "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+    "code": "survey",
+    "display": "Survey",
+}
+UNIT_DISPLAY = {"1": "relapses", "/a": "per year", "mg/kg": "mg/kg on alternate days", "d": "days"}
 CARE_PLAN_CATEGORY = {"system": SNOMED, "code": "734163000", "display": "Care plan"}
 RELATIVE_REFERENCE = re.compile(r"^[A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64}$")
 DECISION_SUPPORT = (
@@ -136,7 +147,8 @@ def patient_entries(
                     *plan["resource"].get("replaces", ()),
                     *({"identifier": r["identifier"][0], "display": r.get("title", "")} for r in revoked),
                 ]
-    entries = [e for _, e, _ in issues] + plans + withdrawn
+    measures = [_measure(result, m, settings) for m in result.measures]
+    entries = [e for _, e, _ in issues] + plans + measures + withdrawn
     if entries:
         entries.append(_provenance(result, settings, entries, device_url))
     return entries
@@ -149,6 +161,9 @@ def _withdrawn(resource: dict[str, Any], result: PatientResult) -> dict[str, Any
     if copy["resourceType"] == "DetectedIssue":
         copy["status"] = "cancelled"
         copy["detail"] = f"{why} {copy.get('detail', '')}".strip()
+    elif copy["resourceType"] == "Observation":
+        copy["status"] = "cancelled"
+        copy["note"] = [{"text": why}, *copy.get("note", [])]
     else:
         copy["status"] = "revoked"
         copy["description"] = f"{why} {copy.get('description', '')}".strip()
@@ -208,6 +223,60 @@ def _detected_issue(result: PatientResult, item: Classification | Finding, setti
         "fullUrl": f"urn:uuid:{_uuid(identifier['system'], identifier['value'])}",
         "resource": resource,
         "request": _conditional("DetectedIssue", identifier),
+    }
+
+
+def _measure(result: PatientResult, m: Measure, settings: Settings) -> dict[str, Any]:
+    """A measure (RULES.md §9) as a derived Observation: ns-measure code, the period, a UCUM quantity or a state
+    code, derived from the Observations it rests on (R4 allows no other type there; the Provenance cites all)."""
+    meta = info(m.code)
+    # a period is known by its start (its end moves with the evaluation date); the state at evaluation is one
+    # resource per patient and rule set, updated in place as the evaluation date moves
+    period = ("",) if m.code == "state-at-evaluation" else (m.therapy or "", m.start.isoformat())
+    identifier = {
+        "system": settings.identifier_system("Observation"),
+        "value": _identifier_value("Observation", result.patient_reference, m.code, result.ruleset.ref, *period),
+    }
+    text = f"{meta.display}: {m.reason}."
+    if m.censored:
+        text += " Censored: no event by the end of the period."
+    resource: dict[str, Any] = {
+        "resourceType": "Observation",
+        "identifier": [identifier],
+        "status": "final",
+        "category": [{"coding": [MEASURE_CATEGORY]}],
+        "code": {
+            "coding": [{"system": settings.code_system(meta.system_id), "code": m.code, "display": meta.display}],
+            "text": meta.display,
+        },
+        "subject": {"reference": result.patient_reference},
+        "effectivePeriod": {"start": m.start.isoformat(), "end": m.end.isoformat()},
+    }
+    if isinstance(m.value, str):
+        state = info(m.value)
+        resource["valueCodeableConcept"] = {
+            "coding": [{"system": settings.code_system(state.system_id), "code": m.value, "display": state.display}],
+            "text": state.display,
+        }
+    elif m.value is not None and m.unit is not None:
+        value = m.value if isinstance(m.value, int) else round(m.value, 3)
+        resource["valueQuantity"] = {
+            "value": value,
+            "unit": UNIT_DISPLAY.get(m.unit, m.unit),
+            "system": UCUM,
+            "code": m.unit,
+        }
+    resource["note"] = [{"text": _marked(f"{text} Rule set {result.ruleset.ref}. {DECISION_SUPPORT}", result)}]
+    if m.evidence:
+        resource["note"].append({"text": f"Evidence: {', '.join(m.evidence)}."})
+    derived = [reference(s) for s in m.evidence if s.startswith("Observation/") and "reference" in reference(s)]
+    if derived:
+        resource["derivedFrom"] = derived
+    resource["text"] = _narrative(f"{meta.display} (decision support)", [text, f"Rule set: {result.ruleset.ref}"])
+    return {
+        "fullUrl": f"urn:uuid:{_uuid(identifier['system'], identifier['value'])}",
+        "resource": resource,
+        "request": _conditional("Observation", identifier),
     }
 
 
@@ -314,6 +383,9 @@ def _provenance(
     items: list[Classification | Finding] = [*result.classifications, *result.findings]
     for item in items:
         for s in item.evidence:
+            sources[s] = None
+    for m in result.measures:
+        for s in m.evidence:
             sources[s] = None
     pid = _uuid("provenance", result.patient_reference, result.ruleset.ref, *sorted(targets))
     resource: dict[str, Any] = {

@@ -17,6 +17,7 @@ from datetime import date, timedelta
 
 from fhir_ns.rules.classify import add_months
 from fhir_ns.rules.result import Measure, PatientResult
+from fhir_ns.terminology import Terminology
 from fhir_ns.timeline.timeline import Level, Relapse, Timeline
 
 DAYS_PER_YEAR = 365.25  # a period's years = its days (both ends included) / 365.25
@@ -27,6 +28,16 @@ _OTHER, _PROCEDURE = 2, 3
 _DAY = timedelta(days=1)
 
 
+def regimen_words(terminology: Terminology, therapy: str | None) -> str:
+    """A regimen as a clinician writes it: "tacrolimus+mycophenolic-acid" -> "tacrolimus + mycophenolic acid"."""
+    if therapy is None:
+        return "no steroid-sparing agent"
+    procedures = terminology.procedures
+    return " + ".join(
+        procedures[name].display if name in procedures else terminology.drug_name(name) for name in therapy.split("+")
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class TherapyPeriod:
     """A stretch of the course under one steroid-sparing regimen (None: before any, or never given one)."""
@@ -35,6 +46,7 @@ class TherapyPeriod:
     start: date
     end: date  # inclusive
     sources: tuple[str, ...]  # what the period rests on: the therapy's records, or the first nephrotic evidence
+    name: str = ""  # the regimen in words
 
     @property
     def days(self) -> int:
@@ -46,7 +58,7 @@ class TherapyPeriod:
 
     @property
     def words(self) -> str:
-        on = f"on {self.therapy}" if self.therapy else "without a steroid-sparing agent"
+        on = f"on {self.name}" if self.therapy else "without a steroid-sparing agent"
         return f"{on} ({self.start} to {self.end})"
 
 
@@ -98,6 +110,9 @@ def therapy_periods(tl: Timeline) -> list[TherapyPeriod]:
             periods[-1] = TherapyPeriod(therapy, last.start, after - _DAY, tuple(dict.fromkeys(last.sources + sources)))
         else:
             periods.append(TherapyPeriod(therapy, first, after - _DAY, sources))
+    periods = [
+        TherapyPeriod(p.therapy, p.start, p.end, p.sources, regimen_words(tl.terminology, p.therapy)) for p in periods
+    ]
     onset_sources = tl.episodes[0].start_sources
     if not periods:
         return [TherapyPeriod(None, onset, tl.as_of, onset_sources)]
@@ -199,12 +214,12 @@ def _minimum_maintenance(tl: Timeline, period: TherapyPeriod, result: PatientRes
         )
         return
     stretches = _stretches(tl, period)
+    # days in remission whose dose per kg is unknown may hide a lower dose: only none at all is sure to be lowest
     unknown = next((s for s in stretches if s.in_remission and s.mg_per_kg is None), None)
-    if unknown is not None:
-        result.notes.append(f"{what} not measured: {unknown.unknown} ({unknown.start} to {unknown.end})")
-        return
     levels = sorted({s.mg_per_kg for s in stretches if s.in_remission and s.mg_per_kg is not None})
     for level in levels:
+        if unknown is not None and level > 0:
+            break
         run = _longest_run(stretches, level)
         if run and (run[-1].end - run[0].start).days + 1 >= window:
             days = (run[-1].end - run[0].start).days + 1
@@ -224,7 +239,10 @@ def _minimum_maintenance(tl: Timeline, period: TherapyPeriod, result: PatientRes
                 )
             )
             return
-    result.notes.append(f"{what} not measured: no {window} consecutive days in remission without relapse")
+    if unknown is not None:
+        result.notes.append(f"{what} not measured: {unknown.unknown} ({unknown.start} to {unknown.end})")
+    else:
+        result.notes.append(f"{what} not measured: no {window} consecutive days in remission without relapse")
 
 
 def _longest_run(stretches: list[_Stretch], level: float) -> list[_Stretch]:
@@ -334,7 +352,7 @@ def _time_to_first_relapse(period: TherapyPeriod, relapses: list[Relapse], resul
         first = relapses[0]
         days = (first.on - period.start).days
         evidence = tuple(dict.fromkeys([*first.sources, *period.sources]))
-        reason = f"first relapse on {first.on}, {days} days after the start of {period.therapy} on {period.start}"
+        reason = f"first relapse on {first.on}, {days} days after the start of {period.name} on {period.start}"
     else:
         days = (period.end - period.start).days
         evidence = period.sources

@@ -170,9 +170,12 @@ class SyncJob:
             return cohort
         self.summary.incremental = True
         touched: set[str] = set()
+        own = self.settings.identifier_system("Observation")
         for rtype in types:
             for page in self.client.search(rtype, {"_lastUpdated": f"ge{watermark}", "_count": PAGE_SIZE}):
                 for resource in _resources(page.json_body):
+                    if any(isinstance(i, dict) and i.get("system") == own for i in resource.get("identifier") or ()):
+                        continue  # a measure fhir-ns itself wrote: not a change in the patient's data
                     if rtype == "Patient":
                         touched.add(str(resource.get("id")))
                     else:
@@ -340,14 +343,14 @@ class DryRunSink:
 def _request(entry: dict[str, Any]) -> str:
     """`PUT DetectedIssue?identifier=... [srns-initial]`: the request, and what the resource says."""
     resource = entry["resource"]
-    label = resource["code"]["coding"][1]["code"] if resource["resourceType"] == "DetectedIssue" else ""
+    label = _written(resource).code if _key(resource) and resource["resourceType"] != "CarePlan" else ""
     if resource.get("status") in WITHDRAWN:
         label = f"{label}, {resource['status']}" if label else resource["status"]
     return f"{entry['request']['method']} {entry['request']['url']}" + (f" [{label}]" if label else "")
 
 
 def _key(resource: dict[str, Any]) -> tuple[str, str, str] | None:
-    if resource["resourceType"] not in ("DetectedIssue", "CarePlan"):
+    if resource["resourceType"] not in ("DetectedIssue", "CarePlan", "Observation"):
         return None
     identifier = resource["identifier"][0]
     return resource["resourceType"], identifier["system"], identifier["value"]
@@ -356,11 +359,13 @@ def _key(resource: dict[str, Any]) -> tuple[str, str, str] | None:
 def _written(resource: dict[str, Any]) -> Written:
     key = _key(resource)
     assert key is not None
-    code = (
-        resource["code"]["coding"][1]["code"]
-        if resource["resourceType"] == "DetectedIssue"
-        else resource.get("title", "")
-    )
+    rtype = resource["resourceType"]
+    if rtype == "DetectedIssue":
+        code = resource["code"]["coding"][1]["code"]
+    elif rtype == "Observation":
+        code = resource["code"]["coding"][0]["code"]
+    else:
+        code = resource.get("title", "")
     return Written(key[0], key[1], key[2], code, resource["status"], resource)
 
 

@@ -43,7 +43,7 @@ CREATE TABLE IF NOT EXISTS written (
 
 @dataclass(frozen=True, slots=True)
 class Written:
-    """A DetectedIssue or CarePlan fhir-ns wrote, as it wrote it."""
+    """A DetectedIssue, CarePlan or measure Observation fhir-ns wrote, as it wrote it."""
 
     resource_type: str
     system: str

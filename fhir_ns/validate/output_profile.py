@@ -1,11 +1,12 @@
-"""Layer 6: the fhir-ns output profile: the DetectedIssue, CarePlan and Provenance fhir-ns writes.
+"""Layer 6: the fhir-ns output profile: the DetectedIssue, CarePlan, measure Observation and Provenance fhir-ns writes.
 
 A resource is taken as fhir-ns output when it carries a fhir-ns identifier (`<base>/identifier/<Type>`)
 or, for Provenance, a rule-set policy (`<base>/ruleset/<id>|<version>`). What it must then have is what
 the writer promises (README "Write"): a deterministic identifier, the rule set named by canonical URL
 with a version fhir-ns knows, codes from the project's CodeSystems, evidence, CarePlans as draft
 proposals (revoked when superseded, replacing by identifier; each activity not started, in progress or
-completed, the last two citing the record), a Provenance with the rule set as policy and the fhir-ns Device as agent, and in a
+completed, the last two citing the record), measure Observations final with an ns-measure code, the patient,
+the period and a UCUM quantity or a state code, a Provenance with the rule set as policy and the fhir-ns Device as agent, and in a
 transaction a conditional update on the identifier.
 """
 
@@ -20,7 +21,9 @@ from fhir_ns.ruleset import RuleSet
 from fhir_ns.validate.issues import Issue, join
 
 V3_ACTCODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
-IDENTIFIER = re.compile(r"^(?P<base>.+)/identifier/(?P<type>DetectedIssue|CarePlan|Device)$")
+IDENTIFIER = re.compile(r"^(?P<base>.+)/identifier/(?P<type>DetectedIssue|CarePlan|Observation|Device)$")
+UCUM = "http://unitsofmeasure.org"
+MEASURE_STATUSES = {"final", "cancelled"}  # new, or withdrawn when a later run no longer gives it
 RULESET = re.compile(r"^(?P<base>.+)/ruleset/(?P<id>[^/|]+)\|(?P<version>.+)$")
 ISSUE_STATUSES = {"preliminary", "cancelled", "entered-in-error"}  # new, or superseded (NOTES: sync)
 PLAN_STATUSES = {"draft", "revoked"}
@@ -72,7 +75,7 @@ def _check_resource(res: dict[str, Any], at: str, rulesets: dict[str, RuleSet]) 
         return []
     rtype = res["resourceType"]
     issues: list[Issue] = []
-    if rtype in ("DetectedIssue", "CarePlan"):
+    if rtype in ("DetectedIssue", "CarePlan", "Observation"):
         ids = [
             i
             for i in res.get("identifier") or []
@@ -162,6 +165,8 @@ def _check_resource(res: dict[str, Any], at: str, rulesets: dict[str, RuleSet]) 
                         "required",
                     )
                 )
+    elif rtype == "Observation":
+        issues += _check_measure(res, base, at)
     elif rtype == "Provenance":
         policies = [p for p in res.get("policy") or [] if RULESET.match(str(p))]
         issues += _check_ruleset(policies[0] if policies else None, base, rulesets, join(at, "policy"))
@@ -172,6 +177,45 @@ def _check_resource(res: dict[str, Any], at: str, rulesets: dict[str, RuleSet]) 
         agents = [a for a in res.get("agent") or [] if isinstance(a, dict) and isinstance(a.get("who"), dict)]
         if not any(str(a["who"].get("reference", "")).startswith(("Device/", "urn:uuid:")) for a in agents):
             issues.append(_error("needs the fhir-ns Device as agent", join(at, "agent"), "required"))
+    return issues
+
+
+def _check_measure(res: dict[str, Any], base: str, at: str) -> list[Issue]:
+    """A measure Observation (RULES.md §9): final, an ns-measure code, the patient, the period, and a UCUM quantity
+    or (for the state) a state code of the same CodeSystem."""
+    issues: list[Issue] = []
+    system = f"{base}/CodeSystem/ns-measure"
+    known = catalogue()
+    if res.get("status") not in MEASURE_STATUSES:
+        issues.append(
+            _error(f"status {res.get('status')!r}: fhir-ns writes final (or cancelled)", join(at, "status"), "value")
+        )
+    codings = [c for c in (res.get("code") or {}).get("coding") or [] if isinstance(c, dict)]
+    own = [c for c in codings if c.get("system") == system]
+    code = own[0].get("code") if own else None
+    if not own:
+        issues.append(_error(f"code needs a coding from {system}", join(at, "code"), "required"))
+    elif code not in known or known[code].system_id != "ns-measure":
+        issues.append(_error(f"{system}|{code} is not a fhir-ns measure", join(at, "code"), "code-invalid"))
+    if not (isinstance(res.get("subject"), dict) and res["subject"].get("reference")):
+        issues.append(_error("needs the patient it is about", join(at, "subject"), "required"))
+    period = res.get("effectivePeriod")
+    if not (isinstance(period, dict) and period.get("start") and period.get("end")):
+        issues.append(_error("needs the period measured (start and end)", join(at, "effectivePeriod"), "required"))
+    quantity, concept = res.get("valueQuantity"), res.get("valueCodeableConcept")
+    if isinstance(quantity, dict):
+        if quantity.get("system") != UCUM or not quantity.get("code") or quantity.get("value") is None:
+            issues.append(_error("valueQuantity needs a value and a UCUM code", join(at, "valueQuantity"), "required"))
+    elif isinstance(concept, dict):
+        states = [c for c in concept.get("coding") or [] if isinstance(c, dict) and c.get("system") == system]
+        if not states or states[0].get("code") not in known:
+            issues.append(
+                _error(f"valueCodeableConcept needs a state code from {system}", join(at, "valueCodeableConcept"))
+            )
+    else:
+        issues.append(_error("needs a value: a UCUM quantity or a state code", join(at, "value[x]"), "required"))
+    if not res.get("note"):
+        issues.append(_error("needs a note with the sentence and the rule set", join(at, "note"), "required"))
     return issues
 
 

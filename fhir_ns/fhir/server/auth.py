@@ -75,7 +75,7 @@ class SmartBackendAuth(Auth):
     private_key_file: Path
     kid: str
     alg: str = "RS384"
-    scope: str = "system/*.read system/DetectedIssue.write system/CarePlan.write system/Provenance.write"
+    scope: str = "system/*.read system/DetectedIssue.write system/CarePlan.write system/Observation.write system/Provenance.write"
     token_url: str | None = None
     session: requests.Session = field(default_factory=requests.Session)
     verify: bool | str = True  # True, or a CA bundle file (--ca-bundle), as for the FHIR requests

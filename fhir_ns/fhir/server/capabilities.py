@@ -15,7 +15,8 @@ READ_TYPES = (
     "Medication",
     "Procedure",
 )
-WRITE_TYPES = ("DetectedIssue", "CarePlan", "Provenance", "Device")
+WRITE_TYPES = ("DetectedIssue", "CarePlan", "Observation", "Provenance", "Device")
+CONDITIONAL = ("DetectedIssue", "CarePlan", "Observation", "Device")  # written by conditional update on identifier
 # The patient-scoped search parameter of each read type (FHIR R4 defines `patient` on all of them)
 PATIENT_PARAM = {
     "Condition": "patient",
@@ -81,8 +82,8 @@ class Capabilities:
             have = self.interactions.get(rtype, set())
             if not {"create", "update"} <= have:
                 problems.append(f"cannot create and update {rtype}")
-            elif rtype in ("DetectedIssue", "CarePlan", "Device") and not self.conditional_update.get(rtype):
+            elif rtype in CONDITIONAL and not self.conditional_update.get(rtype):
                 problems.append(f"no conditional update on {rtype}")
-            elif rtype in ("DetectedIssue", "CarePlan", "Device") and not self.can_search(rtype, "identifier"):
+            elif rtype in CONDITIONAL and not self.can_search(rtype, "identifier"):
                 problems.append(f"cannot search {rtype} by identifier (needed by conditional update)")
         return problems
