@@ -17,9 +17,10 @@ import pytest
 from click.testing import CliRunner, Result
 
 from fhir_ns.cli import cli
-from fhir_ns.errors import CONFIG, INPUT_SKIPPED, OUTPUT, USAGE
+from fhir_ns.errors import CONFIG, INPUT_SKIPPED, NO_INPUT, OUTPUT, USAGE
 from fhir_ns.report.stats import kaplan_meier, paired_test, summarise
 from fhir_ns.report.tables import HORIZONS
+from tests.test_progress import on_a_terminal
 from tools.synthetic_cohort import THERAPY, Truth, write
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
@@ -290,6 +291,24 @@ def test_a_run_that_fails_while_writing_leaves_no_directory(tmp_path: Path, monk
     assert result.exit_code == OUTPUT and "No space left on device" in result.output
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.")]
+
+
+def test_nothing_readable_writes_no_report(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.json"
+    empty.write_text("{}")
+    result = run(str(empty), "-o", str(tmp_path / "out"))
+    assert result.exit_code == NO_INPUT
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_report_on_a_terminal_shows_its_progress_and_then_the_summary(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    terminal, _ = on_a_terminal("report", str(SAMPLES / "cohort.ndjson"), "--as-of", "2024-01-01", "-o", str(out))
+    assert b"fhir-ns: reading" in terminal and b"fhir-ns: evaluating" in terminal
+    assert terminal.rstrip().endswith(b"patient(s) evaluated")
+    assert (out / "report.html").exists()
+    quiet, _ = on_a_terminal("report", str(SAMPLES / "cohort.ndjson"), "-q", "-o", str(tmp_path / "quiet"))
+    assert b"fhir-ns: reading" not in quiet
 
 
 def test_report_html_renders_tables_and_figures_in_a_real_browser(synthetic: Any, browser: Any) -> None:
