@@ -267,3 +267,22 @@ def test_the_json_of_a_measure_has_its_period_and_says_censored_only_for_a_time_
     }
     assert of(result, "time-to-first-relapse", "cyclosporine").as_json()["censored"] is True
     assert result.as_json()["measures"] == [m.as_json() for m in result.measures]
+
+
+def test_validate_holds_the_written_measures_to_the_output_profile_not_to_the_input_one(tmp_path):
+    """`validate` on `convert`'s output: the measure Observations are fhir-ns output, not patient data."""
+    from pathlib import Path
+
+    from click.testing import CliRunner
+
+    from fhir_ns.cli import cli
+
+    sample = Path(__file__).resolve().parent.parent / "samples" / "bundles" / "multidrug-mizoribine.json"
+    out = tmp_path / "out.json"
+    assert (
+        CliRunner().invoke(cli, ["convert", str(sample), "--as-of", "2025-01-01", "-o", str(out), "-q"]).exit_code == 0
+    )
+    assert b'"resourceType": "Observation"' in out.read_bytes()
+    checked = CliRunner().invoke(cli, ["validate", str(out), "-v"])
+    assert checked.exit_code == 0, checked.output
+    assert "input-profile" not in checked.output and "output-profile" not in checked.output

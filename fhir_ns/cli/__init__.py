@@ -44,7 +44,7 @@ class FhirNsGroup(click.Group):
 @click.version_option(__version__, prog_name="fhir-ns")
 def cli() -> None:
     """Nephrotic syndrome decision support from FHIR data: classify steroid/CNI response, find safety issues,
-    and write DetectedIssue/CarePlan proposals."""
+    measure relapse burden and treatment response, and write DetectedIssue/CarePlan proposals and measure Observations."""
 
 
 class Terminated(BaseException):

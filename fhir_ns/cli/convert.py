@@ -1,4 +1,5 @@
-"""`fhir-ns convert`: FHIR input in, an idempotent R4 transaction Bundle of DetectedIssue/CarePlan/Provenance out."""
+"""`fhir-ns convert`: FHIR input in, an idempotent R4 transaction Bundle of DetectedIssue/CarePlan/measure
+Observation/Provenance out."""
 
 from __future__ import annotations
 

@@ -247,35 +247,41 @@ def _minimum_maintenance(tl: Timeline, period: TherapyPeriod, result: PatientRes
 
 def _longest_run(stretches: list[_Stretch], level: float) -> list[_Stretch]:
     """The longest run of consecutive stretches in remission at a dose no higher than `level`."""
-    best: list[_Stretch] = []
-    run: list[_Stretch] = []
-    for s in stretches:
+    best, best_days, first = (0, 0), -1, None
+    for i, s in enumerate(stretches):
         if s.in_remission and s.mg_per_kg is not None and s.mg_per_kg <= level:
-            run.append(s)
-            if (run[-1].end - run[0].start) > (best[-1].end - best[0].start if best else timedelta(days=-1)):
-                best = list(run)
+            first = i if first is None else first
+            days = (s.end - stretches[first].start).days
+            if days > best_days:
+                best, best_days = (first, i + 1), days
         else:
-            run = []
-    return best
+            first = None
+    return stretches[best[0] : best[1]]
 
 
 def _stretches(tl: Timeline, period: TherapyPeriod) -> list[_Stretch]:
-    """The period cut where the steroid dose, the weight in use or the remission state may change."""
-    courses = tl.steroid_courses()
-    anthropometry = timedelta(days=tl.ruleset.anthropometry_max_age_days)
+    """The period cut where the steroid dose, the weight in use or the remission state may change; the dose is
+    worked out only for the days in remission (the others never count)."""
+    last = period.end
+    courses = [e for e in tl.steroid_courses() if e.start <= last and (e.end is None or e.end >= period.start)]
     cuts = {period.start, period.end + _DAY}
     for e in courses:
         cuts |= {e.start, (e.end or tl.as_of) + _DAY}
-    for w in tl.measurements.get("weight", ()):
-        cuts |= {w.on, w.on + anthropometry + _DAY}
+    if courses:
+        anthropometry = timedelta(days=tl.ruleset.anthropometry_max_age_days)
+        weighed = [w.on for w in tl.measurements.get("weight", ()) if period.start - anthropometry <= w.on <= last]
+        cuts.update(weighed)
+        cuts.update(on + anthropometry + _DAY for on in weighed)
     for episode in tl.episodes:
         cuts.add(episode.start)
         if episode.remission is not None:
             cuts.add(episode.remission.on)
-    days = sorted(d for d in cuts if period.start <= d <= period.end + _DAY)
+    days = sorted(d for d in cuts if period.start <= d <= last + _DAY)
     out = []
     for first, after in zip(days, days[1:], strict=False):
-        in_remission = tl.in_remission_on(first)
+        if not tl.in_remission_on(first):
+            out.append(_Stretch(first, after - _DAY, False, None, ()))
+            continue
         mg, unknown = 0.0, ""
         sources: list[str] = []
         for e in courses:
@@ -286,21 +292,20 @@ def _stretches(tl: Timeline, period: TherapyPeriod) -> list[_Stretch]:
                     break
                 mg += dose.value
                 sources += dose.sources
-        size = tl.body_size(first)
         per_kg: float | None = None
         if unknown:
             pass
         elif mg == 0:
             per_kg = 0.0
-        elif size.weight_kg is None:
+        elif (weight := tl.body_size(first)).weight_kg is None:
             unknown = (
                 f"no weight within {tl.ruleset.anthropometry_max_age_days} days before {first} to express the "
                 f"prednisolone dose per kg"
             )
         else:
-            per_kg = 2 * mg / size.weight_kg
-            sources += size.sources
-        out.append(_Stretch(first, after - _DAY, in_remission, per_kg, tuple(dict.fromkeys(sources)), unknown))
+            per_kg = 2 * mg / weight.weight_kg
+            sources += weight.sources
+        out.append(_Stretch(first, after - _DAY, True, per_kg, tuple(dict.fromkeys(sources)), unknown))
     return out
 
 

@@ -23,6 +23,7 @@ from fhir_ns.fhir.problems import Problem
 from fhir_ns.fhir.reader import Entry
 from fhir_ns.fhir.store import SpillLimit
 from fhir_ns.terminology import ATC, Terminology
+from fhir_ns.validate.output_profile import fhir_ns_base
 
 LOINC = "http://loinc.org"
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
@@ -45,6 +46,8 @@ class InputProfile:
         rtype = entry.resource.get("resourceType")
         if rtype not in READ_TYPES:
             self.collector.add(entry)
+            return []
+        if fhir_ns_base(entry.resource) is not None:  # a measure fhir-ns wrote: output, held to the output profile
             return []
         shaped = None
         if text is not None:
