@@ -10,7 +10,7 @@ from datetime import date
 
 import click
 
-from fhir_ns.cli.options import DateParam, OutputFile, SpillParam, load_config
+from fhir_ns.cli.options import MAPPINGS, OUTCOME, QUIET, SKIP_UNREADABLE, SPILL, VERBOSE, DateParam, load_config
 from fhir_ns.cli.options import report as report_problems
 from fhir_ns.errors import ConfigError
 from fhir_ns.fhir.problems import Location, Problem
@@ -55,35 +55,12 @@ DEFAULT_OUTPUT = "fhir-ns-report"
     metavar="DIR",
     help="Directory to write the report into (new or empty); written whole or not at all.",
 )
-@click.option(
-    "--mappings",
-    "mapping_dirs",
-    multiple=True,
-    metavar="DIR",
-    help="Site mapping directory with extra code tables (*.yaml) or rule sets (rulesets/*.yaml).",
-)
-@click.option(
-    "--outcome",
-    "outcome_path",
-    type=OutputFile("--outcome"),
-    metavar="FILE",
-    help="Also write the input problems as a FHIR OperationOutcome to FILE.",
-)
-@click.option("-v", "--verbose", is_flag=True, help="List informational problems one by one.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress display (shown only when stderr is a terminal).")
-@click.option(
-    "--skip-unreadable",
-    is_flag=True,
-    help="Evaluate the patients of an input file that holds unreadable records anyway (default: refuse them).",
-)
-@click.option(
-    "--spill-above",
-    "spill",
-    type=SpillParam(),
-    default="512MB",
-    show_default=True,
-    help="Keep the facts read on disk (SQLite) once they exceed this many patients or this size in memory.",
-)
+@MAPPINGS
+@OUTCOME
+@VERBOSE
+@QUIET
+@SKIP_UNREADABLE
+@SPILL
 def report(
     inputs: tuple[str, ...],
     therapy: str | None,
