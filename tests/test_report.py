@@ -155,7 +155,7 @@ def test_the_table_states_the_figures_with_rule_set_dates_and_n(synthetic: Any) 
 
 def test_the_synthetic_report_writes_every_file(synthetic: Any) -> None:
     _, truths, out = synthetic
-    for name in FILES + THERAPY_FIGURES:
+    for name in (*FILES, *THERAPY_FIGURES, "therapy.csv"):
         assert (out / name).stat().st_size > 0, name
     assert not [p.name for p in out.parent.iterdir() if p.name.startswith(".report.")]  # no temporary left
     with (out / "patients.csv").open() as handle:
@@ -166,6 +166,13 @@ def test_the_synthetic_report_writes_every_file(synthetic: Any) -> None:
     measures = pq.read_table(out / "measures.parquet").to_pylist()
     with (out / "measures.csv").open() as handle:
         assert len(list(csv.DictReader(handle))) == len(measures)
+    with (out / "therapy.csv").open() as handle:
+        therapy = {r["patient"]: r for r in csv.DictReader(handle)}
+    assert therapy.keys() == {t.patient for t in truths}
+    for t in truths:
+        assert float(therapy[t.patient]["rate_before"]) == pytest.approx(t.relapse_rate(during=False))
+        assert therapy[t.patient]["state"] == t.state
+        assert therapy[t.patient]["group"] == t.group.upper()
     first = next(m for m in measures if m["patient"] == truths[0].patient and m["code"] == "relapse-count")
     assert first["evaluation"] == "default by age at onset" and first["ruleset"] == "ipna-2022-child|1.0.0"
     assert first["evidence"] and first["reason"]

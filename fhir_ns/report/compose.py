@@ -12,7 +12,7 @@ from fhir_ns.errors import OutputError
 from fhir_ns.report.cohort import Cohort
 from fhir_ns.report.figures import category_counts, first_relapse, paired_rates
 from fhir_ns.report.tables import category_table, dates, differing_table, therapy_table
-from fhir_ns.report.write import Document, write_files
+from fhir_ns.report.write import Document, therapy_csv, write_files
 
 
 def compose(
@@ -73,10 +73,15 @@ def compose(
         doc.blocks.append(first_relapse(cohort, curves, figures_dir))
     doc.closing.append(
         "Files: patients.csv / patients.parquet (patient x rule set x category x since), measures.csv / "
-        "measures.parquet (one row per measure, with its period, therapy, evidence and reason), summary.json "
-        "(every figure above at full precision), figures/ (PNG and SVG)."
+        "measures.parquet (one row per measure, with its period, therapy, evidence and reason), "
+        + ("therapy.csv (each patient's values behind the therapy table), " if cohort.therapy else "")
+        + "summary.json (every figure above at full precision), figures/ (PNG and SVG)."
     )
     try:
+        if cohort.therapy is not None:
+            therapy_csv(
+                directory / "therapy.csv", ((e.label, r) for e in evaluations for r in cohort.tallies[e].therapy)
+            )
         write_files(directory, doc, summary)
     except OSError as exc:  # a full disk, a permission taken away mid-run
         raise OutputError(f"cannot write the report: {exc.strerror or exc}") from exc

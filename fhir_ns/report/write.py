@@ -4,14 +4,16 @@ Parquet, and summary.json (every figure of the tables at full precision)."""
 
 from __future__ import annotations
 
+import csv
 import html
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from fhir_ns.report.cohort import TherapyRow
 from fhir_ns.report.figures import Figure
 from fhir_ns.report.tables import Table
 
@@ -145,6 +147,27 @@ def page(doc: Document) -> str:
     out += [f'<p class="note">{e(p)}</p>' for p in doc.closing]
     out += ["</body>", "</html>", ""]
     return "\n".join(out)
+
+
+THERAPY_COLUMNS = (
+    "patient", "evaluation", "regimen", "group", "start", "as_of", "age_at_start", "before", "rate_before",
+    "rate_during", "dose_before", "dose_during", "state", "follow_up_months", "first_relapse_days",
+    "first_relapse_censored",
+)  # fmt: skip
+
+
+def therapy_csv(path: Path, rows: Iterable[tuple[str, TherapyRow]]) -> None:
+    """therapy.csv: one row per patient given the therapy and evaluation, the values the therapy table is made of."""
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(THERAPY_COLUMNS)
+        for evaluation, r in rows:
+            values = (
+                r.patient, evaluation, r.regimen, r.group, r.start, r.as_of, r.age_at_start, r.before, r.rate_before,
+                r.rate_during, r.dose_before, r.dose_during, r.state, r.follow_up_months, r.first_relapse_days,
+                r.first_relapse_censored,
+            )  # fmt: skip
+            writer.writerow(["" if v is None else str(v).lower() if isinstance(v, bool) else v for v in values])
 
 
 def write_files(directory: Path, doc: Document, summary: dict[str, Any]) -> None:
