@@ -348,3 +348,15 @@ def test_report_html_renders_tables_and_figures_in_a_real_browser(synthetic: Any
 class _Quiet(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args: Any) -> None:
         pass
+
+
+def test_no_p_value_for_equal_pairs_and_no_estimate_beyond_the_longest_follow_up() -> None:
+    # six children whose relapse rate did not change: nothing to test, said in words
+    same = paired_test([(1.0, 1.0)] * 6)
+    assert same.p is None and same.why_none == "every pair is equal: nothing to test"
+    # relapses on days 100 and 300, two children followed 200 and 400 days without one
+    km = kaplan_meier([(100, False), (200, True), (300, False), (400, True)])
+    assert km is not None and (km.events, km.censored) == (2, 2)
+    assert km.at(99) == 1.0 and km.at(100) == pytest.approx(0.75) and km.at(300) == pytest.approx(0.375)
+    assert km.at(401) is None  # nobody was followed that long: not estimable, not the last value carried on
+    assert km.median == 300 and km.at_risk(250) == 2
