@@ -6,12 +6,14 @@ loaded; `RuleSet.ref` ("id|version") labels every result it produces.
 
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Callable
+from itertools import pairwise
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from fhir_ns.errors import ConfigError
 
@@ -259,42 +261,128 @@ class BloodPressureLimit(_Frozen):
         return f"{self.systolic:g}/{self.diastolic:g} mm[Hg]"
 
 
-class BloodPressureScreening(_Frozen):
-    """One row of a simplified screening table: the values needing evaluation at an age (completed years)."""
+Sex = Literal["male", "female"]
 
-    age_years: int
-    boys: BloodPressureLimit
-    girls: BloodPressureLimit
+
+class BloodPressureAge(_Frozen):
+    """One age of a blood-pressure table: per height-percentile column, its height and its 95th-percentile BP."""
+
+    height_cm: list[float]
+    systolic_95th: list[float]
+    diastolic_95th: list[float]
+
+
+class HeightColumn(NamedTuple):
+    """The column of a blood-pressure table chosen for a child: its height percentile, height and 95th percentile."""
+
+    percentile: int
+    height_cm: float
+    p95: BloodPressureLimit
+    cited_as: str
+
+
+class BloodPressurePercentiles(_Frozen):
+    """BP percentiles by sex, age (completed years) and height percentile, e.g. AAP 2017 Tables 4 and 5.
+
+    Loaded from `mappings/bp/<id>.yaml`; a rule set names it by `id`."""
+
+    id: str
+    cited_as: dict[Sex, str]  # how a sentence cites the table of each sex
+    height_percentiles: list[int]
+    ages: dict[Sex, dict[int, BloodPressureAge]]
+
+    @model_validator(mode="after")
+    def _complete_and_monotone(self) -> BloodPressurePercentiles:
+        columns = self.height_percentiles
+        if columns != sorted(set(columns)) or 50 not in columns:
+            raise ValueError("height_percentiles must increase and include the 50th (used when no height is known)")
+        if set(self.cited_as) != {"male", "female"} or set(self.ages) != {"male", "female"}:
+            raise ValueError("the table must give both sexes (male, female) in cited_as and ages")
+        for sex, by_age in self.ages.items():
+            ages = sorted(by_age)
+            if not ages or ages != list(range(ages[0], ages[-1] + 1)):
+                raise ValueError(f"{sex}: ages must follow each other without a gap, not {ages}")
+            if ages != sorted(self.ages["male" if sex == "female" else "female"]):
+                raise ValueError("both sexes must cover the same ages")
+            for age, row in by_age.items():
+                for name in ("height_cm", "systolic_95th", "diastolic_95th"):
+                    values = getattr(row, name)
+                    if len(values) != len(columns):
+                        raise ValueError(f"{sex} {age} y {name}: {len(values)} values for {len(columns)} columns")
+                    # heights rise with the percentile; BP never falls as height rises
+                    strictly = name == "height_cm"
+                    if any(b < a or (strictly and b == a) for a, b in pairwise(values)):
+                        rule = "rise" if strictly else "never fall"
+                        raise ValueError(f"{sex} {age} y {name}: values must {rule} across the columns, not {values}")
+        return self
+
+    def covers(self, age_years: int) -> bool:
+        """Whether the table has this age (completed years), for both sexes (checked at load)."""
+        return age_years in self.ages["male"]
+
+    def column(self, sex: Sex, age_years: int, height_cm: float | None) -> HeightColumn | None:
+        """The column nearest the child's height (a tie: the shorter); no height: the 50th. None: age not in the table."""
+        row = self.ages[sex].get(age_years)
+        if row is None:
+            return None
+        if height_cm is None:
+            index = self.height_percentiles.index(50)
+        else:
+            index = min(range(len(row.height_cm)), key=lambda i: (abs(row.height_cm[i] - height_cm), i))
+        p95 = BloodPressureLimit(systolic=row.systolic_95th[index], diastolic=row.diastolic_95th[index])
+        return HeightColumn(self.height_percentiles[index], row.height_cm[index], p95, self.cited_as[sex])
 
 
 class Hypertension(_Frozen):
-    """Office blood pressure (RULES.md §7): stage limits, persistence, and the children's screening table."""
+    """Office blood pressure (RULES.md §7): stage limits, persistence, and the children's percentile table."""
 
     min_age_years: float  # younger: not judged
-    adult_limits_from_years: float  # from this age the stage limits apply; below it, the screening table
-    stage1: BloodPressureLimit
-    stage2: BloodPressureLimit
+    adult_limits_from_years: float  # from this age the stage limits apply; below it, the percentile table
+    stage1: BloodPressureLimit  # children: also the stage 1 limit where lower than the 95th percentile
+    stage2: BloodPressureLimit  # children: also the stage 2 limit where lower than the 95th percentile + 12
     urgent: BloodPressureLimit  # one reading is enough
     stage1_days: int  # separate days at stage 1 or above ...
     stage1_window_days: int  # ... within this many days (first to last)
     stage2_days: int
     stage2_window_days: int
-    child_screening: list[BloodPressureScreening] = Field(default_factory=list)
-    child_screening_source: str = ""
+    child_percentiles: BloodPressurePercentiles  # named by its id in the rule set file
+    child_stage2_above_95th: float = Field(gt=0)  # stage 2 = the 95th percentile + this (mm[Hg])
+    child_height_within_days: int = Field(ge=0)  # the height nearest the reading, at most this many days away
 
-    def screening_limit(self, age_years: int, sex: str | None) -> tuple[BloodPressureLimit, str] | None:
-        """The screening table's limit for a child of this age and sex (unknown sex: the lower of the two)."""
-        row = next((r for r in self.child_screening if r.age_years == age_years), None)
-        if row is None:
-            return None
-        if sex == "male":
-            return row.boys, "boys"
-        if sex == "female":
-            return row.girls, "girls"
-        lower = BloodPressureLimit(
-            systolic=min(row.boys.systolic, row.girls.systolic), diastolic=min(row.boys.diastolic, row.girls.diastolic)
-        )
-        return lower, "sex unknown: the lower of boys and girls"
+    @field_validator("child_percentiles", mode="before")
+    @classmethod
+    def _table_by_id(cls, value: object, info: ValidationInfo) -> object:
+        if not isinstance(value, str):
+            return value
+        tables: dict[str, BloodPressurePercentiles] = (info.context or {}).get("bp_tables", {})
+        if value not in tables:
+            raise ValueError(f"no blood-pressure table {value!r} in bp/*.yaml (known: {', '.join(sorted(tables))})")
+        return tables[value]
+
+    @model_validator(mode="after")
+    def _table_covers_children(self) -> Hypertension:
+        first, last = math.floor(self.min_age_years), math.ceil(self.adult_limits_from_years) - 1
+        missing = [age for age in range(first, last + 1) if not self.child_percentiles.covers(age)]
+        if missing:
+            raise ValueError(f"blood-pressure table {self.child_percentiles.id} lacks the ages {missing}")
+        return self
+
+    def child_stage1(self, p95: BloodPressureLimit) -> BloodPressureLimit:
+        """A child's stage 1 limit: the 95th percentile, or the stage 1 values where lower."""
+        return _lower(p95, self.stage1)
+
+    def child_stage2(self, p95: BloodPressureLimit) -> BloodPressureLimit:
+        """A child's stage 2 limit: the 95th percentile + 12, or the stage 2 values where lower."""
+        return _lower(self.child_plus(p95), self.stage2)
+
+    def child_plus(self, p95: BloodPressureLimit) -> BloodPressureLimit:
+        step = self.child_stage2_above_95th
+        return BloodPressureLimit(systolic=p95.systolic + step, diastolic=p95.diastolic + step)
+
+
+def _lower(a: BloodPressureLimit, b: BloodPressureLimit) -> BloodPressureLimit:
+    """Each value the lower of the two."""
+    return BloodPressureLimit(systolic=min(a.systolic, b.systolic), diastolic=min(a.diastolic, b.diastolic))
 
 
 class AcuteKidneyInjury(_Frozen):
@@ -377,14 +465,25 @@ class RuleSet(_Frozen):
 
 
 def load_rulesets(extra_dirs: tuple[Path, ...] = ()) -> dict[str, RuleSet]:
-    """All rule sets: the shipped ones, then `rulesets/*.yaml` of each site directory (same id replaces)."""
+    """All rule sets: the shipped ones, then `rulesets/*.yaml` of each site directory (same id replaces).
+
+    The blood-pressure tables they name come from `bp/*.yaml` of the same directories."""
     from fhir_ns.terminology import builtin_mappings_dir, load_yaml
 
+    directories = (builtin_mappings_dir(), *extra_dirs)
+    tables: dict[str, BloodPressurePercentiles] = {}
+    for directory in directories:
+        for path in sorted((directory / "bp").glob("*.yaml")):
+            try:
+                table = BloodPressurePercentiles.model_validate(load_yaml(path))
+            except ValidationError as exc:
+                raise ConfigError(f"blood-pressure table {path.name} is invalid:\n{exc}") from exc
+            tables[table.id] = table
     out: dict[str, RuleSet] = {}
-    for directory in (builtin_mappings_dir(), *extra_dirs):
+    for directory in directories:
         for path in sorted((directory / "rulesets").glob("*.yaml")):
             try:
-                ruleset = RuleSet.model_validate(load_yaml(path))
+                ruleset = RuleSet.model_validate(load_yaml(path), context={"bp_tables": tables})
             except ValidationError as exc:
                 raise ConfigError(f"rule set {path.name} is invalid:\n{exc}") from exc
             out[ruleset.id] = ruleset

@@ -1426,8 +1426,9 @@ def hypertension_on_cyclosporine(pid: str = "htn-amira") -> Story:
         findings=["hypertension"],
         note="8-year-old girl; SRNS at day 28; cyclosporine ~170 mg/m2/day from day 42, complete remission on "
         "day 84; blood pressure 104/62 before cyclosporine, then 142/92 on day 70 (panel) and 144/94 on day 91 "
-        "(separate systolic and diastolic Observations): at or above 140/90 on 2 days within 30, moderate, "
-        "cyclosporine implicated (AAP 2017 screening table for a child under 13)",
+        "(separate systolic and diastolic Observations): at or above her stage 2 limit, the 95th percentile + 12 "
+        "for age, sex and height (AAP 2017 Table 5: 124/86 at 128 cm, 125/86 at 129 cm), on 2 days within 30: "
+        "moderate, cyclosporine implicated",
     )
     s.body(0, 26, 128).labs(0, upcr=650, albumin=15, creatinine=34).dipstick(0, "4+").blood_pressure(0, 104, 62)
     _srns_then_cni(s, [(56, 170, 26), (70, 70, 31), (84, 15, 35), (112, 12, 38), (126, 10, 39)])
@@ -1436,6 +1437,33 @@ def hypertension_on_cyclosporine(pid: str = "htn-amira") -> Story:
         s.level("cyclosporine", n, trough)
     s.blood_pressure(56, 110, 66).blood_pressure(70, 142, 92).blood_pressure(91, 144, 94, panel=False)
     s.creatinine(70, 36).creatinine(98, 37).body(112, 27, 129).creatinine(126, 36)
+    return s
+
+
+def hypertension_by_percentile(pid: str = "htn-theo") -> Story:
+    s = Story(
+        "hypertension-by-percentile",
+        pid,
+        born="2017-09-20",
+        gender="male",
+        given="Theo",
+        family="Moreau",
+        onset="2023-03-13",
+        as_of_day=100,
+        classifications=["ssns"],
+        findings=["hypertension"],
+        note="5-year-old boy with SSNS, 110 cm; on prednisolone, blood pressure 110/62 on day 14, 111/60 on day 35 "
+        "and 110/66 on day 56: below 130/80 but at or above the 95th percentile for his age, sex and height "
+        "(AAP 2017 Table 4: 109/68 at 110 cm, the 25th height column; 109/69 at 111 cm, measured on day 56, the "
+        "50th) on 3 days within 90: stage 1 hypertension, low, prednisolone implicated; 102/60 before "
+        "treatment and 100/58 after the course",
+    )
+    s.body(0, 19, 110).labs(0, upcr=690, albumin=15, creatinine=27).dipstick(0, "4+").blood_pressure(0, 102, 60)
+    s.condition("childhood NS", 0, status="remission")
+    initial_course(s)
+    s.labs(10, upcr=14, albumin=30).labs(28, upcr=9, albumin=37).labs(70, upcr=7, albumin=40)
+    s.blood_pressure(14, 110, 62).blood_pressure(35, 111, 60).blood_pressure(56, 110, 66)
+    s.body(56, 19.5, 111).blood_pressure(95, 100, 58)
     return s
 
 
@@ -1603,6 +1631,7 @@ STORIES: list[Callable[[], Story]] = [
     thromboembolism,
     serious_infection,
     hypertension_on_cyclosporine,
+    hypertension_by_percentile,
     acute_kidney_injury,
     steroid_hyperglycaemia,
     multidrug_mizoribine,

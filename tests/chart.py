@@ -13,7 +13,14 @@ from datetime import date, timedelta
 from fhir_ns.rules import PatientResult, evaluate
 from fhir_ns.ruleset import load_rulesets
 from fhir_ns.terminology import load_terminology
-from fhir_ns.timeline.model import ConditionFact, DrugExposure, GeneticResult, Measurement, PatientFacts
+from fhir_ns.timeline.model import (
+    ConditionFact,
+    DrugExposure,
+    GeneticResult,
+    Intolerance,
+    Measurement,
+    PatientFacts,
+)
 from fhir_ns.timeline.timeline import Timeline
 
 START = date(2023, 1, 2)
@@ -30,7 +37,7 @@ class Chart:
     def __init__(
         self,
         born_years_before: float | None = 6,
-        sex: str = "female",
+        sex: str | None = "female",
         weight: float | None = 20,
         height: float | None = 115,
     ) -> None:
@@ -138,6 +145,14 @@ class Chart:
                 True,
                 self._source("Condition"),
             )
+        )
+        return self
+
+    def intolerance(self, drug: str, on: int | None, active: bool = True) -> Chart:
+        """An allergy or intolerance record naming `drug` (AllergyIntolerance)."""
+        drug_class = TERMINOLOGY.drugs[drug].drug_class
+        self.facts.intolerances.append(
+            Intolerance(drug, drug_class, None if on is None else day(on), active, self._source("AllergyIntolerance"))
         )
         return self
 

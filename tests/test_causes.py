@@ -383,3 +383,132 @@ def test_an_infection_over_before_a_later_refractory_category_does_not_make_that
     assert srns is not None and "possible pseudo-refractory" in srns.reason
     assert resistant is not None and "pseudo-refractory" not in resistant.reason
     assert not any("pseudo-refractory" in n for n in plan(result, "cni-resistant").notes)
+
+
+def test_infections_lupus_amyloidosis_and_hiv_are_recognised_by_their_icd_10_cm_and_who_icd_10_subcodes(
+    tmp_path: Path,
+) -> None:
+    """Problem lists carry the most specific subcode: each is read by its category, dots or not."""
+    cm, who = "http://hl7.org/fhir/sid/icd-10-cm", "http://hl7.org/fhir/sid/icd-10"
+    expected = {
+        (cm, "A41.9"): {"sepsis", "infection"},
+        (cm, "J18.9"): {"pneumonia", "infection"},
+        (cm, "K65.2"): {"peritonitis", "infection"},
+        (cm, "L03.90"): {"cellulitis", "infection"},
+        (cm, "B01.9"): {"varicella-zoster", "infection"},
+        (cm, "B02.9"): {"varicella-zoster", "infection"},
+        (cm, "M32.14"): {"lupus-nephritis"},
+        (cm, "E85.4"): {"amyloidosis"},
+        (cm, "B20"): {"hiv-infection"},
+        (who, "A40.0"): {"sepsis", "infection"},
+        (who, "J13"): {"pneumonia", "infection"},
+        (who, "B24"): {"hiv-infection"},
+        (who, "E859"): {"amyloidosis"},
+    }
+    resources = [
+        {
+            "resourceType": "Condition",
+            "id": f"c{n}",
+            "subject": {"reference": "Patient/p1"},
+            "code": {"coding": [{"system": system, "code": code}]},
+            "onsetDateTime": "2023-03-01",
+        }
+        for n, (system, code) in enumerate(expected)
+    ]
+    patients, _ = read(tmp_path, bundle(patient(), *resources))
+    concepts = {c.source: c.concepts for c in patients[0].facts.conditions}
+    for n, key in enumerate(expected):
+        assert expected[key] <= concepts[f"Condition/c{n}"], key
+    # Not every subcode of a category is an infection: sclerosing mesenteritis (K65.4) is not peritonitis.
+    other = {**resources[0], "id": "k654", "code": {"coding": [{"system": cm, "code": "K65.4"}]}}
+    patients, _ = read(tmp_path, bundle(patient(), other))
+    assert not any("peritonitis" in c.concepts for c in patients[0].facts.conditions)
+
+
+def test_hiv_disease_on_a_problem_list_makes_a_secondary_nephrotic_syndrome_suspected():
+    result = steroid_resistant_child().condition({"hiv-infection"}, 10).evaluate(60)
+    secondary = result.first("secondary-ns-suspected")
+    assert secondary is not None and "hiv infection on record" in secondary.reason
+
+
+# -- an allergy or intolerance naming a CNI (RULES.md §8) -------------------------------------------------
+
+
+def test_an_allergy_to_cyclosporine_on_record_makes_a_steroid_resistant_child_cni_intolerant():
+    chart = steroid_resistant_child().drug("cyclosporine", 45, 80, 160, basis="mg/m2").intolerance("cyclosporine", 82)
+    result = chart.evaluate(120)
+    intolerant = result.first("cni-intolerant")
+    assert intolerant is not None and intolerant.since == day(82)
+    assert "allergy or intolerance to cyclosporine on record" in intolerant.reason
+    assert chart.facts.intolerances[0].source in intolerant.evidence
+    assert any(p.template == "multidrug-option" for p in result.proposals)
+
+
+def test_an_allergy_to_a_cni_the_child_is_still_taking_is_not_intolerance_and_a_note_says_why():
+    chart = steroid_resistant_child().drug("cyclosporine", 45, None, 160, basis="mg/m2").intolerance("cyclosporine", 60)
+    result = chart.evaluate(120)
+    assert not result.has("cni-intolerant")
+    assert any("yet cyclosporine is taken on" in n for n in result.notes)
+
+
+def test_an_inactive_or_future_allergy_and_an_allergy_to_another_drug_class_do_not_count():
+    assert (
+        not steroid_resistant_child().intolerance("cyclosporine", 30, active=False).evaluate(120).has("cni-intolerant")
+    )
+    assert not steroid_resistant_child().intolerance("tacrolimus", 130).evaluate(120).has("cni-intolerant")
+    assert not steroid_resistant_child().intolerance("mycophenolate-mofetil", 30).evaluate(120).has("cni-intolerant")
+
+
+def test_an_undated_allergy_to_tacrolimus_counts_from_the_first_nephrotic_evidence():
+    intolerant = steroid_resistant_child().intolerance("tacrolimus", None).evaluate(120).first("cni-intolerant")
+    assert intolerant is not None and intolerant.since == day(0) and "undated" in intolerant.reason
+
+
+def test_an_allergyintolerance_resource_coded_in_rxnorm_or_named_in_text_is_read(tmp_path: Path) -> None:
+    rxnorm = "http://www.nlm.nih.gov/research/umls/rxnorm"
+
+    def allergy(aid: str, code: dict, **extra: object) -> dict:
+        return {
+            "resourceType": "AllergyIntolerance",
+            "id": aid,
+            "patient": {"reference": "Patient/p1"},
+            "code": code,
+            "recordedDate": "2023-05-02",
+            **extra,
+        }
+
+    resources = [
+        allergy("a1", {"coding": [{"system": rxnorm, "code": "3008", "display": "cyclosporine"}]}),
+        allergy("a2", {"text": "Tacrolimus - tremor"}),
+        allergy(
+            "a3",
+            {"coding": [{"system": rxnorm, "code": "3008"}]},
+            verificationStatus={
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification",
+                        "code": "refuted",
+                    }
+                ]
+            },
+        ),
+        allergy("a4", {"text": "Peanut"}),
+        allergy(
+            "a5",
+            {"coding": [{"system": rxnorm, "code": "3008"}]},
+            clinicalStatus={
+                "coding": [
+                    {"system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical", "code": "resolved"}
+                ]
+            },
+        ),
+    ]
+    patients, problems = read(tmp_path, bundle(patient(), *resources))
+    found = {i.source: i for i in patients[0].facts.intolerances}
+    assert set(found) == {"AllergyIntolerance/a1", "AllergyIntolerance/a2", "AllergyIntolerance/a5"}
+    assert found["AllergyIntolerance/a1"].drug == "cyclosporine" and found["AllergyIntolerance/a1"].on == date(
+        2023, 5, 2
+    )
+    assert found["AllergyIntolerance/a2"].drug == "tacrolimus" and found["AllergyIntolerance/a2"].matched_by_name
+    assert not found["AllergyIntolerance/a5"].active
+    assert any("matched to tacrolimus by its name" in p.message for p in patients[0].problems)

@@ -122,6 +122,7 @@ def test_convert_output_of_the_complication_samples_passes_the_output_profile(tm
     samples = Path(__file__).resolve().parent.parent / "samples" / "bundles"
     for name, code in (
         ("hypertension-on-cyclosporine", "hypertension"),
+        ("hypertension-by-percentile", "hypertension"),
         ("acute-kidney-injury", "acute-kidney-injury"),
         ("steroid-hyperglycaemia", "drug-induced-hyperglycaemia"),
     ):

@@ -76,7 +76,8 @@ MAPPINGS = click.option(
     "mapping_dirs",
     multiple=True,
     metavar="DIR",
-    help="Site mapping directory with extra code tables (*.yaml) or rule sets (rulesets/*.yaml).",
+    help="Site mapping directory with extra code tables (*.yaml), rule sets (rulesets/*.yaml) or "
+    "blood-pressure tables (bp/*.yaml).",
 )
 OUTCOME = click.option(
     "--outcome",

@@ -48,6 +48,7 @@ from fhir_ns.timeline.model import (
     ConditionFact,
     DrugExposure,
     GeneticResult,
+    Intolerance,
     Measurement,
     Panel,
     PatientFacts,
@@ -335,6 +336,8 @@ class FactCollector:
                 payload = self._condition(res, source, draft)
             elif rtype == "Procedure":
                 payload = self._procedure(res, source, draft)
+            elif rtype == "AllergyIntolerance":
+                payload = self._intolerance(res, source, draft)
             else:
                 payload = self._medication_use(rtype, res, source, draft)
         except _Refused as exc:
@@ -773,6 +776,43 @@ class FactCollector:
         if end is not None and end < start:
             raise _Refused(f"ends ({end}) before it starts ({start})", "performedPeriod", "value")
         return ProcedureFact(concept, start, end, source, by_name)
+
+    def _intolerance(self, allergy: shapes.AllergyIntolerance, source: str, draft: _Draft) -> Intolerance | None:
+        """An allergy or intolerance naming a drug fhir-ns knows (a CNI's feeds `cni-intolerant`); others are
+        not read."""
+        if _first_code(allergy.verificationStatus) in CONDITION_SKIP_VERIFICATION:
+            return None
+        drug_name, by_name = self._drug(allergy.code)
+        if drug_name is None:
+            return None
+        drug = self.term.drugs[drug_name]
+        if by_name:
+            self._note(
+                draft,
+                "information",
+                "code-unknown",
+                f"allergy or intolerance matched to {drug.display} by its name, not by a known code",
+                "code",
+            )
+        on = None
+        for key, element in (
+            ("onsetDateTime", "onsetDateTime"),
+            ("onsetPeriod", "onsetPeriod.start"),
+            ("recordedDate", "recordedDate"),
+        ):
+            value = getattr(allergy, key)
+            if isinstance(value, dict):
+                value = value.get("start")
+            if value is not None:
+                try:
+                    on = parse_day(value)
+                except DateError as exc:
+                    raise _Refused(str(exc), element, "value") from exc
+                break
+        if on is None:
+            self._note(draft, "warning", "required", "allergy or intolerance has no onset or recorded date", "onset[x]")
+        clinical = _first_code(allergy.clinicalStatus)
+        return Intolerance(drug_name, drug.drug_class, on, clinical is None or clinical == "active", source, by_name)
 
     def _medication_use(self, rtype: str, res: Any, source: str, draft: _Draft) -> Any:
         status = res.status
@@ -1390,7 +1430,7 @@ def _duplicate_note(record: Stored, severity: str, message: str) -> StoredProble
 
 def _file(
     facts: PatientFacts,
-    payload: Measurement | DrugExposure | Taper | ConditionFact | GeneticResult | Panel | ProcedureFact,
+    payload: Measurement | DrugExposure | Taper | ConditionFact | GeneticResult | Panel | ProcedureFact | Intolerance,
 ) -> None:
     """File a fact in its list; the sources of measurements are gathered once all are filed."""
     if type(payload) is Measurement:
@@ -1410,6 +1450,8 @@ def _file(
         facts.genetics.append(payload)
     elif isinstance(payload, ProcedureFact):
         facts.procedures.append(payload)
+    elif isinstance(payload, Intolerance):
+        facts.intolerances.append(payload)
 
 
 def _stated_concept(concept: Concept, code: Any) -> str | None:

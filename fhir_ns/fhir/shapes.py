@@ -221,6 +221,17 @@ class Procedure(_Subject, tag="Procedure"):
     occurrencePeriod: Any = None  # noqa: N815 (R5)
 
 
+class AllergyIntolerance(_Subject, tag="AllergyIntolerance"):
+    """An allergy or intolerance to a substance: fhir-ns reads those naming a drug it knows."""
+
+    clinicalStatus: CodeableConcept | NotObject = None  # noqa: N815
+    verificationStatus: CodeableConcept | NotObject = None  # noqa: N815
+    code: CodeableConcept | NotObject = None
+    onsetDateTime: Any = None  # noqa: N815
+    onsetPeriod: Any = None  # noqa: N815
+    recordedDate: Any = None  # noqa: N815
+
+
 Shaped = (
     Patient
     | Medication
@@ -230,6 +241,7 @@ Shaped = (
     | MedicationRequest
     | MedicationAdministration
     | Procedure
+    | AllergyIntolerance
 )
 READ_TYPES = frozenset(str(t.__struct_config__.tag) for t in Shaped.__args__)  # type: ignore[attr-defined]
 

@@ -30,6 +30,7 @@ from fhir_ns.timeline.model import (
     ConditionFact,
     DrugExposure,
     GeneticResult,
+    Intolerance,
     Measurement,
     Panel,
     ProcedureFact,
@@ -48,7 +49,18 @@ class Pending(msgspec.Struct, frozen=True, array_like=True, gc=False, tag="P"):
     resource: shapes.MedicationStatement | shapes.MedicationRequest | shapes.MedicationAdministration
 
 
-Payload = Measurement | DrugExposure | Taper | ConditionFact | GeneticResult | Panel | ProcedureFact | Pending | None
+Payload = (
+    Measurement
+    | DrugExposure
+    | Taper
+    | ConditionFact
+    | GeneticResult
+    | Panel
+    | ProcedureFact
+    | Intolerance
+    | Pending
+    | None
+)
 # (severity, code, message, element, resource); the location is the record's own
 StoredProblem = tuple[str, str, str, str | None, str | None]
 

@@ -63,7 +63,10 @@ def plan_notes(tl: Timeline, result: PatientResult, trigger: Classification | No
 
 def _cni_intolerant(tl: Timeline, result: PatientResult) -> None:
     """A CNI course stopped for toxicity: an adverse-effect status reason, or stopped within the rule set's days
-    after a toxicity finding that implicates it (or, naming no drug, falls inside the course)."""
+    after a toxicity finding that implicates it (or, naming no drug, falls inside the course); or an allergy or
+    intolerance on record naming a CNI the patient is not taking at the evaluation date."""
+    if _cni_allergy(tl, result):
+        return
     spec = tl.ruleset.cni_intolerance
     for course in tl.cni_courses():
         stop = course.end
@@ -93,6 +96,43 @@ def _cni_intolerant(tl: Timeline, result: PatientResult) -> None:
                 [*(e.source for e in course.exposures), *finding.evidence],
             )
             return
+
+
+def _cni_allergy(tl: Timeline, result: PatientResult) -> bool:
+    """`cni-intolerant` from an active AllergyIntolerance naming a CNI, dated by its onset or recorded date (an
+    undated one by the first nephrotic evidence). One whose CNI is being taken at the evaluation date is not
+    counted: the record contradicts itself, and a note says so."""
+    for allergy in tl.facts.intolerances:
+        if allergy.drug_class != "calcineurin-inhibitor" or not allergy.active:
+            continue
+        if allergy.on is not None and allergy.on > tl.as_of:
+            continue
+        name = tl.terminology.drug_name(allergy.drug)
+        taking = [e for e in tl.of_class("calcineurin-inhibitor") if e.drug == allergy.drug and e.covers(tl.as_of)]
+        if taking:
+            result.notes.append(
+                f"{allergy.source} records an allergy or intolerance to {name}, yet {name} is taken on "
+                f"{tl.as_of} ({taking[0].source}): not counted as CNI intolerance"
+            )
+            continue
+        if allergy.on is not None:
+            since, dated = allergy.on, f"recorded from {allergy.on}"
+        elif tl.episodes:
+            since, dated = tl.episodes[0].start, "undated, so counted from the first nephrotic evidence"
+        else:
+            continue
+        stopped = [e.source for e in tl.of_class("calcineurin-inhibitor") if e.drug == allergy.drug]
+        _add(
+            result,
+            since,
+            f"allergy or intolerance to {name} on record ({allergy.source}, {dated})",
+            [
+                allergy.source,
+                *stopped,
+            ],
+        )
+        return True
+    return False
 
 
 def _toxicity_before(

@@ -10,7 +10,7 @@ from statistics import fmean, median
 from fhir_ns.catalogue import info
 from fhir_ns.rules.result import Finding, PatientResult
 from fhir_ns.rules.steroid import Response, TrialOutcome
-from fhir_ns.ruleset import BloodPressureLimit, Threshold, unit_text
+from fhir_ns.ruleset import BloodPressureLimit, Hypertension, Sex, Threshold, unit_text
 from fhir_ns.timeline.formulas import age_years, completed_years, gfr_category
 from fhir_ns.timeline.model import DrugExposure, Measurement
 from fhir_ns.timeline.timeline import Dose, DrugCourse, Level, Timeline
@@ -487,8 +487,76 @@ def _persistent(days: list[_BloodPressureDay], count: int, window: int) -> list[
     return None
 
 
+def _percentile(n: int) -> str:
+    """5 -> "5th", 3 -> "3rd": a height-percentile column as the tables name it."""
+    suffix = "th" if 11 <= n % 100 <= 13 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+class _ChildLimits:
+    """A child's stage limits on one day (AAP 2017: the 95th percentile for age, sex and height, or the fixed
+    limits where lower), and how they were found, in words."""
+
+    def __init__(self, spec: Hypertension, age: int, sex: str | None, height: Measurement | None) -> None:
+        table = spec.child_percentiles
+        self.spec, self.age, self.sex, self.height = spec, age, sex, height
+        sexes: tuple[Sex, ...] = ("male",) if sex == "male" else ("female",) if sex == "female" else ("male", "female")
+        cm = None if height is None else height.value
+        # every age judged is in the table (checked when the rule set is loaded)
+        self.columns = [c for c in (table.column(s, age, cm) for s in sexes) if c is not None]
+        self.p95 = BloodPressureLimit(
+            systolic=min(c.p95.systolic for c in self.columns), diastolic=min(c.p95.diastolic for c in self.columns)
+        )
+        self.stage1 = spec.child_stage1(self.p95)
+        self.stage2 = spec.child_stage2(self.p95)
+        self.sources = () if height is None else (height.source,)
+
+    def words(self, stage: int) -> str:
+        """E.g. "at or above 112/73 mm[Hg], the 95th percentile for a 7-year-old boy of 122 cm measured 2023-02-20:
+        25th height percentile column, 121.4 cm, AAP 2017 Table 4"."""
+        spec = self.spec
+        if stage == 2:
+            limit, raw, fixed = self.stage2, spec.child_plus(self.p95), spec.stage2
+            what = f"the 95th percentile + {spec.child_stage2_above_95th:g} mm[Hg]"
+        else:
+            limit, raw, fixed = self.stage1, self.p95, spec.stage1
+            what = "the 95th percentile"
+        limit_words = (
+            f"at or above {limit}, {what}"
+            if limit == raw
+            else f"at or above {limit}, the lower of {fixed} and {what} ({raw})"
+        )
+        who = {"male": "boy", "female": "girl"}.get(self.sex or "", "child of unknown sex")
+        if self.height is None:
+            size = f"with no height within {spec.child_height_within_days} days of the reading"
+        else:
+            size = f"of {self.height.value:g} cm measured {self.height.on}"
+        columns = [
+            f"{_percentile(c.percentile)} height percentile column, {c.height_cm:g} cm, {c.cited_as}"
+            for c in self.columns
+        ]
+        if len(columns) == 1:
+            where = columns[0]
+        else:
+            where = "the lower of the boys' and the girls' values: " + "; ".join(
+                f"{words}: 95th percentile {c.p95}" for words, c in zip(columns, self.columns, strict=True)
+            )
+        article = "an" if self.age in (8, 11, 18) or 80 <= self.age <= 89 else "a"  # as the number is spoken
+        return f"{limit_words} for {article} {self.age}-year-old {who} {size}: {where}"
+
+
+def _grouped(days: list[tuple[str, str]]) -> list[str]:
+    """Days with the words of their limit, the words said once after each run of days that share them."""
+    out: list[str] = []
+    for i, (text, words) in enumerate(days):
+        last_of_run = i + 1 == len(days) or days[i + 1][1] != words
+        out.append(f"{text} ({words})" if last_of_run else text)
+    return out
+
+
 def _hypertension(tl: Timeline, result: PatientResult, _: object) -> None:
-    """Office BP by stage (13 y and over) or against the children's screening table (1-12 y), with persistence."""
+    """Office BP by stage, from 13 y against fixed limits, 1-12 y against the 95th percentile for age, sex and
+    height (AAP 2017), with persistence."""
     spec = tl.ruleset.hypertension
     birth = tl.facts.birth_date
     if spec is None or birth is None:
@@ -498,69 +566,76 @@ def _hypertension(tl: Timeline, result: PatientResult, _: object) -> None:
         for m in tl.measurements.get(concept, []):
             by_day.setdefault(m.on, []).append(m)
     levels: dict[int, list[_BloodPressureDay]] = {1: [], 2: [], 3: []}
-    screening: dict[date, str] = {}  # a child's day held against the screening table: the limit in words
+    child: dict[date, _ChildLimits] = {}  # a child's day: its limits from the percentile table
     for on in sorted(by_day):
         age = age_years(birth, on)
         if age < spec.min_age_years:
             continue
         bp = _BloodPressureDay(on, by_day[on])
         if age < spec.adult_limits_from_years:
-            found = spec.screening_limit(completed_years(birth, on), tl.facts.sex)
-            if found is None:
-                continue
-            stage1, words = found
-            screening[on] = f"screening value {stage1} for {words}, age {completed_years(birth, on)}"
+            height = tl.nearest("height", on, spec.child_height_within_days)
+            own = child[on] = _ChildLimits(spec, completed_years(birth, on), tl.facts.sex, height)
+            stage1, stage2 = own.stage1, own.stage2
         else:
-            stage1 = spec.stage1
+            stage1, stage2 = spec.stage1, spec.stage2
         level = (
             3
             if bp.any_reading_meets(spec.urgent)
             else 2
-            if spec.stage2.met_by(bp.systolic, bp.diastolic)
+            if stage2.met_by(bp.systolic, bp.diastolic)
             else 1
             if stage1.met_by(bp.systolic, bp.diastolic)
             else 0
         )
         for n in range(1, level + 1):
             levels[n].append(bp)
-    met: tuple[list[_BloodPressureDay], str, str] | None = None
+    met: tuple[list[_BloodPressureDay], str, int] | None = None
     if levels[3]:
-        met = levels[3][:1], "high", f"a reading at or above {spec.urgent} (urgent)"
+        met = levels[3][:1], "high", 3
     else:
         run = _persistent(levels[2], spec.stage2_days, spec.stage2_window_days)
         if run is not None:
-            met = (
-                run,
-                "moderate",
-                f"at or above {spec.stage2} on {spec.stage2_days} days within {spec.stage2_window_days} days",
-            )
+            met = run, "moderate", 2
         else:
             run = _persistent(levels[1], spec.stage1_days, spec.stage1_window_days)
             if run is not None:
-                met = run, "low", f"on {spec.stage1_days} days within {spec.stage1_window_days} days"
+                met = run, "low", 1
     if met is None:
         return
-    days, severity, rule = met
-    child = [screening[d.on] for d in days if d.on in screening]
-    if child:
-        head = "BP above the screening threshold: needs evaluation"
-        limits = f"{child[-1]}, {spec.child_screening_source}"
-        if severity == "low":
-            rule = f"above the screening value {rule}"
+    days, severity, stage = met
+    head = {3: "urgent blood pressure", 2: "stage 2 hypertension", 1: "stage 1 hypertension"}[stage]
+    fixed = {2: spec.stage2, 1: spec.stage1}.get(stage)
+    persistence = {
+        2: f"on {spec.stage2_days} days within {spec.stage2_window_days} days",
+        1: f"on {spec.stage1_days} days within {spec.stage1_window_days} days",
+    }.get(stage, "")
+    evidence = [m.source for d in days for m in d.readings]
+    texts = [d.text for d in days]
+    children = any(d.on in child for d in days)
+    if fixed is None:
+        rule = f"a reading at or above {spec.urgent} (urgent)"
+    elif children:
+        adult_words = f"aged {spec.adult_limits_from_years:g} or over: at or above {fixed}"
+        texts = _grouped([(d.text, child[d.on].words(stage) if d.on in child else adult_words) for d in days])
+        rule = f"at or above the stage {stage} limit {persistence}"
+        evidence += [s for d in days if d.on in child for s in child[d.on].sources]
     else:
-        head = {"high": "urgent blood pressure", "moderate": "stage 2 hypertension", "low": "stage 1 hypertension"}[
-            severity
-        ]
+        rule = f"at or above {fixed} {persistence}"
+    if children:
+        plus = f"{spec.child_stage2_above_95th:g} mm[Hg]"
+        limits = (
+            f"AAP 2017, under {spec.adult_limits_from_years:g} years: stage 1 = the 95th percentile for age, sex and "
+            f"height, or {spec.stage1} where lower; stage 2 = the 95th percentile + {plus}, or {spec.stage2} where lower"
+        )
+    else:
         limits = f"stage 1 {spec.stage1}, stage 2 {spec.stage2}, AAP 2017 / ACC-AHA 2017"
-        if severity == "low":
-            rule = f"at or above {spec.stage1} {rule}"
     implicated = _current_drugs(tl, [d.on for d in days], ("calcineurin-inhibitor", "glucocorticoid"))
     _add(
         result,
         "hypertension",
         days[-1].on,
-        f"{head}: {'; '.join(d.text for d in days)} ({rule}; {limits}){_while_on(tl, implicated)}",
-        [m.source for d in days for m in d.readings],
+        f"{head}: {'; '.join(texts)} ({rule}; {limits}){_while_on(tl, implicated)}",
+        evidence,
         severity=severity,
         implicated=[e.source for e in implicated],
     )

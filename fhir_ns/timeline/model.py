@@ -98,6 +98,21 @@ class ConditionFact(Fact, frozen=True, array_like=True, gc=False, tag="C"):
         return self.active
 
 
+class Intolerance(Fact, frozen=True, array_like=True, gc=False, tag="A"):
+    """An allergy or intolerance record (AllergyIntolerance) naming a drug fhir-ns knows.
+
+    `on` is its onset, else the day it was recorded (None: undated); `active` is False once its clinical
+    status says inactive or resolved.
+    """
+
+    drug: str
+    drug_class: str
+    on: date | None
+    active: bool
+    source: str
+    matched_by_name: bool = False
+
+
 class GeneticResult(Fact, frozen=True, array_like=True, gc=False, tag="G"):
     """A variant assessment: the genes' concepts named in it, and whether it was called pathogenic."""
 
@@ -137,6 +152,7 @@ class PatientFacts:
     conditions: list[ConditionFact] = field(default_factory=list)
     genetics: list[GeneticResult] = field(default_factory=list)
     procedures: list[ProcedureFact] = field(default_factory=list)
+    intolerances: list[Intolerance] = field(default_factory=list)
     sources: set[str] = field(default_factory=set)
     on_record: bool = True  # a Patient resource was read (False: only the subject of other resources)
 

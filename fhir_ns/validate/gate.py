@@ -43,6 +43,7 @@ class EntryGate:
                 "Observation": set(terminology.observation_codes),
                 "Condition": _ConditionCodes(terminology),
                 "Procedure": set(terminology.procedure_codes),
+                "AllergyIntolerance": _DrugCodes(terminology),
             }
 
     def check(self, entry: Entry) -> list[Problem]:
@@ -114,6 +115,18 @@ class _ConditionCodes:
         if not isinstance(key, tuple) or len(key) != 2 or not all(isinstance(k, str) for k in key):
             return False
         return bool(self.terminology.condition_concepts(key[0], key[1]))
+
+
+class _DrugCodes:
+    """The drug codes the mappings know (an allergy to another substance is not read, so not checked)."""
+
+    def __init__(self, terminology: Terminology) -> None:
+        self.terminology = terminology
+
+    def __contains__(self, key: object) -> bool:
+        if not isinstance(key, tuple) or len(key) != 2 or not all(isinstance(k, str) for k in key):
+            return False
+        return self.terminology.drug_for_code(key[0], key[1]) is not None
 
 
 def _as_json(resource: dict[str, Any]) -> bytes | None:

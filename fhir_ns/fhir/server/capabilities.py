@@ -14,6 +14,7 @@ READ_TYPES = (
     "MedicationAdministration",
     "Medication",
     "Procedure",
+    "AllergyIntolerance",
 )
 WRITE_TYPES = ("DetectedIssue", "CarePlan", "Observation", "Provenance", "Device")
 CONDITIONAL = ("DetectedIssue", "CarePlan", "Observation", "Device")  # written by conditional update on identifier
@@ -25,6 +26,7 @@ PATIENT_PARAM = {
     "MedicationRequest": "patient",
     "MedicationAdministration": "patient",
     "Procedure": "patient",
+    "AllergyIntolerance": "patient",
 }
 
 
