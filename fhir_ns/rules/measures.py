@@ -107,12 +107,10 @@ def therapy_periods(tl: Timeline) -> list[TherapyPeriod]:
         sources = tuple(dict.fromkeys(s for g in active for s in g.sources))
         last = periods[-1] if periods else None
         if last is not None and last.therapy == therapy and last.end + _DAY == first:
-            periods[-1] = TherapyPeriod(therapy, last.start, after - _DAY, tuple(dict.fromkeys(last.sources + sources)))
+            sources = tuple(dict.fromkeys(last.sources + sources))
+            periods[-1] = TherapyPeriod(therapy, last.start, after - _DAY, sources, last.name)
         else:
-            periods.append(TherapyPeriod(therapy, first, after - _DAY, sources))
-    periods = [
-        TherapyPeriod(p.therapy, p.start, p.end, p.sources, regimen_words(tl.terminology, p.therapy)) for p in periods
-    ]
+            periods.append(TherapyPeriod(therapy, first, after - _DAY, sources, regimen_words(tl.terminology, therapy)))
     onset_sources = tl.episodes[0].start_sources
     if not periods:
         return [TherapyPeriod(None, onset, tl.as_of, onset_sources)]
