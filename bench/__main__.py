@@ -6,7 +6,8 @@ a final line of ratios against the targets of issue 5; with `--jobs N` (default 
 process and with `--jobs N` alternately and the speed-up is printed, with the CPU time of the parent
 process and of its workers and the load average at the start of each run (a shared machine shows in
 them). `--profile` adds a cProfile of fhir-ns classify;
-`--findings` times nothing and prints the share of patients with each finding (bench/findings.py).
+`--findings` times nothing and prints the share of patients with each finding (bench/findings.py);
+`--report` times only `fhir-ns report` against `fhir-ns classify` (bench/report_bench.py).
 """
 
 from __future__ import annotations
@@ -382,6 +383,11 @@ def main(argv: list[str] | None = None) -> None:
         help="instead, time fhir-ns validate on the cohorts' NDJSON joined in one file and in one Bundle",
     )
     parser.add_argument(
+        "--report",
+        action="store_true",
+        help="instead, time fhir-ns report against fhir-ns classify on each cohort (bench/report_bench.py)",
+    )
+    parser.add_argument(
         "--before", type=Path, help="--validate: also run the validate of the checkout in DIR on the smallest cohort"
     )
     parser.add_argument(
@@ -415,14 +421,23 @@ def main(argv: list[str] | None = None) -> None:
             print(report(cohorts[size], args.as_of), flush=True)
         return
     print(HEADER, flush=True)
+
+    def add(row: Row) -> None:
+        results.rows.append(row)
+        print(row, flush=True)
+
     if args.validate:
         from bench.validate_bench import measure as measure_validate
 
-        def add(row: Row) -> None:
-            results.rows.append(row)
-            print(row, flush=True)
-
         measure_validate(cohorts, args, add)
+        if args.json:
+            args.json.write_bytes(orjson.dumps([_row(r) for r in results.rows], option=orjson.OPT_INDENT_2))
+        return
+    if args.report:
+        from bench.report_bench import measure as measure_report
+
+        for line in measure_report(cohorts, args, add):
+            print(line, flush=True)
         if args.json:
             args.json.write_bytes(orjson.dumps([_row(r) for r in results.rows], option=orjson.OPT_INDENT_2))
         return

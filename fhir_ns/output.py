@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -101,6 +102,29 @@ def atomic_output(path: str) -> Iterator[Output]:
                 fh.close()
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def atomic_directory(path: str, option: str) -> Iterator[Path]:
+    """A temporary directory beside `path` to fill, renamed to `path` when the block ends without error (`path`
+    must be missing or empty: see `check_empty_directory`); removed on any failure (SIGTERM included), so a
+    directory of output is there whole or not at all. `option` names it in messages (`-o`)."""
+    target = Path(path)
+    tmp: Path | None = None
+    try:
+        with _failing_as_output_error(f"{option} {path}"):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
+        yield tmp
+        with _failing_as_output_error(f"{option} {path}"):
+            os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; output gets the usual permissions
+            if target.is_dir():
+                target.rmdir()  # empty (checked before the run): replaced by the complete output
+            os.replace(tmp, target)
+    except BaseException:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 

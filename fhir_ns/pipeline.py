@@ -142,12 +142,20 @@ def evaluate_each(
         if patient.refused:
             out.refused.append(patient)
             continue
-        result = evaluate(patient.facts, config.rulesets, config.terminology, as_of, ruleset_id)
-        result.unreadable_skipped = patient.unreadable
         out.evaluated += 1
         out.problems.extend(patient.problems)
-        out.problems.extend(_doubt(result, message, ruleset_id) for message in result.warnings)
-        yield render(result)
+        yield render(evaluate_patient(patient, config, as_of, out, ruleset_id))
+
+
+def evaluate_patient(
+    patient: PatientInput, config: Config, as_of: date, out: Run, ruleset_id: str | None = None
+) -> PatientResult:
+    """One sound patient's result under one rule set (named, or chosen by age at onset); the doubts about
+    the evaluation itself (a rule set for another population, a date before the record) go to `out`."""
+    result = evaluate(patient.facts, config.rulesets, config.terminology, as_of, ruleset_id)
+    result.unreadable_skipped = patient.unreadable
+    out.problems.extend(_doubt(result, message, ruleset_id) for message in result.warnings)
+    return result
 
 
 def _doubt(result: PatientResult, message: str, ruleset_id: str | None) -> Problem:

@@ -71,6 +71,45 @@ def jobs_option(value: int) -> int:
     return value
 
 
+MAPPINGS = click.option(
+    "--mappings",
+    "mapping_dirs",
+    multiple=True,
+    metavar="DIR",
+    help="Site mapping directory with extra code tables (*.yaml), rule sets (rulesets/*.yaml) or "
+    "blood-pressure tables (bp/*.yaml).",
+)
+OUTCOME = click.option(
+    "--outcome",
+    "outcome_path",
+    type=OutputFile("--outcome"),
+    metavar="FILE",
+    help="Also write the input problems as a FHIR OperationOutcome to FILE.",
+)
+VERBOSE = click.option("-v", "--verbose", is_flag=True, help="List informational problems one by one.")
+QUIET = click.option(
+    "-q",
+    "--quiet",
+    is_flag=True,
+    help="No progress display (it is shown only when stderr is a terminal and the results are not printed on it).",
+)
+SKIP_UNREADABLE = click.option(
+    "--skip-unreadable",
+    is_flag=True,
+    help="Evaluate the patients of an input file that holds unreadable records (malformed JSON, unknown "
+    "resourceType) anyway, marking each of their results with the number skipped (default: refuse them).",
+)
+SPILL = click.option(
+    "--spill-above",
+    "spill",
+    type=SpillParam(),
+    default=DEFAULT_SPILL,
+    show_default=True,
+    help="Keep the facts read on disk (SQLite) once they exceed this many patients or this size in "
+    "memory (e.g. 5000, 200MB, 1GB; 'off': never).",
+)
+
+
 def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """INPUT..., --ruleset, --as-of, --mappings, --outcome, --verbose, --quiet, --jobs, --skip-unreadable,
     --spill-above."""
@@ -89,29 +128,10 @@ def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
             default=None,
             help="Evaluate as of this date; later data is ignored (default: today).",
         ),
-        click.option(
-            "--mappings",
-            "mapping_dirs",
-            multiple=True,
-            metavar="DIR",
-            help="Site mapping directory with extra code tables (*.yaml), rule sets (rulesets/*.yaml) or "
-            "blood-pressure tables (bp/*.yaml).",
-        ),
-        click.option(
-            "--outcome",
-            "outcome_path",
-            type=OutputFile("--outcome"),
-            metavar="FILE",
-            help="Also write the input problems as a FHIR OperationOutcome to FILE.",
-        ),
-        click.option("-v", "--verbose", is_flag=True, help="List informational problems one by one."),
-        click.option(
-            "-q",
-            "--quiet",
-            is_flag=True,
-            help="No progress display (it is shown only when stderr is a terminal and the results are not "
-            "printed on it).",
-        ),
+        MAPPINGS,
+        OUTCOME,
+        VERBOSE,
+        QUIET,
         click.option(
             "--jobs",
             type=click.IntRange(min=1),
@@ -120,21 +140,8 @@ def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
             callback=lambda ctx, param, value: jobs_option(value),
             help="Read and classify in this many processes (the output is the same).",
         ),
-        click.option(
-            "--skip-unreadable",
-            is_flag=True,
-            help="Evaluate the patients of an input file that holds unreadable records (malformed JSON, unknown "
-            "resourceType) anyway, marking each of their results with the number skipped (default: refuse them).",
-        ),
-        click.option(
-            "--spill-above",
-            "spill",
-            type=SpillParam(),
-            default=DEFAULT_SPILL,
-            show_default=True,
-            help="Keep the facts read on disk (SQLite) once they exceed this many patients or this size in "
-            "memory (e.g. 5000, 200MB, 1GB; 'off': never).",
-        ),
+        SKIP_UNREADABLE,
+        SPILL,
     ]
     for decorator in reversed(decorators):
         func = decorator(func)
