@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -25,7 +25,7 @@ from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
-from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 
 from fhir_ns.rules.result import PatientResult  # noqa: E402
 from fhir_ns.ruleset import Threshold, unit_text  # noqa: E402
@@ -39,6 +39,8 @@ _CLASS_ORDER = ("glucocorticoid", "calcineurin-inhibitor", "antimetabolite", "al
 _STYLE: dict[Any, Any] = {
     "svg.fonttype": "none",  # text stays text in an SVG: searchable, and labels can be checked
     "svg.hashsalt": "fhir-ns",  # the same figure gives the same SVG
+    "font.family": "sans-serif",
+    "font.sans-serif": ["DejaVu Sans"],  # shipped with matplotlib: the same figure on every machine
     "font.size": 8,
     "axes.titlesize": 8,
     "axes.labelsize": 8,
@@ -150,6 +152,7 @@ class _Event:
     on: date
     label: str
     finding: bool
+    leftward: bool = False  # the label is written left of its mark (near the right end of the time axis)
 
 
 def _event_rows(tl: Timeline, result: PatientResult) -> list[list[_Event]]:
@@ -160,18 +163,21 @@ def _event_rows(tl: Timeline, result: PatientResult) -> list[list[_Event]]:
     low, high = _span(tl, result).pad()
     days_per_inch = max(1, (high - low).days) / (_WIDTH_IN - _LEFT_IN - _RIGHT_IN)
     rows: list[list[_Event]] = []
-    ends: list[float] = []
+    taken: list[list[tuple[float, float]]] = []
     for event in events:
         x = float((event.on - low).days)
         width = (len(event.label) + 3) * 0.075 * days_per_inch  # ~0.075 in per character at 8 pt
-        for i, end in enumerate(ends):
-            if x > end:
-                rows[i].append(event)
-                ends[i] = x + width
+        if x + width > (high - low).days:
+            event = _Event(event.on, event.label, event.finding, leftward=True)
+        span = (x - width, x + 0.1 * width) if event.leftward else (x - 0.1 * width, x + width)
+        for row, spans in zip(rows, taken, strict=True):
+            if all(span[1] < a or b < span[0] for a, b in spans):
+                row.append(event)
+                spans.append(span)
                 break
         else:
             rows.append([event])
-            ends.append(x + width)
+            taken.append([span])
     return rows
 
 
@@ -192,11 +198,13 @@ def _events(ax: Axes, rows: list[list[_Event]]) -> None:
             ax.annotate(
                 event.label,
                 (_t(event.on), y),
-                xytext=(5, 0),
+                xytext=(-5 if event.leftward else 5, 0),
                 textcoords="offset points",
+                ha="right" if event.leftward else "left",
                 va="center",
                 fontstyle="italic" if event.finding else "normal",
                 fontweight="normal" if event.finding else "bold",
+                gid=f"{'finding' if event.finding else 'classification'}-{event.label}-{event.on}",  # an SVG id
             )
     handles = [
         Line2D([], [], marker="D", color="black", markerfacecolor="white", linestyle="-", linewidth=0.8),
@@ -229,17 +237,15 @@ def _episodes(ax: Axes, tl: Timeline) -> None:
         _lane_label(ax, episode.start, 0.86, "relapse" if episode.relapse is not None else "onset")
         if episode.remission is not None:
             following = tl.episodes[n + 1].start if n + 1 < len(tl.episodes) else tl.as_of
-            ax.axvspan(
-                _t(remission), _t(following), 0.3, 0.7, facecolor="white", edgecolor="black", hatch="...", lw=0.6
-            )
+            ax.axvspan(_t(remission), _t(following), 0.3, 0.7, facecolor="white", edgecolor="black", lw=0.6)
             _lane_label(
                 ax, remission, 0.14, "complete remission" if episode.remission.complete else "partial remission"
             )
     handles = [
         Patch(facecolor="0.8", edgecolor="black", hatch="////"),
-        Patch(facecolor="white", edgecolor="black", hatch="..."),
+        Patch(facecolor="white", edgecolor="black"),
     ]
-    _legend(ax, handles, ["active disease (onset or relapse)", "remission"])
+    _legend(ax, handles, ["active disease (onset or relapse; grey in the panels below)", "remission"])
 
 
 def _lane_label(ax: Axes, day: date, y: float, text: str) -> None:
@@ -274,24 +280,21 @@ def _proteinuria(ax: Axes, tl: Timeline) -> None:
             (tl.ruleset.nephrotic.upcr, "--", "nephrotic"),
             (tl.ruleset.complete_remission.upcr, ":", "remission"),
         )
-        _log_scale(ax, [v for _, v in points], criteria, unit)
-        _thresholds(ax, criteria, unit, handles, labels)
+        _log_scale(ax, [v for _, v in points], _threshold_values(criteria, unit, conversions))
+        _thresholds(ax, criteria, unit, handles, labels, conversions)
     else:
         _note(ax, "no UPCR data")
     _protein_24h(ax, tl, handles, labels)
     _legend(ax, handles, labels)
 
 
-def _log_scale(
-    ax: Axes, values: list[float], criteria: Sequence[tuple[Sequence[Threshold], Any, str]], unit: str
-) -> None:
-    """A log axis wide enough for the values and the thresholds in `unit`, its ticks written as plain numbers."""
-    shown = [v for v in values if v > 0] + [
-        t.value for thresholds, *_ in criteria for t in thresholds if t.unit == unit
-    ]
+def _log_scale(ax: Axes, values: list[float], lines: list[tuple[float, str, Any]]) -> None:
+    """A log axis wide enough for the values and the threshold lines, its ticks at 1, 2, 5 x 10^n in plain numbers."""
+    shown = [v for v in values if v > 0] + [value for value, *_ in lines]
     ax.set_yscale("log")
     if shown:
         ax.set_ylim(min(shown) / 2, max(shown) * 2)
+    ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.yaxis.set_minor_formatter(NullFormatter())
 
@@ -331,7 +334,7 @@ def _protein_24h(ax: Axes, tl: Timeline, handles: list[Any], labels: list[str]) 
             (thresholds, (0, (6, 2, 1, 2)), "nephrotic 24-h"),
             (tl.ruleset.complete_remission.protein_24h, (0, (1, 3)), "remission 24-h"),
         )
-        _log_scale(right, [v for _, v in points], criteria, unit)
+        _log_scale(right, [v for _, v in points], _threshold_values(criteria, unit, {}))
         _thresholds(right, criteria, unit, handles, labels)
     if missing:
         note = f"{missing} 24-h value(s) not drawn: no body size to express them in {unit_text(unit)}"
@@ -578,15 +581,36 @@ def _mg_per_day(tl: Timeline, e: DrugExposure, high: bool = False) -> float | No
 
 
 def _thresholds(
-    ax: Axes, criteria: Sequence[tuple[Sequence[Threshold], Any, str]], unit: str, handles: list[Any], labels: list[str]
+    ax: Axes,
+    criteria: Sequence[tuple[Sequence[Threshold], Any, str]],
+    unit: str,
+    handles: list[Any],
+    labels: list[str],
+    conversions: Mapping[tuple[str, str], float] | None = None,
 ) -> None:
-    """For each (thresholds, line style, name): a line at the threshold in `unit`, if the rule set has one."""
+    """For each (thresholds, line style, name): a line at the threshold in `unit`, if the rule set has one, else
+    at one in another unit that `conversions` turn the values into (as the rules compare them)."""
+    for value, words, style in _threshold_values(criteria, unit, conversions or {}):
+        handles.append(_threshold_line(ax, value, words, style))
+        labels.append(words)
+
+
+def _threshold_values(
+    criteria: Sequence[tuple[Sequence[Threshold], Any, str]], unit: str, conversions: Mapping[tuple[str, str], float]
+) -> list[tuple[float, str, Any]]:
+    """(value in `unit`, words, line style) of each criterion that has a threshold in `unit` or one converted to."""
+    out = []
     for thresholds, style, name in criteria:
         threshold = next((t for t in thresholds if t.unit == unit), None)
         if threshold is not None:
-            words = f"{name} {_words(threshold)}"
-            handles.append(_threshold_line(ax, threshold.value, words, style))
-            labels.append(words)
+            out.append((threshold.value, f"{name} {_words(threshold)}", style))
+            continue
+        converted = next((t for t in thresholds if (unit, t.unit) in conversions), None)
+        if converted is not None:  # a value in `unit` meets it when value x factor does
+            value = converted.value / conversions[(unit, converted.unit)]
+            op = _OPS.get(converted.op, converted.op)
+            out.append((value, f"{name} {op} {value:.3g} {unit_text(unit)} ({_words(converted)})", style))
+    return out
 
 
 _LABEL_SPOTS = (  # (x in axes fraction, offset in points, ha) x (offset in points, va): right end first
