@@ -110,6 +110,7 @@ def _draw(tl: Timeline, result: PatientResult) -> Figure:
             _drug_lane(ax, tl, drug_class, exposures)
     else:
         drug_axes[0].set_ylabel("drugs")
+        drug_axes[0].set_yticks([])
         _note(drug_axes[0], "no drug on record")
     for ax in axes[2:]:
         _shade_active_disease(ax, tl)
@@ -231,25 +232,21 @@ def _episodes(ax: Axes, tl: Timeline) -> None:
     if not tl.episodes:
         _note(ax, "no episode (no nephrotic-range proteinuria or diagnosis on record)")
         return
+    labels = _Labels(ax, 1.0)
     for n, episode in enumerate(tl.episodes):
         remission = episode.remission.on if episode.remission is not None else tl.as_of
         ax.axvspan(_t(episode.start), _t(remission), 0.3, 0.7, facecolor="0.8", edgecolor="black", hatch="////", lw=0.6)
-        _lane_label(ax, episode.start, 0.86, "relapse" if episode.relapse is not None else "onset")
+        labels.add(episode.start, 0.86, "relapse" if episode.relapse is not None else "onset", va="center")
         if episode.remission is not None:
             following = tl.episodes[n + 1].start if n + 1 < len(tl.episodes) else tl.as_of
             ax.axvspan(_t(remission), _t(following), 0.3, 0.7, facecolor="white", edgecolor="black", lw=0.6)
-            _lane_label(
-                ax, remission, 0.14, "complete remission" if episode.remission.complete else "partial remission"
-            )
+            kind = "complete remission" if episode.remission.complete else "partial remission"
+            labels.add(remission, 0.14, kind, va="center")
     handles = [
         Patch(facecolor="0.8", edgecolor="black", hatch="////"),
         Patch(facecolor="white", edgecolor="black"),
     ]
-    _legend(ax, handles, ["active disease (onset or relapse; grey in the panels below)", "remission"])
-
-
-def _lane_label(ax: Axes, day: date, y: float, text: str) -> None:
-    ax.annotate(text, (_t(day), y), xytext=(1, 0), textcoords="offset points", va="center", fontsize=6.5)
+    _legend(ax, handles, ["active disease (shaded grey below)", "remission"])
 
 
 def _shade_active_disease(ax: Axes, tl: Timeline) -> None:
@@ -561,13 +558,19 @@ class _Labels:
         self.boxes: list[tuple[float, float, float]] = []
 
     def add(self, day: date, y: float, text: str, dx: float = 1, va: str = "bottom") -> None:
-        x0 = _t(day) + dx / 72 * self.days_per_inch
-        x1 = x0 + len(text) * 0.055 * self.days_per_inch  # ~0.055 in per character at 6.5 pt
+        """`text` just right of `day` at height `y` (ending at the right edge when it would pass it)."""
+        x, ha = _t(day), "left"
+        width = len(text) * 0.055 * self.days_per_inch  # ~0.055 in per character at 6.5 pt
+        x0 = x + dx / 72 * self.days_per_inch
+        right = self.ax.get_xlim()[1]
+        if x0 + width > right:
+            x, dx, ha, x0 = right, -2, "right", right - width
+        x1 = x0 + width
         if any(x0 < b1 and b0 < x1 and abs(y - by) < 0.22 * self.top for b0, b1, by in self.boxes):
             return
         self.boxes.append((x0, x1, y))
-        self.ax.annotate(text, (_t(day), y), xytext=(dx, 1 if va == "bottom" else 0), textcoords="offset points",
-                         va=va, fontsize=6.5)  # fmt: skip
+        self.ax.annotate(text, (x, y), xytext=(dx, 1 if va == "bottom" else 0), textcoords="offset points",
+                         ha=ha, va=va, fontsize=6.5)  # fmt: skip
 
 
 def _mg_per_day(tl: Timeline, e: DrugExposure, high: bool = False) -> float | None:
@@ -614,7 +617,9 @@ def _threshold_values(
 
 
 _LABEL_SPOTS = (  # (x in axes fraction, offset in points, ha) x (offset in points, va): right end first
-    [(x, dx, ha, dy, va) for x, dx, ha in ((1.0, -3, "right"), (0.0, 3, "left"), (0.5, 0, "center"))
+    [(x, dx, ha, dy, va)
+     for x, dx, ha in ((1.0, -3, "right"), (0.0, 3, "left"), (0.5, 0, "center"), (0.25, 0, "center"),
+                       (0.75, 0, "center"))
      for dy, va in ((2, "bottom"), (-2, "top"))]
 )  # fmt: skip
 
@@ -632,7 +637,7 @@ def _threshold_line(ax: Axes, value: float, words: str, style: Any) -> Line2D:
     line_y = ax.transData.transform((0, value))[1]
     panel = [other for other in ax.figure.axes if tuple(other.bbox.bounds) == tuple(ax.bbox.bounds)]
     points = [xy for other in panel for line in other.get_lines() if line.get_transform() == other.transData
-              for xy in other.transData.transform(line.get_xydata())]  # fmt: skip
+              for xy in _along(line, other.transData.transform(line.get_xydata()))]  # fmt: skip
     boxes = _LABEL_BOXES.setdefault(ax.figure, [])  # the labels already written on the figure, in pixels
 
     def cost(spot: tuple[float, float, str, float, str]) -> tuple[int, int]:
@@ -654,6 +659,17 @@ def _threshold_line(ax: Axes, value: float, words: str, style: Any) -> Line2D:
                         bbox={"boxstyle": "square,pad=0.1", "fc": "white", "lw": 0, "alpha": 0.8})  # fmt: skip
     boxes.append((x0, y0, x0 + width, y0 + height))
     return Line2D([], [], color="black", linestyle=style, linewidth=0.9)
+
+
+def _along(line: Line2D, xy: Any) -> list[tuple[float, float]]:
+    """A drawn line's points in pixels, and points every 6 pixels between them when they are joined."""
+    out = [(float(x), float(y)) for x, y in xy]
+    if line.get_linestyle() in ("None", "", " ", "none"):
+        return out
+    for (x0, y0), (x1, y1) in zip(out, out[1:], strict=False):
+        steps = int(max(abs(x1 - x0), abs(y1 - y0)) // 6)
+        out += [(x0 + (x1 - x0) * i / steps, y0 + (y1 - y0) * i / steps) for i in range(1, steps)]
+    return out
 
 
 def _words(threshold: Threshold) -> str:
