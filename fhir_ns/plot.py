@@ -9,6 +9,7 @@ renderer, with no pyplot state, so it is safe in a server thread.
 from __future__ import annotations
 
 import io
+import textwrap
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -688,5 +689,7 @@ def _note(ax: Axes, text: str) -> None:
 
 
 def _legend(ax: Axes, handles: list[Any], labels: list[str]) -> None:
+    """The panel's legend right of it, long entries on two lines so that they stay inside the figure."""
     if handles:
-        ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.075, 1.0), frameon=False, borderaxespad=0)
+        wrapped = ["\n".join(textwrap.wrap(label, 36, break_long_words=False)) for label in labels]
+        ax.legend(handles, wrapped, loc="upper left", bbox_to_anchor=(1.075, 1.0), frameon=False, borderaxespad=0)
