@@ -49,6 +49,7 @@ _STYLE: dict[Any, Any] = {
     "hatch.linewidth": 0.6,
 }
 _WIDTH_IN = 12.0
+_DPI = 100
 _LEFT_IN, _RIGHT_IN = 0.9, 2.9  # room for the y labels, and for the legends right of the panels
 _DASHES: tuple[Any, ...] = ("-", "--", "-.", ":")
 _OPS = {">=": "≥", "<=": "≤"}
@@ -77,7 +78,7 @@ def timeline_figure(patient: Timeline, result: PatientResult, *, fmt: str = "svg
         figure = _draw(patient, result)
         out = io.BytesIO()
         metadata: dict[str, Any] = {"Date": None} if fmt == "svg" else {}
-        figure.savefig(out, format=fmt, dpi=100, metadata=metadata)
+        figure.savefig(out, format=fmt, dpi=_DPI, metadata=metadata)
     return out.getvalue()
 
 
@@ -89,7 +90,7 @@ def _draw(tl: Timeline, result: PatientResult) -> Figure:
     heights += [1.1] * len(cni_drugs) + [0.9] * max(1, len(lanes))
     top_in, bottom_in = 0.75, 0.55
     total = sum(heights) + 0.12 * len(heights) + top_in + bottom_in
-    figure = Figure(figsize=(_WIDTH_IN, total))
+    figure = Figure(figsize=(_WIDTH_IN, total), dpi=_DPI)  # labels are placed in pixels at this dpi
     axes = figure.subplots(len(heights), 1, sharex=True, gridspec_kw={"height_ratios": heights, "hspace": 0.12})
     figure.subplots_adjust(
         left=_LEFT_IN / _WIDTH_IN, right=1 - _RIGHT_IN / _WIDTH_IN, top=1 - top_in / total, bottom=bottom_in / total
@@ -121,16 +122,13 @@ def _draw(tl: Timeline, result: PatientResult) -> Figure:
     axes[-1].xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
     for ax in axes:
         ax.grid(axis="x", color="0.85", linewidth=0.5)
-    figure.suptitle(_title(tl, result), x=_LEFT_IN / _WIDTH_IN, ha="left", fontsize=10)
+    figure.suptitle(_title(result), x=_LEFT_IN / _WIDTH_IN, ha="left", fontsize=10)
     return figure
 
 
-def _title(tl: Timeline, result: PatientResult) -> str:
-    ruleset = (
-        f"rule set {result.ruleset.id} version {result.ruleset.version}"
-        if result.ruleset_applied
-        else "no rule set could be chosen"
-    )
+def _title(result: PatientResult) -> str:
+    named = f"rule set {result.ruleset.id} version {result.ruleset.version}"
+    ruleset = named if result.ruleset_applied else f"no rule set could be chosen (thresholds of the {named})"
     current = ", ".join(c.code for c in result.classifications) or "no classification"
     return f"Patient {result.patient_id} | {ruleset} | as of {result.as_of}\nclassifications: {current}"
 
@@ -308,8 +306,9 @@ def _upcr_unit(tl: Timeline) -> str:
 def _protein_24h(ax: Axes, tl: Timeline, handles: list[Any], labels: list[str]) -> None:
     values = tl.measurements.get("protein-24h", [])
     if not values:
-        labels_note = "no 24-h protein data"
-        ax.text(0.995, 0.97, labels_note, transform=ax.transAxes, ha="right", va="top", fontsize=7, color="0.3")
+        ax.text(
+            0.995, 0.97, "no 24-h protein data", transform=ax.transAxes, ha="right", va="top", fontsize=7, color="0.3"
+        )
         return
     thresholds = tl.ruleset.nephrotic.protein_24h
     unit = thresholds[0].unit if thresholds else "mg/d"

@@ -180,6 +180,18 @@ def test_a_patient_with_only_proteinuria_gets_every_panel_with_no_data_said(tmp_
         assert missing in texts
 
 
+def test_a_patient_no_rule_set_can_be_chosen_for_is_drawn_and_the_title_says_so(tmp_path: Path) -> None:
+    unborn = {"resourceType": "Patient", "id": "p1", "gender": "male"}  # no birth date: age at onset unknown
+    source = tmp_path / "in.json"
+    source.write_bytes(orjson.dumps(bundle(unborn, obs("u1", "34366-5", 600, "mg/mmol", when="2023-01-02"))))
+    timeline, result = explain_patient([str(source)], MAPPINGS, "p1", date(2023, 2, 1))
+    assert not result.ruleset_applied
+    texts = svg_texts(timeline_figure(timeline, result))
+    title = next(t for t in texts if t.startswith("Patient p1"))
+    assert f"no rule set could be chosen (thresholds of the rule set {result.ruleset.id} version" in title
+    assert "insufficient-data" in texts
+
+
 def test_an_evaluation_date_before_any_data_draws_an_empty_timeline_and_says_so(tmp_path: Path) -> None:
     path, _, _ = sample("ssns")
     target = tmp_path / "early.png"
