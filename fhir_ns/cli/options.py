@@ -111,8 +111,28 @@ SPILL = click.option(
 
 
 def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """INPUT..., --ruleset, --as-of, --mappings, --outcome, --verbose, --quiet, --jobs, --skip-unreadable,
-    --spill-above."""
+    """INPUT..., --ruleset, --as-of, --mappings, --outcome, --verbose (`evaluation_options`), --quiet, --jobs,
+    --skip-unreadable, --spill-above."""
+    decorators = [
+        QUIET,
+        click.option(
+            "--jobs",
+            type=click.IntRange(min=1),
+            default=1,
+            show_default=True,
+            callback=lambda ctx, param, value: jobs_option(value),
+            help="Read and classify in this many processes (the output is the same).",
+        ),
+        SKIP_UNREADABLE,
+        SPILL,
+    ]
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return evaluation_options(func)
+
+
+def evaluation_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """INPUT..., --ruleset, --as-of, --mappings, --outcome, --verbose: what every command that evaluates takes."""
     decorators = [
         click.argument("inputs", nargs=-1, required=True, metavar="INPUT..."),
         click.option(
@@ -131,17 +151,6 @@ def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
         MAPPINGS,
         OUTCOME,
         VERBOSE,
-        QUIET,
-        click.option(
-            "--jobs",
-            type=click.IntRange(min=1),
-            default=1,
-            show_default=True,
-            callback=lambda ctx, param, value: jobs_option(value),
-            help="Read and classify in this many processes (the output is the same).",
-        ),
-        SKIP_UNREADABLE,
-        SPILL,
     ]
     for decorator in reversed(decorators):
         func = decorator(func)
