@@ -6,11 +6,11 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from fhir_ns.fhir.extract import FactCollector, PatientInput
 from fhir_ns.fhir.problems import Location, Problem
-from fhir_ns.fhir.reader import input_of, whole_files
+from fhir_ns.fhir.reader import Entry, input_of, whole_files
 from fhir_ns.fhir.store import SpillLimit
 from fhir_ns.progress import NO_PROGRESS, Progress
 from fhir_ns.rules import PatientResult, evaluate
@@ -169,6 +169,19 @@ def as_of_doubt(as_of: date, today: date) -> Problem | None:
         "with no new data",
         Location(f"--as-of {as_of}"),
     )
+
+
+def read_resources(
+    resources: Iterable[tuple[str, dict[str, Any]]], config: Config, planned: bool = False
+) -> tuple[list[PatientInput], list[Problem]]:
+    """Group resources already in memory (named by where they came from, e.g. a CDS Hooks prefetch key) by
+    patient, as `collect` does for files; `planned`: draft MedicationRequests are read as the orders about
+    to be signed."""
+    problems: list[Problem] = []
+    collector = FactCollector(config.terminology, problems, planned=planned)
+    for index, (origin, resource) in enumerate(resources):
+        collector.add(Entry(resource, Location(origin, index)))
+    return collector.patients(), problems
 
 
 def run(

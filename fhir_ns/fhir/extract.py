@@ -193,8 +193,11 @@ class FactCollector:
         problems: list[Problem],
         spill: SpillLimit | None = None,
         skip_unreadable: bool = False,
+        planned: bool = False,
     ) -> None:
         self.term = terminology
+        # a CDS order hook's draft MedicationRequests are the treatment about to be ordered: read them as orders
+        self._request_skip = REQUEST_SKIP - {"draft"} if planned else REQUEST_SKIP
         self.problems = problems
         # A patient whose input file holds records that could not be read is refused (their data may be in
         # them), unless `skip_unreadable`: then evaluated, and the results say how many were skipped.
@@ -778,7 +781,7 @@ class FactCollector:
         status = res.status
         if rtype == "MedicationStatement" and _is_in(status, STATEMENT_SKIP):
             return None
-        if rtype == "MedicationRequest" and (_is_in(status, REQUEST_SKIP) or _is_in(res.intent, REQUEST_INTENT_SKIP)):
+        if rtype == "MedicationRequest" and (_is_in(status, self._request_skip) or _is_in(res.intent, REQUEST_INTENT_SKIP)):
             return None
         if rtype == "MedicationAdministration" and _is_in(status, ADMINISTRATION_SKIP):
             return None
