@@ -54,3 +54,13 @@ class OutputError(FhirNsError):
     """An output path (file, directory or state) that cannot be written; nothing half-written is left."""
 
     exit_code = OUTPUT
+
+
+class PatientNotFoundError(NoInputError):
+    """A patient asked for by id (`explain --patient`) has no data in the input."""
+
+
+class PatientRefusedError(FhirNsError):
+    """A patient asked for by id whose input has errors: it is refused, as `classify` refuses it."""
+
+    exit_code = INPUT_SKIPPED

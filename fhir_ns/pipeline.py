@@ -8,14 +8,16 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from fhir_ns.errors import PatientNotFoundError, PatientRefusedError
 from fhir_ns.fhir.extract import FactCollector, PatientInput
 from fhir_ns.fhir.problems import Location, Problem
 from fhir_ns.fhir.reader import Entry, input_of, whole_files
 from fhir_ns.fhir.store import SpillLimit
 from fhir_ns.progress import NO_PROGRESS, Progress
-from fhir_ns.rules import PatientResult, evaluate
+from fhir_ns.rules import PatientResult, evaluate_with_timeline
 from fhir_ns.ruleset import RuleSet, load_rulesets
 from fhir_ns.terminology import Terminology, load_terminology
+from fhir_ns.timeline.timeline import Timeline
 
 if TYPE_CHECKING:  # the gate (validation) is imported only by the commands that use it
     from fhir_ns.validate.gate import EntryGate
@@ -142,12 +144,19 @@ def evaluate_each(
         if patient.refused:
             out.refused.append(patient)
             continue
-        result = evaluate(patient.facts, config.rulesets, config.terminology, as_of, ruleset_id)
-        result.unreadable_skipped = patient.unreadable
-        out.evaluated += 1
-        out.problems.extend(patient.problems)
-        out.problems.extend(_doubt(result, message, ruleset_id) for message in result.warnings)
-        yield render(result)
+        yield render(_evaluate_one(patient, config, as_of, out, ruleset_id)[0])
+
+
+def _evaluate_one(
+    patient: PatientInput, config: Config, as_of: date, out: Run, ruleset_id: str | None
+) -> tuple[PatientResult, Timeline]:
+    """One sound patient's result and timeline; its problems and the evaluation's doubts go to `out`."""
+    result, timeline = evaluate_with_timeline(patient.facts, config.rulesets, config.terminology, as_of, ruleset_id)
+    result.unreadable_skipped = patient.unreadable
+    out.evaluated += 1
+    out.problems.extend(patient.problems)
+    out.problems.extend(_doubt(result, message, ruleset_id) for message in result.warnings)
+    return result, timeline
 
 
 def _doubt(result: PatientResult, message: str, ruleset_id: str | None) -> Problem:
@@ -195,3 +204,41 @@ def run(
 
 def _as_is(result: PatientResult) -> PatientResult:
     return result
+
+
+def explain_patient(
+    inputs: Sequence[str],
+    config: Config,
+    patient_id: str,
+    as_of: date,
+    ruleset_id: str | None = None,
+    out: Run | None = None,
+) -> tuple[Timeline, PatientResult]:
+    """One patient's timeline and result, read from `inputs` (files, directories, NDJSON, '-') as `classify`
+    reads them: what `explain` prints and draws, and what a service shows for one patient.
+
+    `patient_id` is the Patient's id ("frns-sofia") or reference ("Patient/frns-sofia"). `out` gathers the run's
+    counts and problems. Raises PatientNotFoundError (exit 4) when the input has no data for the patient, and
+    PatientRefusedError (exit 1) when the patient's input has errors (the errors are in the message).
+    """
+    out = Run() if out is None else out
+    wanted = patient_id.removeprefix("Patient/")
+    doubt = as_of_doubt(as_of, date.today())
+    if doubt is not None:
+        out.problems.append(doubt)
+    collector = read_input(inputs, config, out.problems)
+    out.counts = collector.counts
+    seen = 0
+    for patient in collector.each_patient():
+        seen += 1
+        if patient.facts.patient_id != wanted:
+            continue
+        if patient.refused:
+            out.refused.append(patient)
+            errors = "; ".join(str(p) for p in patient.problems if p.severity in ("error", "fatal"))
+            raise PatientRefusedError(f"patient {wanted} is refused because of errors in its input: {errors}")
+        result, timeline = _evaluate_one(patient, config, as_of, out, ruleset_id)
+        return timeline, result
+    raise PatientNotFoundError(
+        f"no data for patient {wanted} in the input ({seen} patient(s) read, {out.resources_read} resource(s))"
+    )

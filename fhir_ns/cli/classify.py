@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import textwrap
 from datetime import date
 
 import click
 import orjson
 
-from fhir_ns.catalogue import info
 from fhir_ns.cli.options import common_options, load_config, report
 from fhir_ns.fhir.store import SpillLimit
-from fhir_ns.fhir.writer import V3_DISPLAY
 from fhir_ns.output import atomic_output, indented, json_array
 from fhir_ns.pipeline import Run, stream
 from fhir_ns.progress import Progress
 from fhir_ns.rules.result import PatientResult
+from fhir_ns.text import render
 
 
 @click.command()
@@ -61,36 +59,3 @@ def json_element(result: PatientResult) -> bytes:
 def text_element(result: PatientResult) -> bytes:
     """One patient's readable summary, as printed."""
     return (render(result) + "\n").encode()
-
-
-def render(result: PatientResult) -> str:
-    """A clinician-readable summary of one patient: codes spelled out, resource ids never broken across lines."""
-    wrap = _wrapper("      ", "      ")
-    ruleset = f"rule set {result.ruleset.ref}" if result.ruleset_applied else "no rule set"
-    lines = [f"Patient {result.patient_id}  ({ruleset}, {result.ruleset_choice}; as of {result.as_of})"]
-    lines.append("  Classification:")
-    for c in result.classifications:
-        lines.append(f"    {info(c.code).display} ({c.code})  since {c.since}")
-        lines.extend(wrap.wrap(c.reason))
-        lines.extend(wrap.wrap("evidence: " + ", ".join(c.evidence)))
-    lines.append("  Findings:" if result.findings else "  Findings: none")
-    for f in result.findings:
-        category = V3_DISPLAY.get(f.category, f.category).lower()
-        lines.append(f"    {info(f.code).display} ({f.code})  since {f.since}")
-        lines.extend(wrap.wrap(f"{f.severity} severity; {category}"))
-        lines.extend(wrap.wrap(f.reason))
-        lines.extend(wrap.wrap("evidence: " + ", ".join(f.evidence)))
-    notes = _wrapper("  ", "    ")
-    if result.incomplete_input:
-        lines.extend(notes.wrap(result.incomplete_input))
-    for note in result.notes:
-        lines.extend(notes.wrap(f"note: {note}"))
-    lines.append("  Decision support for a clinician: review before acting.")
-    return "\n".join(lines) + "\n"
-
-
-def _wrapper(first: str, rest: str) -> textwrap.TextWrapper:
-    """Lines of at most 100 characters that break only between words (never inside a resource id)."""
-    return textwrap.TextWrapper(
-        width=100, initial_indent=first, subsequent_indent=rest, break_long_words=False, break_on_hyphens=False
-    )

@@ -16,7 +16,15 @@ from fhir_ns.timeline.formulas import age_years
 from fhir_ns.timeline.model import PatientFacts
 from fhir_ns.timeline.timeline import Timeline
 
-__all__ = ["Classification", "Finding", "PatientResult", "build_timeline", "choose_ruleset", "evaluate"]
+__all__ = [
+    "Classification",
+    "Finding",
+    "PatientResult",
+    "build_timeline",
+    "choose_ruleset",
+    "evaluate",
+    "evaluate_with_timeline",
+]
 
 
 def default_ruleset(rulesets: dict[str, RuleSet], population: str) -> RuleSet:
@@ -108,11 +116,11 @@ def _first_day(facts: PatientFacts) -> date | None:
     return min(days, default=None)
 
 
-def _blocked_evidence(facts: PatientFacts, ruleset: RuleSet, terminology: Terminology, as_of: date) -> tuple[str, ...]:
+def _blocked_evidence(facts: PatientFacts, timeline: Timeline) -> tuple[str, ...]:
     """What an answer no rule set could be chosen for rests on: the Patient resource (when there is one) and
     the first nephrotic evidence; never a resource that is not in the input."""
     cited = [facts.reference] if facts.on_record else []
-    episodes = Timeline.build(facts, ruleset, terminology, as_of).episodes
+    episodes = timeline.episodes
     if episodes:
         cited += episodes[0].start_sources
     elif not cited:
@@ -128,17 +136,30 @@ def evaluate(
     ruleset_id: str | None = None,
 ) -> PatientResult:
     """Classify one patient, collect the findings and propose care plans, as of `as_of`."""
+    return evaluate_with_timeline(facts, rulesets, terminology, as_of, ruleset_id)[0]
+
+
+def evaluate_with_timeline(
+    facts: PatientFacts,
+    rulesets: dict[str, RuleSet],
+    terminology: Terminology,
+    as_of: date,
+    ruleset_id: str | None = None,
+) -> tuple[PatientResult, Timeline]:
+    """`evaluate`, with the timeline the result rests on; when no rule set could be chosen, the timeline is the
+    one under the default rule set that the result's evidence was taken from."""
     ruleset, why, blocker, timeline = build_timeline(facts, rulesets, terminology, as_of, ruleset_id)
     result = PatientResult(facts.patient_id, facts.reference, ruleset, as_of, why)
     result.warnings = _doubts(facts, ruleset, timeline, as_of, named=ruleset_id is not None)
     if blocker is not None or timeline is None:
         result.ruleset_applied = False
-        evidence = _blocked_evidence(facts, ruleset, terminology, as_of)
+        timeline = Timeline.build(facts, ruleset, terminology, as_of)
+        evidence = _blocked_evidence(facts, timeline)
         result.classifications.append(Classification("insufficient-data", as_of, str(blocker), evidence))
-        return result
+        return result, timeline
     result.conditions = tuple(c.source for c in timeline.conditions if "nephrotic-syndrome" in c.concepts)
     trials = classify(timeline, result)
     find(timeline, result, trials)
     review(timeline, result)
     propose(timeline, result)
-    return result
+    return result, timeline
