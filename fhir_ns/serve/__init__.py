@@ -1,0 +1,1 @@
+"""CDS Hooks service: `fhir-ns serve`."""
