@@ -15,7 +15,9 @@ from fhir_ns.errors import FhirNsError
 
 INTERNAL_ERROR = 70
 # each subcommand's module, imported when the subcommand is used (a run pays only for its own imports)
-COMMANDS = {name: f"fhir_ns.cli.{name}" for name in ("classify", "convert", "explain", "rulesets", "sync", "validate")}
+COMMANDS = {
+    name: f"fhir_ns.cli.{name}" for name in ("classify", "convert", "explain", "rulesets", "serve", "sync", "validate")
+}
 
 
 class FhirNsGroup(click.Group):

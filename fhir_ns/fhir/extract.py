@@ -781,7 +781,9 @@ class FactCollector:
         status = res.status
         if rtype == "MedicationStatement" and _is_in(status, STATEMENT_SKIP):
             return None
-        if rtype == "MedicationRequest" and (_is_in(status, self._request_skip) or _is_in(res.intent, REQUEST_INTENT_SKIP)):
+        if rtype == "MedicationRequest" and (
+            _is_in(status, self._request_skip) or _is_in(res.intent, REQUEST_INTENT_SKIP)
+        ):
             return None
         if rtype == "MedicationAdministration" and _is_in(status, ADMINISTRATION_SKIP):
             return None

@@ -1,7 +1,7 @@
 """The `fhir-ns serve` configuration file (YAML): where the service is reached, its state, and its limits.
 
-The `auth:` section belongs to `fhir_ns.serve.auth` and is passed to it as read; every other key is
-read here, with the defaults a deployment in front of one EHR would start from.
+The `auth:` and `links:` sections belong to `fhir_ns.serve.auth` and `fhir_ns.serve.links` and are passed to
+them as read; every other key is read here, with the defaults a deployment in front of one EHR would start from.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from fhir_ns.errors import ConfigError
 
 KNOWN = {
     "public_url",
-    "state_db",
+    "state_dir",
     "prefetch_timeout_s",
     "page_cap",
     "page_size",
@@ -24,9 +24,8 @@ KNOWN = {
     "cors_origins",
     "ruleset",
     "mappings",
-    "link_ttl_s",
-    "link_secret_file",
     "auth",
+    "links",
 }
 
 
@@ -35,7 +34,7 @@ class ServeConfig:
     """What the service needs besides its authentication (see README "Serve")."""
 
     public_url: str  # the base URL clients call (the JWT `aud` is built from it), without /cds-services
-    state_db: Path  # SQLite: issued cards, feedback, snoozes, signed links, seen JWT ids
+    state_dir: Path  # SQLite files: issued cards, feedback and snoozes; signed links and their secret
     prefetch_timeout_s: float = 2.0  # a fetch from the EHR's FHIR server is cut off after this long
     page_cap: int = 10  # at most this many pages of one search are followed
     page_size: int = 200  # `_count` in the prefetch templates and in searches
@@ -43,9 +42,8 @@ class ServeConfig:
     cors_origins: tuple[str, ...] = ()  # browser-based CDS clients allowed to call the service
     ruleset: str | None = None  # a rule set named for every patient (None: chosen by age at onset)
     mappings: tuple[Path, ...] = ()  # site mapping directories (as --mappings)
-    link_ttl_s: int = 600  # how long the link to the timeline page stays valid
-    link_secret_file: Path | None = None  # the key signing those links (None: a fresh key per start)
     auth: dict[str, Any] = field(default_factory=dict)  # the auth section, read by fhir_ns.serve.auth
+    links: dict[str, Any] = field(default_factory=dict)  # the links section, read by fhir_ns.serve.links
     base_dir: Path = Path(".")  # relative paths in the file are relative to the file
 
     @property
@@ -78,7 +76,7 @@ class ServeConfig:
         try:
             config = cls(
                 public_url=public_url,
-                state_db=_path(base, data.get("state_db") or "fhir-ns-serve.sqlite"),
+                state_dir=_path(base, data.get("state_dir") or "fhir-ns-serve"),
                 prefetch_timeout_s=float(data.get("prefetch_timeout_s", 2.0)),
                 page_cap=int(data.get("page_cap", 10)),
                 page_size=int(data.get("page_size", 200)),
@@ -86,9 +84,8 @@ class ServeConfig:
                 cors_origins=tuple(str(o) for o in data.get("cors_origins") or ()),
                 ruleset=data.get("ruleset"),
                 mappings=tuple(_path(base, p) for p in data.get("mappings") or ()),
-                link_ttl_s=int(data.get("link_ttl_s", 600)),
-                link_secret_file=_path(base, data["link_secret_file"]) if data.get("link_secret_file") else None,
                 auth=dict(data.get("auth") or {}),
+                links=dict(data.get("links") or {}),
                 base_dir=base,
             )
         except (TypeError, ValueError) as exc:
