@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -508,3 +509,28 @@ def test_browser_clients_of_an_allowed_origin_get_cors_headers(start_cds: Callab
         f"{cds.base}/cds-services/{PATIENT_VIEW}", headers={**preflight, "Origin": "https://evil.example.org"}
     )
     assert "access-control-allow-origin" not in other.headers
+
+
+# --- the timeline page ---------------------------------------------------------------------------------------
+
+
+def test_the_card_link_opens_the_timeline_picture_and_explanation_in_a_browser(
+    cds: CdsService, browser: Any, tmp_path: Path
+) -> None:
+    bundle = as_of_today("cni-nephrotoxicity")
+    cards = cds.cards(PATIENT_VIEW, hook_request("patient-view", patient_id_of(bundle), prefetch_of(bundle)))
+    link = cards[0]["links"][0]["url"]
+    assert patient_id_of(bundle) not in link
+    browser.set_window_size(1400, 1800)
+    browser.get(link)
+    assert browser.title == "fhir-ns timeline"
+    figure = browser.find_element("css selector", "#timeline svg")
+    assert figure.size["width"] > 600 and figure.size["height"] > 300  # drawn, not an empty box
+    explanation = browser.find_element("id", "explanation").text
+    assert f"Patient {patient_id_of(bundle)}" in explanation
+    assert info("cni-nephrotoxicity").display in explanation and "Observation/cnitox-leo-obs-" in explanation
+    assert "ipna-2022-child|1.0.0" in browser.find_element("id", "ruleset").text
+    shot = tmp_path / "timeline-page.png"
+    assert browser.save_screenshot(str(shot)) and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    browser.get(link.rsplit(".", 1)[0] + ".forged-signature")
+    assert "expired" in browser.find_element("tag name", "h1").text
