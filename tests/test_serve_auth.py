@@ -7,10 +7,13 @@ real HTTP server on 127.0.0.1 that records every request, so a test can show a k
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
 import logging
+import os
+import sqlite3
 import threading
 import time
 import uuid
@@ -104,6 +107,8 @@ class KeyServer:
     url: str
     keys: list[dict[str, Any]]
     requests: list[str] = field(default_factory=list)
+    delay_s: float = 0  # fault injection: a slow EHR
+    redirect_to: str | None = None  # fault injection: an EHR sending us elsewhere
 
 
 @pytest.fixture
@@ -113,12 +118,20 @@ def key_server() -> Iterator[KeyServer]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - http.server's name
             state.requests.append(self.path)
+            time.sleep(state.delay_s)
+            if state.redirect_to and self.path != state.redirect_to:
+                self.send_response(302)
+                self.send_header("Location", state.url + state.redirect_to)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             body = json.dumps({"keys": state.keys}).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(body)
+            with contextlib.suppress(BrokenPipeError):  # the service gave up waiting (the slow-EHR test)
+                self.wfile.write(body)
 
         def log_message(self, *args: Any) -> None:
             pass
@@ -196,7 +209,15 @@ def test_a_token_issued_in_the_future_or_long_ago_is_refused(ehr: Verifier, ehr_
 def test_required_claims_must_be_there(ehr: Verifier, ehr_key: SigningKey) -> None:
     for claim in ("exp", "iat", "jti", "aud"):
         assert f"required claim {claim}" in refused(ehr, ehr_key.token(**{claim: None}))
-    assert "not a number" in refused(ehr, ehr_key.token(exp="tomorrow"))
+    assert "exp is not a number" in refused(ehr, ehr_key.token(exp="tomorrow"))
+    assert "nbf is not a number" in refused(ehr, ehr_key.token(nbf=True))
+    # Python's JSON reader takes NaN and Infinity: a NaN iat would pass every time check
+    assert "iat is not a number" in refused(ehr, ehr_key.token(iat=float("nan")))
+    assert "exp is not a number" in refused(ehr, ehr_key.token(exp=float("inf")))
+
+
+def test_a_token_not_valid_yet_is_refused(ehr: Verifier, ehr_key: SigningKey) -> None:
+    assert "not valid yet (nbf)" in refused(ehr, ehr_key.token(nbf=int(time.time()) + 120))
 
 
 def test_a_token_made_for_another_endpoint_is_refused(ehr: Verifier, ehr_key: SigningKey) -> None:
@@ -224,6 +245,28 @@ def test_a_replayed_jti_is_refused_even_by_a_second_service_process(
     assert other_worker.verify(f"Bearer {ehr_key.token()}", ENDPOINT).iss == EHR
 
 
+def test_one_token_sent_by_many_threads_at_once_passes_once(ehr: Verifier, ehr_key: SigningKey) -> None:
+    """The service verifies in a thread pool: a token replayed in parallel still gets in only once."""
+    token = ehr_key.token()
+    outcomes: list[str] = []
+    start = threading.Barrier(8)
+
+    def call() -> None:
+        start.wait()
+        try:
+            ehr.verify(f"Bearer {token}", ENDPOINT)
+            outcomes.append("accepted")
+        except Unauthorized:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=call) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["accepted"] + ["refused"] * 7
+
+
 def test_seen_jtis_are_forgotten_once_their_token_could_not_pass_anyway(tmp_path: Path, ehr_key: SigningKey) -> None:
     now = [time.time()]
     v = verifier(
@@ -232,8 +275,6 @@ def test_seen_jtis_are_forgotten_once_their_token_could_not_pass_anyway(tmp_path
     v.verify(f"Bearer {ehr_key.token(jti='a')}", ENDPOINT)
     now[0] += 1000  # past exp + leeway: the row of 'a' is pruned with the next call
     v.verify(f"Bearer {ehr_key.token(jti='b', iat=int(now[0]), exp=int(now[0]) + 60)}", ENDPOINT)
-    import sqlite3
-
     with sqlite3.connect(tmp_path / "replay.sqlite") as db:
         assert [row[0] for row in db.execute("SELECT jti FROM seen_jti")] == ["b"]
 
@@ -270,14 +311,22 @@ def test_an_rsa_key_cannot_verify_an_es384_token(tmp_path: Path) -> None:
     assert "does not fit the token's algorithm" in refused(v, ec_key.token())
 
 
+def test_a_jwk_set_published_with_its_private_key_still_verifies(tmp_path: Path) -> None:
+    """Some test clients publish the whole key pair; only the public half is used to verify."""
+    key = SigningKey.new("ES384")
+    pair = {**key.jwk(), "d": ECAlgorithm.to_jwk(key.private, as_dict=True)["d"]}
+    (tmp_path / "pair.json").write_text(json.dumps({"keys": [pair]}))
+    v = verifier(tmp_path, IssuerPolicy(EHR, jwks_file=tmp_path / "pair.json"))
+    assert v.verify(f"Bearer {key.token()}", ENDPOINT).iss == EHR
+    assert "bad signature" in refused(v, SigningKey.new("ES384", kid=key.kid).token())
+
+
 def test_keys_rotated_in_the_jwks_file_are_picked_up_without_a_restart(tmp_path: Path, ehr_key: SigningKey) -> None:
     path = jwks_file(tmp_path / "jwks.json", ehr_key)
     v = verifier(tmp_path, IssuerPolicy(EHR, jwks_file=path))
     v.verify(f"Bearer {ehr_key.token()}", ENDPOINT)
     new_key = SigningKey.new("ES384")
     jwks_file(path, new_key)
-    import os
-
     os.utime(
         path, ns=(time.time_ns() + 10**9, time.time_ns() + 10**9)
     )  # a later mtime, whatever the file system's resolution
@@ -340,11 +389,57 @@ def test_an_unknown_kid_fetches_the_jku_again_once_not_on_every_call(tmp_path: P
     assert len(key_server.requests) == 2
 
 
-def test_a_jku_that_cannot_be_fetched_is_a_refusal_not_a_crash(tmp_path: Path) -> None:
+def test_a_jku_that_cannot_be_fetched_is_a_refusal_retried_after_30_s(tmp_path: Path, key_server: KeyServer) -> None:
+    key = SigningKey.new("ES384")
+    jku = f"{key_server.url}/jwks.json"
+    now = [time.time()]
+    v = verifier(tmp_path, IssuerPolicy(EHR, jku_allowlist=(jku,)), clock=lambda: now[0])
+    key_server.redirect_to = "/moved"  # the EHR's key endpoint misbehaves
+    assert "the jku answered HTTP 302" in refused(v, key.token(headers={"jku": jku}))
+    assert "retried after 30 s" in refused(v, key.token(headers={"jku": jku}))
+    assert key_server.requests == ["/jwks.json"]
+    key_server.redirect_to, key_server.keys = None, [key.jwk()]  # back to normal
+    now[0] += 31
+    token = key.token(headers={"jku": jku}, iat=int(now[0]), exp=int(now[0]) + 60)
+    assert v.verify(f"Bearer {token}", ENDPOINT).iss == EHR
+
+
+def test_a_stale_key_set_is_used_while_the_jku_is_down(tmp_path: Path, key_server: KeyServer) -> None:
+    key = SigningKey.new("ES384")
+    key_server.keys = [key.jwk()]
+    jku = f"{key_server.url}/jwks.json"
+    now = [time.time()]
+    v = verifier(tmp_path, IssuerPolicy(EHR, jku_allowlist=(jku,)), clock=lambda: now[0])
+    v.verify(f"Bearer {key.token(headers={'jku': jku})}", ENDPOINT)
+    key_server.redirect_to = "/moved"
+    now[0] += 3601
+    token = key.token(headers={"jku": jku}, iat=int(now[0]), exp=int(now[0]) + 60)
+    assert v.verify(f"Bearer {token}", ENDPOINT).iss == EHR
+    assert key_server.requests == ["/jwks.json", "/jwks.json"]
+
+
+def test_an_unreachable_jku_is_a_refusal_not_a_crash(tmp_path: Path) -> None:
     key = SigningKey.new("ES384")
     jku = "http://127.0.0.1:9/jwks.json"  # discard port: nothing listens
     v = verifier(tmp_path, IssuerPolicy(EHR, jku_allowlist=(jku,)))
-    assert "could not be fetched" in refused(v, key.token(headers={"jku": jku}))
+    assert "could not be fetched: ConnectionError" in refused(v, key.token(headers={"jku": jku}))
+
+
+def test_a_slow_jku_is_given_up_after_the_timeout(tmp_path: Path, key_server: KeyServer) -> None:
+    key = SigningKey.new("ES384")
+    key_server.keys, key_server.delay_s = [key.jwk()], 3
+    jku = f"{key_server.url}/jwks.json"
+    config = AuthConfig((IssuerPolicy(EHR, jku_allowlist=(jku,)),), tmp_path / "replay.sqlite", jku_timeout_s=0.2)
+    assert "could not be fetched: ReadTimeout" in refused(Verifier(config), key.token(headers={"jku": jku}))
+
+
+def test_a_jku_redirect_is_not_followed(tmp_path: Path, key_server: KeyServer) -> None:
+    key = SigningKey.new("ES384")
+    key_server.keys, key_server.redirect_to = [key.jwk()], "/elsewhere.json"
+    jku = f"{key_server.url}/jwks.json"
+    v = verifier(tmp_path, IssuerPolicy(EHR, jku_allowlist=(jku,)))
+    assert "the jku answered HTTP 302" in refused(v, key.token(headers={"jku": jku}))
+    assert key_server.requests == ["/jwks.json"]
 
 
 def test_jku_allowlist_prefixes_stay_on_their_origin_and_path() -> None:

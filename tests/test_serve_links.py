@@ -79,7 +79,16 @@ def test_a_tampered_or_made_up_token_opens_nothing(signer: LinkSigner) -> None:
     token = signer.issue(PATIENT, {})
     link_id, signature = token.split(".")
     flipped = signature[:-1] + ("A" if signature[-1] != "A" else "B")
-    for bad in (f"{link_id}.{flipped}", f"{link_id}x.{signature}", link_id, f"{link_id}.", "", ".", f".{signature}"):
+    for bad in (
+        f"{link_id}.{flipped}",
+        f"{link_id}x.{signature}",
+        link_id,
+        f"{link_id}.",
+        "",
+        ".",
+        f".{signature}",
+        "\ud800.x",
+    ):
         assert signer.resolve(bad) is None, bad
 
 
@@ -97,7 +106,10 @@ def test_a_copy_of_the_database_alone_cannot_open_a_page(tmp_path: Path, signer:
 
 
 def test_the_link_database_is_readable_by_the_service_only(tmp_path: Path, signer: LinkSigner) -> None:
-    assert stat.S_IMODE((tmp_path / "links.sqlite").stat().st_mode) == 0o600
+    signer.issue(PATIENT, {})
+    files = sorted(tmp_path.glob("links.sqlite*"))
+    assert [p.name for p in files] == ["links.sqlite", "links.sqlite-shm", "links.sqlite-wal"]
+    assert {stat.S_IMODE(p.stat().st_mode) for p in files} == {0o600}
 
 
 def test_a_secret_is_made_once_in_the_state_directory(tmp_path: Path, clock: Clock) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sqlite3
 import threading
 import time
@@ -33,8 +34,8 @@ log = logging.getLogger(__name__)
 # CDS Hooks 2.0 recommends ES384 and RS384; `none` and every symmetric (HS*) algorithm are forbidden there.
 ACCEPTED_ALGORITHMS = ("ES384", "RS384")
 _KEY_TYPE = {"ES384": ("EC", "P-384"), "RS384": ("RSA", None)}
-# An unknown `kid` makes the service fetch the issuer's JWK Set again, but not more often than this:
-# otherwise anyone could make it hammer the EHR's key endpoint with made-up kids.
+# An unknown `kid` or a stale set makes the service fetch the issuer's JWK Set again, but not more often
+# than this: otherwise made-up kids, or an EHR key endpoint that is down, would have it fetching on every call.
 JKU_REFETCH_MIN_S = 30
 JWKS_MAX_BYTES = 256 * 1024
 _LOOPBACK = {"127.0.0.1", "::1", "localhost"}
@@ -212,24 +213,39 @@ class _JwkSetCache:
         self.timeout_s = timeout_s
         self.clock = clock
         self._sets: dict[str, tuple[float, dict[str, dict[str, Any]]]] = {}
+        self._tried: dict[str, float] = {}  # last fetch attempt per URL, failed or not
         self._lock = threading.Lock()
 
     def key(self, url: str, kid: str, iss: str) -> dict[str, Any] | None:
-        """The JWK `kid` from the set at `url`: cached, fetched when stale, fetched again once when `kid` is unknown."""
+        """The JWK `kid` from the set at `url`: cached; fetched when stale or when `kid` is unknown, at most every 30 s."""
+        now = self.clock()
         with self._lock:
             fetched_at, keys = self._sets.get(url, (float("-inf"), {}))
-        age = self.clock() - fetched_at
-        if age > self.cache_s or (kid not in keys and age > JKU_REFETCH_MIN_S):
+            tried_at = self._tried.get(url, float("-inf"))
+            wanted = now - fetched_at > self.cache_s or kid not in keys
+            fetch = wanted and now - tried_at > JKU_REFETCH_MIN_S
+            if fetch:
+                self._tried[url] = now
+        if wanted and not fetch and not keys:
+            raise Unauthorized(
+                f"the jku of issuer {iss!r} could not be fetched {now - tried_at:.0f} s ago; retried after {JKU_REFETCH_MIN_S} s"
+            )
+        if fetch:
             try:
                 keys = self._fetch(url)
             except Unauthorized:
                 if not keys:
                     raise
-                log.warning("could not refresh the JWK Set of issuer %r; using the copy fetched %.0f s ago", iss, age)
+                # a stale set beats refusing every call while the EHR's key endpoint is down
+                log.warning(
+                    "could not refresh the JWK Set of issuer %r; using the copy fetched %.0f s ago",
+                    iss,
+                    now - fetched_at,
+                )
             else:
                 log.info("fetched the JWK Set of issuer %r from its jku (%d keys)", iss, len(keys))
                 with self._lock:
-                    self._sets[url] = (self.clock(), keys)
+                    self._sets[url] = (now, keys)
         return keys.get(kid)
 
     def _fetch(self, url: str) -> dict[str, dict[str, Any]]:
@@ -259,6 +275,8 @@ class _ReplayGuard:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, timeout=10, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
+        # no fsync per call: a power cut may forget the last few jtis, each usable for minutes at most
+        self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS seen_jti (iss TEXT NOT NULL, jti TEXT NOT NULL, expires_at REAL NOT NULL,"
             " PRIMARY KEY (iss, jti))"
@@ -333,8 +351,7 @@ class Verifier:
             raise Unauthorized(f"token of issuer {iss!r} was issued in the future (clocks apart?)")
         if iat + self.config.max_age_s + self.config.leeway_s < now:
             raise Unauthorized(f"token of issuer {iss!r} was issued more than {self.config.max_age_s} s ago")
-        nbf = claims.get("nbf")
-        if isinstance(nbf, int | float) and nbf - self.config.leeway_s > now:
+        if claims.get("nbf", now) - self.config.leeway_s > now:
             raise Unauthorized(f"token of issuer {iss!r} is not valid yet (nbf)")
         # kept until the token could no longer pass the checks above, whichever comes first
         usable_until = min(exp, iat + self.config.max_age_s) + self.config.leeway_s
@@ -405,8 +422,10 @@ class Verifier:
             raise Unauthorized(f"token of issuer {policy.iss!r} has a bad signature") from None
         except (jwt.PyJWTError, ValueError, TypeError) as exc:
             raise Unauthorized(f"token of issuer {policy.iss!r} cannot be verified: {exc.__class__.__name__}") from None
-        for name in ("exp", "iat"):
-            if isinstance(claims[name], bool) or not isinstance(claims[name], int | float):
+        for name in ("exp", "iat", "nbf"):
+            value = claims.get(name, 0)
+            # JSON as Python reads it allows NaN and Infinity, which would slip through every comparison
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
                 raise Unauthorized(f"token of issuer {policy.iss!r}: {name} is not a number")
         if not isinstance(claims["jti"], str) or not claims["jti"]:
             raise Unauthorized(f"token of issuer {policy.iss!r}: jti is not a non-empty string")

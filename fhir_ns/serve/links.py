@@ -47,6 +47,9 @@ class LinkSigner:
         self.ttl_s = ttl_s
         self.clock = clock
         db_path.parent.mkdir(parents=True, exist_ok=True)
+        # patient ids live in this file: made readable by the service's user only (SQLite gives its -wal and
+        # -shm files the same mode)
+        os.close(os.open(db_path, os.O_WRONLY | os.O_CREAT, 0o600))
         self._db = sqlite3.connect(db_path, timeout=10, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(
@@ -54,7 +57,6 @@ class LinkSigner:
             " payload TEXT NOT NULL, expires_at REAL NOT NULL)"
         )
         self._lock = threading.Lock()
-        _owner_only(db_path)
 
     def issue(self, patient_id: str, payload: Mapping[str, Any]) -> str:
         """A URL-safe token that opens this patient's page with `payload` (JSON values) until it expires."""
@@ -71,7 +73,9 @@ class LinkSigner:
     def resolve(self, token: str) -> dict[str, Any] | None:
         """`{"patient_id": ..., "payload": {...}}` for a valid, unexpired token; None for anything else."""
         link_id, dot, signature = token.partition(".")
-        if not dot or not link_id or not hmac.compare_digest(signature.encode(), self._signature(link_id).encode()):
+        if not (dot and link_id and token.isascii()):
+            return None
+        if not hmac.compare_digest(signature.encode(), self._signature(link_id).encode()):
             return None
         with self._lock:
             row = self._db.execute(
@@ -88,13 +92,6 @@ class LinkSigner:
 
 def _id_hash(link_id: str) -> str:
     return hashlib.sha256(link_id.encode()).hexdigest()
-
-
-def _owner_only(path: Path) -> None:
-    """Patient ids live in this file: readable by the service's user only."""
-    for candidate in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
-        if candidate.exists():
-            candidate.chmod(0o600)
 
 
 _LINK_KEYS = {"secret_file", "ttl_s"}
