@@ -388,6 +388,13 @@ def test_a_cni_ordered_while_creatinine_is_rising_is_warned_on_select_and_sign(c
         }
         for card in cards:
             check_card(card)
+    # overridden on order-select, the same warning is not repeated at order-sign; patient-view still shows it
+    cards = cds.cards(ORDER_SELECT, order_request("order-select", patient, prefetch_of(bundle), order))
+    for card in cards:
+        overridden = {"card": card["uuid"], "outcome": "overridden", "outcomeTimestamp": "2026-01-01T10:00:00Z"}
+        assert cds.feedback(ORDER_SELECT, overridden).status_code == 200
+    assert cds.cards(ORDER_SIGN, order_request("order-sign", patient, prefetch_of(bundle), order)) == []
+    assert len(warnings(cds.cards(PATIENT_VIEW, hook_request("patient-view", patient, prefetch_of(bundle))))) == 1
 
 
 def test_a_cni_ordered_after_an_out_of_range_last_trough_is_warned(cds: CdsService) -> None:
@@ -534,3 +541,17 @@ def test_the_card_link_opens_the_timeline_picture_and_explanation_in_a_browser(
     assert browser.save_screenshot(str(shot)) and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     browser.get(link.rsplit(".", 1)[0] + ".forged-signature")
     assert "expired" in browser.find_element("tag name", "h1").text
+
+
+def test_a_configuration_without_trusted_clients_stops_the_service_before_it_listens(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from fhir_ns.cli import cli
+
+    config = tmp_path / "serve.yaml"
+    config.write_text("public_url: https://cds.example.org\nstate_dir: state\n", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["serve", "--config", str(config)])
+    assert result.exit_code == 3 and "auth.issuers" in result.output
+    config.write_text("public_url: https://cds.example.org\nsnoze_days: 3\n", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["serve", "--config", str(config)])
+    assert result.exit_code == 3 and "unknown serve setting(s): snoze_days" in result.output

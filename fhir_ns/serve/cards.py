@@ -146,9 +146,9 @@ def finding_card(
     card["overrideReasons"] = [dict(r) for r in override_reasons(settings.canonical_base)]
     if link is not None:
         card["links"] = [link]
-    return Card(
-        key_of("finding", finding.code, result.ruleset.ref, str(finding.since), *sorted(finding.evidence)), card
-    )
+    # an order warning is its own card: overriding a finding on patient-view does not silence it at the order
+    kind = "order" if summary_prefix else "finding"
+    return Card(key_of(kind, finding.code, result.ruleset.ref, str(finding.since), *sorted(finding.evidence)), card)
 
 
 def refused_card(patient_id: str, why: str) -> Card:
