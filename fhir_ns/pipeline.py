@@ -8,10 +8,12 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import orjson
+
 from fhir_ns.errors import PatientNotFoundError, PatientRefusedError
 from fhir_ns.fhir.extract import FactCollector, PatientInput
 from fhir_ns.fhir.problems import Location, Problem
-from fhir_ns.fhir.reader import Entry, input_of, whole_files
+from fhir_ns.fhir.reader import input_of, whole_files
 from fhir_ns.fhir.store import SpillLimit
 from fhir_ns.progress import NO_PROGRESS, Progress
 from fhir_ns.rules import PatientResult, evaluate_with_timeline
@@ -193,7 +195,7 @@ def explain_resources(
     out = Run()
     collector = FactCollector(config.terminology, out.problems, planned=planned)
     for index, (origin, resource) in enumerate(resources):
-        collector.add(Entry(resource, Location(origin, index)))
+        collector.add_json(orjson.dumps(resource, option=orjson.OPT_SORT_KEYS), Location(origin, index))
     out.counts = collector.counts
     return one_patient(collector.each_patient(), config, patient_id, as_of, out, ruleset_id)
 

@@ -23,7 +23,7 @@ import orjson
 from fhir_ns.fhir import shapes
 from fhir_ns.fhir.dates import DAY_CACHE, DateError, parse_birth_date, parse_day
 from fhir_ns.fhir.problems import Location, Problem, Severity
-from fhir_ns.fhir.reader import Entry, Unit, scan
+from fhir_ns.fhir.reader import TYPED_ERRORS, Entry, Unit, scan
 from fhir_ns.fhir.shapes import (
     UNSET,
     AdministrationDosage,
@@ -293,6 +293,20 @@ class FactCollector:
         elif raw is None:
             raw = msgspec.json.encode(resource)
         self._add(resource, raw, location.file, location.entry, location.line, entry.full_url, found)
+
+    def add_json(self, raw: bytes, location: Location) -> None:
+        """Read one resource from its JSON text as `read` reads a file's entries: typed, the usual Observation
+        filed at once; text of a type fhir-ns does not read (or that does not decode typed) goes to `add`."""
+        try:
+            resource = shapes.decode(raw)
+        except TYPED_ERRORS:
+            self.add(Entry(orjson.loads(raw), location))
+            return
+        if type(resource) is shapes.Observation and self._usual_observation(
+            resource, raw, location.file, location.entry, location.line
+        ):
+            return
+        self._add(resource, raw, location.file, location.entry, location.line, None, ())
 
     def _add(
         self,
