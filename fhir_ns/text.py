@@ -58,13 +58,14 @@ def timeline_text(tl: Timeline) -> str:
     lines = [f"  Timeline (rule set {tl.ruleset.ref}; data up to {tl.as_of}):"]
     lines.append("    Episodes:" if tl.episodes else "    Episodes: none (no nephrotic-range proteinuria or diagnosis)")
     for n, episode in enumerate(tl.episodes, 1):
-        lines.append(f"      {n}. {episode.start}  {'relapse' if episode.relapse else 'onset'}: {episode.start_text}")
-        lines.extend(_WRAP.wrap("evidence: " + ", ".join(episode.start_sources)))
+        start = f"{n}. {episode.start}  {'relapse' if episode.relapse else 'onset'}: {episode.start_text}"
+        lines.extend(_EPISODE.wrap(start))
+        lines.extend(_WRAP.wrap("evidence: " + ", ".join(dict.fromkeys(episode.start_sources))))
         if episode.remission is not None:
             r = episode.remission
             kind = "complete" if r.complete else "partial"
-            lines.append(f"         {r.on}  {kind} remission: {r.text}")
-            lines.extend(_WRAP.wrap("evidence: " + ", ".join(r.sources)))
+            lines.extend(_WRAP.wrap(f"{r.on}  {kind} remission: {r.text}"))
+            lines.extend(_WRAP.wrap("evidence: " + ", ".join(dict.fromkeys(r.sources))))
     _section(lines, "Proteinuria", (f"{r.on}  {r.text}  {r.measurement.source}" for r in tl.readings))
     _section(lines, "Serum albumin", (_measured(tl, m) for m in tl.measurements.get("albumin", ())))
     _section(lines, "Serum creatinine", (_measured(tl, m) for m in tl.measurements.get("creatinine", ())))
@@ -116,5 +117,6 @@ def _exposure(tl: Timeline, e: DrugExposure) -> str:
     return f"{e.start}{until}  {tl.terminology.drug_name(e.drug)}: {exposure_words(tl, e)}  {e.source}"
 
 
+_EPISODE = _wrapper("      ", "         ")
 _WRAP = _wrapper("         ", "         ")
 _ENTRY = _wrapper("      ", "          ")

@@ -8,7 +8,8 @@ from typing import Any
 
 import click
 
-from fhir_ns.cli.options import DateParam, OutputFile, load_config, report
+from fhir_ns.cli.options import OutputFile, evaluation_options, load_config, report
+from fhir_ns.errors import ConfigError
 from fhir_ns.output import write_atomically
 from fhir_ns.pipeline import Run, explain_patient
 from fhir_ns.text import explanation
@@ -18,29 +19,18 @@ class FigureFile(OutputFile):
     """A .png or .svg file to write the figure to (the suffix gives the format)."""
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
-        from fhir_ns.plot import FORMATS
-
+        try:
+            from fhir_ns.plot import FORMATS
+        except ImportError as exc:  # the `plot` extra is not installed
+            raise ConfigError(f"--plot needs matplotlib ({exc}): pip install 'fhir-ns[plot]'") from exc
         if Path(str(value)).suffix.lower().lstrip(".") not in FORMATS:
             self.fail(f"{value!r}: the figure is written as .png or .svg (give a file name ending so)", param, ctx)
         return super().convert(value, param, ctx)
 
 
 @click.command()
-@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
+@evaluation_options
 @click.option("--patient", "patient_id", required=True, metavar="ID", help="The patient to explain (id or Patient/id).")
-@click.option(
-    "--as-of",
-    "as_of",
-    type=DateParam(),
-    default=None,
-    help="Evaluate as of this date; later data is ignored (default: today).",
-)
-@click.option(
-    "--ruleset",
-    "ruleset_id",
-    metavar="ID",
-    help="Rule set to apply (default: chosen by age at onset). See `fhir-ns rulesets`.",
-)
 @click.option(
     "--plot",
     "plot_path",
@@ -48,22 +38,15 @@ class FigureFile(OutputFile):
     metavar="FILE.png|FILE.svg",
     help="Draw the patient's timeline into this file instead of printing the text.",
 )
-@click.option(
-    "--mappings",
-    "mapping_dirs",
-    multiple=True,
-    metavar="DIR",
-    help="Site mapping directory with extra code tables (*.yaml) or rule sets (rulesets/*.yaml).",
-)
-@click.option("-v", "--verbose", is_flag=True, help="List informational problems one by one.")
 def explain(
     inputs: tuple[str, ...],
-    patient_id: str,
-    as_of: date | None,
     ruleset_id: str | None,
-    plot_path: str | None,
+    as_of: date | None,
     mapping_dirs: tuple[str, ...],
+    outcome_path: str | None,
     verbose: bool,
+    patient_id: str,
+    plot_path: str | None,
 ) -> None:
     """Explain one patient of INPUT: the classifications and findings with their reasons and evidence, then the
     timeline they rest on (episodes, proteinuria, albumin, kidney function, drugs); with --plot, the same as a
@@ -78,4 +61,4 @@ def explain(
 
         fmt = Path(plot_path).suffix.lower().lstrip(".")
         write_atomically(plot_path, timeline_figure(timeline, result, fmt=fmt))
-    raise SystemExit(report(outcome, verbose, None))
+    raise SystemExit(report(outcome, verbose, outcome_path))

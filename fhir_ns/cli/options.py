@@ -72,38 +72,9 @@ def jobs_option(value: int) -> int:
 
 
 def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """INPUT..., --ruleset, --as-of, --mappings, --outcome, --verbose, --quiet, --jobs, --skip-unreadable,
-    --spill-above."""
+    """INPUT..., --ruleset, --as-of, --mappings, --outcome, --verbose (`evaluation_options`), --quiet, --jobs,
+    --skip-unreadable, --spill-above."""
     decorators = [
-        click.argument("inputs", nargs=-1, required=True, metavar="INPUT..."),
-        click.option(
-            "--ruleset",
-            "ruleset_id",
-            metavar="ID",
-            help="Rule set to apply (default: chosen per patient by age at onset). See `fhir-ns rulesets`.",
-        ),
-        click.option(
-            "--as-of",
-            "as_of",
-            type=DateParam(),
-            default=None,
-            help="Evaluate as of this date; later data is ignored (default: today).",
-        ),
-        click.option(
-            "--mappings",
-            "mapping_dirs",
-            multiple=True,
-            metavar="DIR",
-            help="Site mapping directory with extra code tables (*.yaml) or rule sets (rulesets/*.yaml).",
-        ),
-        click.option(
-            "--outcome",
-            "outcome_path",
-            type=OutputFile("--outcome"),
-            metavar="FILE",
-            help="Also write the input problems as a FHIR OperationOutcome to FILE.",
-        ),
-        click.option("-v", "--verbose", is_flag=True, help="List informational problems one by one."),
         click.option(
             "-q",
             "--quiet",
@@ -134,6 +105,44 @@ def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
             help="Keep the facts read on disk (SQLite) once they exceed this many patients or this size in "
             "memory (e.g. 5000, 200MB, 1GB; 'off': never).",
         ),
+    ]
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return evaluation_options(func)
+
+
+def evaluation_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """INPUT..., --ruleset, --as-of, --mappings, --outcome, --verbose: what every command that evaluates takes."""
+    decorators = [
+        click.argument("inputs", nargs=-1, required=True, metavar="INPUT..."),
+        click.option(
+            "--ruleset",
+            "ruleset_id",
+            metavar="ID",
+            help="Rule set to apply (default: chosen per patient by age at onset). See `fhir-ns rulesets`.",
+        ),
+        click.option(
+            "--as-of",
+            "as_of",
+            type=DateParam(),
+            default=None,
+            help="Evaluate as of this date; later data is ignored (default: today).",
+        ),
+        click.option(
+            "--mappings",
+            "mapping_dirs",
+            multiple=True,
+            metavar="DIR",
+            help="Site mapping directory with extra code tables (*.yaml) or rule sets (rulesets/*.yaml).",
+        ),
+        click.option(
+            "--outcome",
+            "outcome_path",
+            type=OutputFile("--outcome"),
+            metavar="FILE",
+            help="Also write the input problems as a FHIR OperationOutcome to FILE.",
+        ),
+        click.option("-v", "--verbose", is_flag=True, help="List informational problems one by one."),
     ]
     for decorator in reversed(decorators):
         func = decorator(func)
