@@ -13,6 +13,7 @@ starts; the times are the client's, from sending the request to reading the whol
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import statistics
 import tempfile
@@ -89,16 +90,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=200, help="calls per measurement (default 200)")
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 20], help="concurrent clients (default 1 20)")
+    parser.add_argument("--workers", type=int, default=1, help="fhir-ns serve --workers (default 1)")
     args = parser.parse_args()
     record = two_year_record()
     patient = next(r["id"] for r in record if r["resourceType"] == "Patient")
-    print(f"patient-view for a patient with two years of data: {len(record)} resources", flush=True)
+    print(
+        f"patient-view for a patient with two years of data: {len(record)} resources; fhir-ns serve --workers "
+        f"{args.workers}; {os.cpu_count()} CPU(s), load average {os.getloadavg()[0]:.1f}",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory() as tmp:
         server = FhirServer(Path(tmp) / "fhir")
         cds: CdsService | None = None
         try:
             server.load({"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in record]})
-            cds = CdsService(Path(tmp) / "cds", SigningKey.new("ES384"), (server.base_url,))
+            options = ("--workers", str(args.workers))
+            cds = CdsService(Path(tmp) / "cds", SigningKey.new("ES384"), (server.base_url,), options)
             complete = orjson.dumps(hook_request("patient-view", patient, prefetch(record)))
             negative_record = {
                 "patient": {"resourceType": "Patient", "id": "bench-negative", "birthDate": "2015-03-01"}

@@ -39,9 +39,17 @@ KEYS = {
 
 
 class CdsService:
-    """One `fhir-ns serve` process with its own state directory; `settings` go into its configuration file."""
+    """One `fhir-ns serve` process with its own state directory; `settings` go into its configuration file,
+    `options` on its command line."""
 
-    def __init__(self, workdir: Path, key: SigningKey, fhir_servers: tuple[str, ...] = (), **settings: Any) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        key: SigningKey,
+        fhir_servers: tuple[str, ...] = (),
+        options: tuple[str, ...] = (),
+        **settings: Any,
+    ) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.key = key
         self.port = free_port()
@@ -67,7 +75,17 @@ class CdsService:
         self.log_path = workdir / "serve.log"
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "fhir_ns", "serve", "--config", str(self.config_path), "--port", str(self.port)],
+            [
+                sys.executable,
+                "-m",
+                "fhir_ns",
+                "serve",
+                "--config",
+                str(self.config_path),
+                "--port",
+                str(self.port),
+                *options,
+            ],
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from pathlib import Path
@@ -38,19 +39,37 @@ LOG_CONFIG: dict[str, Any] = {
 )
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
-def serve(config_path: Path | None, host: str, port: int) -> None:
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Processes answering calls (they share the state directory); about one per CPU core.",
+)
+def serve(config_path: Path | None, host: str, port: int, workers: int) -> None:
     """Run the CDS Hooks service: discovery at /cds-services, cards for patient-view and order hooks."""
     try:
         import uvicorn
 
-        from fhir_ns.serve.app import create_app
+        from fhir_ns.serve.app import CONFIG_ENV, create_app
         from fhir_ns.serve.config import ServeConfig
     except ImportError as exc:
         raise ConfigError(f"fhir-ns serve needs the 'serve' extra (pip install 'fhir-ns[serve]'): {exc}") from exc
-    app = create_app(ServeConfig.load(config_path))
+    config = ServeConfig.load(config_path)
+    create_app(config).state.fhir_ns.close()  # checked here, so a broken configuration stops the start at once
     # uvicorn stops gracefully on SIGTERM/SIGINT, then raises the signal again: a stopped service exits 0
     signal.signal(signal.SIGTERM, _stopped)
-    uvicorn.run(app, host=host, port=port, log_config=LOG_CONFIG, access_log=False, server_header=False)
+    os.environ[CONFIG_ENV] = "" if config_path is None else str(config_path.resolve())
+    uvicorn.run(
+        "fhir_ns.serve.app:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=LOG_CONFIG,
+        access_log=False,
+        server_header=False,
+    )
 
 
 def _stopped(signum: int, frame: object) -> None:

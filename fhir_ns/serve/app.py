@@ -9,9 +9,11 @@ JWT, a patient id or a URL with a link token in it.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -36,6 +38,7 @@ from fhir_ns.serve.services import SERVICES, Service
 from fhir_ns.timeline.timeline import Timeline
 
 log = logging.getLogger("fhir_ns.serve")
+CONFIG_ENV = "FHIR_NS_SERVE_CONFIG"  # how `fhir-ns serve` tells each worker process its configuration file
 NO_CARDS = orjson.dumps({"cards": []})
 
 
@@ -148,6 +151,12 @@ def create_app(config: ServeConfig) -> FastAPI:
         state.close()
 
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The application of one worker process of `fhir-ns serve` (its configuration file named in CONFIG_ENV)."""
+    path = os.environ.get(CONFIG_ENV)
+    return create_app(ServeConfig.load(Path(path) if path else None))
 
 
 def _verified(state: State, request: Request, endpoint_url: str) -> Caller | None:
