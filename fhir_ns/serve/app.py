@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -79,7 +81,13 @@ class State:
 def create_app(config: ServeConfig) -> FastAPI:
     """The service, with its state opened (and checked) now: a broken configuration fails at start, not on a call."""
     state = State.open(config)
-    app = FastAPI(title="fhir-ns CDS Hooks service", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        state.close()
+
+    app = FastAPI(title="fhir-ns CDS Hooks service", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.fhir_ns = state
     if config.cors_origins:
         app.add_middleware(
@@ -101,7 +109,7 @@ def create_app(config: ServeConfig) -> FastAPI:
 
     @app.get("/cds-services")
     async def discovery(request: Request) -> Response:
-        if not _verified(state, request, state.config.services_url):
+        if not await run_in_threadpool(_verified, state, request, state.config.services_url):
             return _unauthorized()
         services = [s.discovery(config.page_size) for s in SERVICES.values()]
         return _json({"services": services})
@@ -109,7 +117,7 @@ def create_app(config: ServeConfig) -> FastAPI:
     @app.post("/cds-services/{service_id}")
     async def call(service_id: str, request: Request) -> Response:
         service = SERVICES.get(service_id)
-        caller = _verified(state, request, f"{state.config.services_url}/{service_id}")
+        caller = await run_in_threadpool(_verified, state, request, f"{state.config.services_url}/{service_id}")
         if caller is None:
             return _unauthorized()
         if service is None:
@@ -125,7 +133,9 @@ def create_app(config: ServeConfig) -> FastAPI:
 
     @app.post("/cds-services/{service_id}/feedback")
     async def feedback(service_id: str, request: Request) -> Response:
-        caller = _verified(state, request, f"{state.config.services_url}/{service_id}/feedback")
+        caller = await run_in_threadpool(
+            _verified, state, request, f"{state.config.services_url}/{service_id}/feedback"
+        )
         if caller is None:
             return _unauthorized()
         if service_id not in SERVICES:
@@ -145,10 +155,6 @@ def create_app(config: ServeConfig) -> FastAPI:
             return HTMLResponse(EXPIRED, status_code=404, headers=HEADERS)
         page = await run_in_threadpool(render_page, opened["payload"], state.pipeline)
         return HTMLResponse(page, headers=HEADERS)
-
-    @app.on_event("shutdown")
-    def closed() -> None:
-        state.close()
 
     return app
 
