@@ -555,3 +555,13 @@ def test_a_configuration_without_trusted_clients_stops_the_service_before_it_lis
     config.write_text("public_url: https://cds.example.org\nsnoze_days: 3\n", encoding="utf-8")
     result = CliRunner().invoke(cli, ["serve", "--config", str(config)])
     assert result.exit_code == 3 and "unknown serve setting(s): snoze_days" in result.output
+
+
+def test_a_record_with_an_unreadable_resource_gets_no_classification_but_says_why(cds: CdsService) -> None:
+    body = patient_view("ssns")
+    broken = body["prefetch"]["observations"]["entry"][0]["resource"]
+    broken["effectiveDateTime"] = "2023-13-45"
+    cards = cds.cards(PATIENT_VIEW, body)
+    assert [c["summary"] for c in cards] == ["fhir-ns cannot classify this patient: the record's data has errors"]
+    assert broken["id"] in cards[0]["detail"] and "suggestions" not in cards[0]
+    check_card(cards[0])
