@@ -68,9 +68,11 @@ class _Span:
 def timeline_figure(patient: Timeline, result: PatientResult, *, fmt: str = "svg") -> bytes:
     """The picture of one patient's timeline and result, as PNG or SVG bytes.
 
-    `patient` and `result` are what `fhir_ns.pipeline.explain_patient(inputs, config, patient_id, as_of,
-    ruleset_id)` returns for an INPUT file and a patient id (as a pair `(timeline, result)`); both come from one
-    evaluation, so the figure shows exactly what the result rests on. `fmt` is "png" or "svg".
+    `patient` and `result` come from one evaluation, so the figure shows exactly what the result rests on:
+    for INPUT files and a patient id, `timeline, result = fhir_ns.pipeline.explain_patient(inputs, config,
+    patient_id, as_of, ruleset_id)`; for facts already read (`PatientFacts`, e.g. from a CDS Hooks prefetch),
+    `result, timeline = fhir_ns.rules.evaluate_with_timeline(facts, config.rulesets, config.terminology, as_of,
+    ruleset_id)`. `fmt` is "png" or "svg" (ValueError otherwise).
     """
     if fmt not in FORMATS:
         raise ValueError(f"figure format {fmt!r}: use one of {', '.join(FORMATS)}")
