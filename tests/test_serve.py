@@ -372,6 +372,10 @@ def test_an_empty_or_unrelated_order_gets_no_cards_and_no_data_is_asked_for(cds:
     assert cds.cards(ORDER_SELECT, order_request("order-select", "p1", None, amoxicillin)) == []
     cyclosporine = draft_order("p1", CYCLOSPORINE, 150, 90)
     assert cds.call(ORDER_SELECT, order_request("order-select", "p1", None, cyclosporine)).status_code == 412
+    # order-select checks the orders just selected; a cyclosporine selected earlier in the session is not re-read
+    body = order_request("order-select", "p1", None, cyclosporine, amoxicillin)
+    body["context"]["selections"] = [f"MedicationRequest/{amoxicillin['id']}"]
+    assert cds.cards(ORDER_SELECT, body) == []
 
 
 def test_a_cni_ordered_while_creatinine_is_rising_is_warned_on_select_and_sign(cds: CdsService) -> None:

@@ -196,7 +196,7 @@ def _answer(state: State, service: Service, caller: Caller, body: bytes) -> Resp
         raise BadRequest("context.patientId is missing")
     drafts: DraftOrders | None = None
     if service.orders:
-        drafts = checked_drafts(context.get("draftOrders"), state.pipeline)
+        drafts = checked_drafts(context.get("draftOrders"), state.pipeline, context.get("selections"))
         if not drafts.exposures:
             return Response(NO_CARDS, media_type="application/json")  # nothing fhir-ns checks is being ordered
     access = _access(state, caller, request)

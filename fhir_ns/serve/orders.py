@@ -50,8 +50,10 @@ class DraftOrders:
         return max((e.end for e in self.exposures if e.end is not None), default=None)
 
 
-def checked_drafts(draft_orders: Any, config: Config) -> DraftOrders:
-    """The draft MedicationRequests whose drug is of a class with order checks; read with no I/O."""
+def checked_drafts(draft_orders: Any, config: Config, selections: Any = None) -> DraftOrders:
+    """The draft MedicationRequests whose drug is of a class with order checks, read with no I/O; with
+    `selections` (order-select: the orders just selected, as `MedicationRequest/id`), only those: the
+    others were checked when they were selected."""
     bundle = draft_orders if isinstance(draft_orders, dict) else {}
     resources = [
         e["resource"] if e["resource"].get("id") else {**e["resource"], "id": f"draft-{index}"}  # a draft may have none
@@ -60,6 +62,9 @@ def checked_drafts(draft_orders: Any, config: Config) -> DraftOrders:
         and isinstance(e.get("resource"), dict)
         and e["resource"].get("resourceType") in ORDERABLE
     ]
+    if isinstance(selections, list) and selections:
+        chosen = {str(s) for s in selections}
+        resources = [r for r in resources if f"{r['resourceType']}/{r['id']}" in chosen]
     if not resources:
         return DraftOrders([], [])
     collector = FactCollector(config.terminology, [], planned=True)
