@@ -6,7 +6,9 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import orjson
 
 from fhir_ns.errors import PatientNotFoundError, PatientRefusedError
 from fhir_ns.fhir.extract import FactCollector, PatientInput
@@ -188,6 +190,24 @@ def as_of_doubt(as_of: date, today: date) -> Problem | None:
     )
 
 
+def explain_resources(
+    resources: Iterable[tuple[str, dict[str, Any]]],
+    config: Config,
+    patient_id: str,
+    as_of: date,
+    ruleset_id: str | None = None,
+    planned: bool = False,
+) -> tuple[Timeline, PatientResult]:
+    """`explain_patient` for resources already in memory (each named by where it came from, such as a CDS Hooks
+    prefetch key); `planned`: draft MedicationRequests are read as the orders about to be signed."""
+    out = Run()
+    collector = FactCollector(config.terminology, out.problems, planned=planned)
+    for index, (origin, resource) in enumerate(resources):
+        collector.add_json(orjson.dumps(resource, option=orjson.OPT_SORT_KEYS), Location(origin, index))
+    out.counts = collector.counts
+    return one_patient(collector.each_patient(), config, patient_id, as_of, out, ruleset_id)
+
+
 def run(
     inputs: Iterable[str], config: Config, as_of: date, ruleset_id: str | None = None, gate: EntryGate | None = None
 ) -> Run:
@@ -223,19 +243,31 @@ def explain_patient(
         out.problems.append(doubt)
     collector = read_input(inputs, config, out.problems)
     out.counts = collector.counts
+    return one_patient(collector.each_patient(), config, wanted, as_of, out, ruleset_id)
+
+
+def one_patient(
+    patients: Iterable[PatientInput],
+    config: Config,
+    patient_id: str,
+    as_of: date,
+    out: Run,
+    ruleset_id: str | None = None,
+) -> tuple[Timeline, PatientResult]:
+    """The timeline and result of the patient with id `patient_id` among `patients` (see `explain_patient`)."""
     seen = 0
-    for patient in collector.each_patient():
+    for patient in patients:
         seen += 1
-        if patient.facts.patient_id != wanted:
+        if patient.facts.patient_id != patient_id:
             continue
         if patient.refused:
             out.refused.append(patient)
             errors = "; ".join(str(p) for p in patient.problems if p.severity in ("error", "fatal"))
-            raise PatientRefusedError(f"patient {wanted} is refused because of errors in its input: {errors}")
+            raise PatientRefusedError(f"patient {patient_id} is refused because of errors in its input: {errors}")
         out.evaluated += 1
         out.problems.extend(patient.problems)
         result, timeline = evaluate_patient_with_timeline(patient, config, as_of, out, ruleset_id)
         return timeline, result
     raise PatientNotFoundError(
-        f"no data for patient {wanted} in the input ({seen} patient(s) read, {out.resources_read} resource(s))"
+        f"no data for patient {patient_id} in the input ({seen} patient(s) read, {out.resources_read} resource(s))"
     )

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tests.cds_client import CdsService
 from tests.fhir_server import FhirServer
 
 
@@ -38,3 +39,25 @@ def browser() -> Iterator[object]:
 
     with chromium() as driver:
         yield driver
+
+
+@pytest.fixture
+def start_cds(tmp_path: Path) -> Iterator[Callable[..., CdsService]]:
+    """Start `fhir-ns serve` (a real uvicorn process on 127.0.0.1) trusting one EHR; stopped after the test."""
+    from tests.test_serve_auth import SigningKey
+
+    services: list[CdsService] = []
+
+    def start(fhir_servers: tuple[str, ...] = (), **settings: Any) -> CdsService:
+        service = CdsService(tmp_path / f"cds{len(services)}", SigningKey.new("ES384"), fhir_servers, **settings)
+        services.append(service)
+        return service
+
+    yield start
+    for service in services:
+        service.stop()
+
+
+@pytest.fixture
+def cds(start_cds: Callable[..., CdsService]) -> CdsService:
+    return start_cds()

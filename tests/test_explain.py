@@ -79,7 +79,7 @@ def test_explain_prints_exactly_what_classify_prints_for_the_patient_then_the_ti
     path, as_of, ruleset = sample("frns")
     _, out, _ = explain(path, "--patient", patient_of(path), "--as-of", as_of)
     result = run([path], MAPPINGS, date.fromisoformat(as_of), ruleset).results[0]
-    summary = render(result)
+    summary = render(result, MAPPINGS.terminology)
     assert out.startswith(summary)
     timeline = out[len(summary) :]
     # Sofia relapsed twice: three episodes, each ending in complete remission

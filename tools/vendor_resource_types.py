@@ -24,7 +24,9 @@ ROOT = Path(__file__).resolve().parent.parent
 ABSTRACT = {"Resource", "DomainResource", "CanonicalResource", "MetadataResource"}
 
 
-def _walk(concepts: list[dict[str, Any]], parents: tuple[str, ...] = ()) -> Iterator[tuple[dict[str, Any], tuple[str, ...]]]:
+def _walk(
+    concepts: list[dict[str, Any]], parents: tuple[str, ...] = ()
+) -> Iterator[tuple[dict[str, Any], tuple[str, ...]]]:
     for concept in concepts:
         yield concept, parents
         yield from _walk(concept.get("concept", []), (*parents, concept["code"]))
@@ -45,9 +47,7 @@ def resource_types(package: Path) -> tuple[list[str], str]:
         system = json.loads(path.read_text(encoding="utf-8"))
         flat = name == "CodeSystem-resource-types.json"
         names = sorted(
-            c["code"]
-            for c, parents in _walk(system["concept"])
-            if (flat or "Resource" in parents) and not _abstract(c)
+            c["code"] for c, parents in _walk(system["concept"]) if (flat or "Resource" in parents) and not _abstract(c)
         )
         return names, f"{system['url']}|{system.get('version', '')} ({name})"
     raise SystemExit(f"no resource-type code system in {package}")

@@ -16,7 +16,8 @@ from fhir_ns.errors import FhirNsError
 INTERNAL_ERROR = 70
 # each subcommand's module, imported when the subcommand is used (a run pays only for its own imports)
 COMMANDS = {
-    name: f"fhir_ns.cli.{name}" for name in ("classify", "convert", "explain", "report", "rulesets", "sync", "validate")
+    name: f"fhir_ns.cli.{name}"
+    for name in ("classify", "convert", "explain", "report", "rulesets", "serve", "sync", "validate")
 }
 
 

@@ -23,7 +23,7 @@ import orjson
 from fhir_ns.fhir import shapes
 from fhir_ns.fhir.dates import DAY_CACHE, DateError, parse_birth_date, parse_day
 from fhir_ns.fhir.problems import Location, Problem, Severity
-from fhir_ns.fhir.reader import Entry, Unit, scan
+from fhir_ns.fhir.reader import TYPED_ERRORS, Entry, Unit, scan
 from fhir_ns.fhir.shapes import (
     UNSET,
     AdministrationDosage,
@@ -194,8 +194,11 @@ class FactCollector:
         problems: list[Problem],
         spill: SpillLimit | None = None,
         skip_unreadable: bool = False,
+        planned: bool = False,
     ) -> None:
         self.term = terminology
+        # a CDS order hook's draft MedicationRequests are the treatment about to be ordered: read them as orders
+        self._request_skip = REQUEST_SKIP - {"draft"} if planned else REQUEST_SKIP
         self.problems = problems
         # A patient whose input file holds records that could not be read is refused (their data may be in
         # them), unless `skip_unreadable`: then evaluated, and the results say how many were skipped.
@@ -291,6 +294,20 @@ class FactCollector:
         elif raw is None:
             raw = msgspec.json.encode(resource)
         self._add(resource, raw, location.file, location.entry, location.line, entry.full_url, found)
+
+    def add_json(self, raw: bytes, location: Location) -> None:
+        """Read one resource from its JSON text as `read` reads a file's entries: typed, the usual Observation
+        filed at once; text of a type fhir-ns does not read (or that does not decode typed) goes to `add`."""
+        try:
+            resource = shapes.decode(raw)
+        except TYPED_ERRORS:
+            self.add(Entry(orjson.loads(raw), location))
+            return
+        if type(resource) is shapes.Observation and self._usual_observation(
+            resource, raw, location.file, location.entry, location.line
+        ):
+            return
+        self._add(resource, raw, location.file, location.entry, location.line, None, ())
 
     def _add(
         self,
@@ -818,7 +835,9 @@ class FactCollector:
         status = res.status
         if rtype == "MedicationStatement" and _is_in(status, STATEMENT_SKIP):
             return None
-        if rtype == "MedicationRequest" and (_is_in(status, REQUEST_SKIP) or _is_in(res.intent, REQUEST_INTENT_SKIP)):
+        if rtype == "MedicationRequest" and (
+            _is_in(status, self._request_skip) or _is_in(res.intent, REQUEST_INTENT_SKIP)
+        ):
             return None
         if rtype == "MedicationAdministration" and _is_in(status, ADMINISTRATION_SKIP):
             return None

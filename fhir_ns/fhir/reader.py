@@ -30,7 +30,7 @@ JSON_SUFFIXES = (".json", ".json.gz")
 NDJSON_SUFFIXES = (".ndjson", ".jsonl", ".ndjson.gz", ".jsonl.gz")
 MAX_FILE_BYTES = 2 * 1024**3  # a single JSON document larger than this is refused, not loaded
 UNIT_BYTES = 16 * 1024**2  # NDJSON files are read in pieces of about this size when split for --jobs
-_TYPED_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, RecursionError)
+TYPED_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, RecursionError)
 
 # (resource, its JSON text or None, file name, Bundle entry index, NDJSON line, Bundle fullUrl)
 Item = tuple[Any, bytes | None, str, int | None, int | None, str | None]
@@ -250,7 +250,7 @@ def _read_stream(
     if typed:
         try:
             doc = _document(data)
-        except _TYPED_ERRORS:
+        except TYPED_ERRORS:
             pass  # read it again as dicts, to report it as the dict reader does
         else:
             if isinstance(doc, _Bundle):
@@ -279,7 +279,7 @@ def _ndjson_lines(name: str, lines: Iterable[bytes], problems: list[Problem], ty
             try:
                 yield decode(line), line.rstrip(b"\r\n"), name, None, number, None
                 continue
-            except _TYPED_ERRORS:
+            except TYPED_ERRORS:
                 pass  # another resource type, or not JSON: the dict reader says which
         location = Location(name, line=number)
         try:
@@ -333,7 +333,7 @@ def _typed_bundle_entries(name: str, bundle: _Bundle, problems: list[Problem]) -
         raw = bytes(entry.resource)
         try:
             resource = shapes.decode(raw)
-        except _TYPED_ERRORS:  # absent, null, another type: read as a dict
+        except TYPED_ERRORS:  # absent, null, another type: read as a dict
             plain = orjson.loads(raw) if raw else None
             yield from _bundle_entry(name, index, plain, entry.request, full_url, problems)
             continue

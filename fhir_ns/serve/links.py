@@ -53,6 +53,9 @@ class LinkSigner:
         self._db = sqlite3.connect(db_path, timeout=10, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(
+            "PRAGMA synchronous=NORMAL"
+        )  # no fsync per card: a link lost in a crash is reissued by the next call
+        self._db.execute(
             "CREATE TABLE IF NOT EXISTS timeline_link (id_hash TEXT PRIMARY KEY, patient_id TEXT NOT NULL,"
             " payload TEXT NOT NULL, expires_at REAL NOT NULL)"
         )
