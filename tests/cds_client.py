@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import time
 import uuid
 from datetime import date
 from pathlib import Path
@@ -19,7 +18,7 @@ import orjson
 import requests
 import yaml
 
-from tests.fhir_server import free_port
+from tests.fhir_server import free_port, stop_process, wait_until_answering
 from tests.test_serve_auth import EHR, SigningKey, jwks_file
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -93,24 +92,13 @@ class CdsService:
         self._wait()
 
     def _wait(self) -> None:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"fhir-ns serve exited with {self.process.returncode}: {self.log()}")
-            try:
-                if requests.get(f"{self.base}/cds-services", timeout=2).status_code == 401:
-                    return
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError("fhir-ns serve did not answer within 60 s")
+        try:
+            wait_until_answering(self.process, f"{self.base}/cds-services", (401,), 60, "fhir-ns serve")
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}: {self.log()}") from None
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        stop_process(self.process)
         self._log.close()
 
     def log(self) -> str:

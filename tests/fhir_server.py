@@ -40,6 +40,32 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def wait_until_answering(
+    process: subprocess.Popen[bytes], url: str, statuses: tuple[int, ...], seconds: float, what: str
+) -> None:
+    """Wait until `url` answers one of `statuses`; fail at once if the process ends, or after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode}")
+        try:
+            if requests.get(url, timeout=2).status_code in statuses:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{what} did not answer {url} within {seconds:.0f} s")
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """Terminate a server process, killing it if it does not end within 10 s."""
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
 class FhirServer:
     """One sekmet process with a fresh data directory."""
 
@@ -61,24 +87,10 @@ class FhirServer:
         self._wait()
 
     def _wait(self) -> None:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the FHIR server exited with {self.process.returncode}")
-            try:
-                if requests.get(f"{self.base_url}/metadata", timeout=2).status_code in (200, 401):
-                    return
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError("the FHIR server did not answer /metadata within 90 s")
+        wait_until_answering(self.process, f"{self.base_url}/metadata", (200, 401), 90, "the FHIR server")
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        stop_process(self.process)
         self.log.close()
 
     # -- helpers for tests -------------------------------------------------------------------------

@@ -725,21 +725,7 @@ class FactCollector:
             concepts |= self.term.condition_concepts(*_key(coding))
         if not concepts:
             return None
-        onset = None
-        for key, element in (
-            ("onsetDateTime", "onsetDateTime"),
-            ("onsetPeriod", "onsetPeriod.start"),
-            ("recordedDate", "recordedDate"),
-        ):
-            value = getattr(cond, key)
-            if isinstance(value, dict):
-                value = value.get("start")
-            if value is not None:
-                try:
-                    onset = parse_day(value)
-                except DateError as exc:
-                    raise _Refused(str(exc), element, "value") from exc
-                break
+        onset = _onset(cond)
         if onset is None:
             self._note(
                 draft,
@@ -811,21 +797,7 @@ class FactCollector:
                 f"allergy or intolerance matched to {drug.display} by its name, not by a known code",
                 "code",
             )
-        on = None
-        for key, element in (
-            ("onsetDateTime", "onsetDateTime"),
-            ("onsetPeriod", "onsetPeriod.start"),
-            ("recordedDate", "recordedDate"),
-        ):
-            value = getattr(allergy, key)
-            if isinstance(value, dict):
-                value = value.get("start")
-            if value is not None:
-                try:
-                    on = parse_day(value)
-                except DateError as exc:
-                    raise _Refused(str(exc), element, "value") from exc
-                break
+        on = _onset(allergy)
         if on is None:
             self._note(draft, "warning", "required", "allergy or intolerance has no onset or recorded date", "onset[x]")
         clinical = _first_code(allergy.clinicalStatus)
@@ -1471,6 +1443,25 @@ def _file(
         facts.procedures.append(payload)
     elif isinstance(payload, Intolerance):
         facts.intolerances.append(payload)
+
+
+def _onset(resource: shapes.Condition | shapes.AllergyIntolerance) -> date | None:
+    """The day a Condition or AllergyIntolerance began: its onset (a date, or a period's start), else the day
+    it was recorded; None when it gives neither."""
+    for key, element in (
+        ("onsetDateTime", "onsetDateTime"),
+        ("onsetPeriod", "onsetPeriod.start"),
+        ("recordedDate", "recordedDate"),
+    ):
+        value = getattr(resource, key)
+        if isinstance(value, dict):
+            value = value.get("start")
+        if value is not None:
+            try:
+                return parse_day(value)
+            except DateError as exc:
+                raise _Refused(str(exc), element, "value") from exc
+    return None
 
 
 def _stated_concept(concept: Concept, code: Any) -> str | None:

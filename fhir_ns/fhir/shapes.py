@@ -166,13 +166,18 @@ class Observation(_Subject, tag="Observation"):
 VALUE_ELEMENTS = tuple(name for name in Observation.__struct_fields__ if name.startswith("value"))
 
 
-class Condition(_Subject, tag="Condition"):
+class _Onset(_Subject):
+    """A Condition or an AllergyIntolerance: a coded state with its status, since a day."""
+
     clinicalStatus: CodeableConcept | NotObject = None  # noqa: N815
     verificationStatus: CodeableConcept | NotObject = None  # noqa: N815
     code: CodeableConcept | NotObject = None
     onsetDateTime: Any = None  # noqa: N815
     onsetPeriod: Any = None  # noqa: N815
     recordedDate: Any = None  # noqa: N815
+
+
+class Condition(_Onset, tag="Condition"):
     abatementDateTime: Any = None  # noqa: N815
     abatementPeriod: Any = None  # noqa: N815
 
@@ -221,15 +226,8 @@ class Procedure(_Subject, tag="Procedure"):
     occurrencePeriod: Any = None  # noqa: N815 (R5)
 
 
-class AllergyIntolerance(_Subject, tag="AllergyIntolerance"):
+class AllergyIntolerance(_Onset, tag="AllergyIntolerance"):
     """An allergy or intolerance to a substance: fhir-ns reads those naming a drug it knows."""
-
-    clinicalStatus: CodeableConcept | NotObject = None  # noqa: N815
-    verificationStatus: CodeableConcept | NotObject = None  # noqa: N815
-    code: CodeableConcept | NotObject = None
-    onsetDateTime: Any = None  # noqa: N815
-    onsetPeriod: Any = None  # noqa: N815
-    recordedDate: Any = None  # noqa: N815
 
 
 Shaped = (
