@@ -360,14 +360,22 @@ def bdl_7(node: Node, m: Model) -> bool:
     seen: set[str] = set()
     distinct = True
     for entry in m.members(node.value, "entry"):
-        urls = m.members(entry, "fullUrl")
-        if not urls:
+        key = bdl_7_key(entry, m)
+        if key is None:
             continue
-        version = m.nav(m.nav(m.members(entry, "resource"), "meta"), "versionId")
-        key = single_string(urls) + (single_string(version) if version else "")  # `&` takes String singletons
         distinct = distinct and key not in seen
         seen.add(key)
     return holds(or_(eq(m.members(node.value, "type"), "history"), distinct))
+
+
+def bdl_7_key(entry: Any, m: Model) -> str | None:
+    """What bdl-7 compares of an entry (`fullUrl & versionId`), None for an entry without fullUrl; raises Defer
+    where fhirpathpy must decide."""
+    urls = m.members(entry, "fullUrl")
+    if not urls:
+        return None
+    version = m.nav(m.nav(m.members(entry, "resource"), "meta"), "versionId")
+    return single_string(urls) + (single_string(version) if version else "")  # `&` takes String singletons
 
 
 @implements(
