@@ -129,12 +129,14 @@ class _Buffer:
             except msgspec.DecodeError as exc:
                 message = str(exc)
                 found = _AT_BYTE.match(message)
+                at = int(found.group(2)) if found else len(view)
                 trailing = found is not None and found.group(1) == "trailing characters"
-                near = found is not None and int(found.group(2)) >= len(view) - _NEAR
-                if (message == "Input data was truncated" or (near and not trailing)) and self.more(len(view)):
+                if (message == "Input data was truncated" or (at >= len(view) - _NEAR and not trailing)) and self.more(
+                    len(view)
+                ):
                     continue  # perhaps only cut short by the end of the buffer (`1.` of `1.5`): read on
                 if trailing:
-                    end = self.pos + int(found.group(2)) - 1  # msgspec counts the trailing byte itself
+                    end = self.pos + at - 1  # msgspec counts the trailing byte itself
                     text = self.data[self.pos : end].rstrip(b" \t\r\n")
                     offset, self.pos = self.start + self.pos, end
                     return text, offset
