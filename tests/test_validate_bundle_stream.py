@@ -78,7 +78,7 @@ def test_a_bundle_read_entry_by_entry_reports_what_it_reports_read_whole(paths: 
 # -- the reading: a Bundle's members, and its entries one at a time ----------------------------------------
 _TEXT = st.text(alphabet=st.sampled_from(list('ab {}[],:"\\/\n\té€😀') + ["\x00", "\x1f"]), max_size=12)
 _JSON = st.recursive(
-    st.none() | st.booleans() | st.integers(-(10**20), 10**20) | st.floats(allow_nan=False) | _TEXT,
+    st.none() | st.booleans() | st.integers(-(10**20), 10**20) | st.floats(allow_nan=False, allow_infinity=False) | _TEXT,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_TEXT, inner, max_size=4),
     max_leaves=12,
 )
