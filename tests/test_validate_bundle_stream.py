@@ -78,7 +78,11 @@ def test_a_bundle_read_entry_by_entry_reports_what_it_reports_read_whole(paths: 
 # -- the reading: a Bundle's members, and its entries one at a time ----------------------------------------
 _TEXT = st.text(alphabet=st.sampled_from(list('ab {}[],:"\\/\n\té€😀') + ["\x00", "\x1f"]), max_size=12)
 _JSON = st.recursive(
-    st.none() | st.booleans() | st.integers(-(10**20), 10**20) | st.floats(allow_nan=False, allow_infinity=False) | _TEXT,
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**20), 10**20)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | _TEXT,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_TEXT, inner, max_size=4),
     max_leaves=12,
 )
@@ -260,3 +264,40 @@ def test_a_large_bundle_is_validated_in_memory_that_does_not_grow_with_it(tmp_pa
     assert (peak - alone) * 1024 < held / 3, (peak, alone, held)
     written = (tmp_path / "out.txt").read_text()
     assert f"Bundle.entry[{entry}].resource.status  [binding] 'bogus' is not in the required value set" in written
+
+
+def _wrapped(body: bytes) -> dict[str, bytes]:
+    """A resource's JSON text (with whatever layer-1 defect it has) as the entry of Bundles read entry by entry:
+    between two other entries with members of the Bundle after `entry`; after a byte order mark with a null
+    `total`; in a Bundle without its required `type`."""
+    return {
+        "between": b'{"resourceType":"Bundle","type":"collection","entry":[{"fullUrl":"urn:uuid:0","resource":'
+        b'{"resourceType":"Patient","id":"a"}},{"fullUrl":"urn:uuid:1","resource":'
+        + body
+        + b'},{"fullUrl":"urn:uuid:2"}],"signature":{"type":[]}}',
+        "bom": b'\xef\xbb\xbf{"resourceType":"Bundle","id":"b","entry":[{"resource":' + body + b'}],"total":null}',
+        "no-type": b'{"resourceType":"Bundle","id":"b","entry":[{"fullUrl":"u","resource":' + body + b"}]}",
+    }
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        p
+        for p in sorted(CORPUS.glob("*.json"))
+        if not p.read_bytes().lstrip().startswith(b'{\n  "resourceType": "Bundle"')
+    ],
+)
+def test_each_defect_of_the_corpus_in_an_entry_is_reported_as_when_read_whole(path: Path, tmp_path: Path) -> None:
+    """Duplicate keys, huge numbers, nulls, empty arrays, unknown types, bad codes and dates ... inside an entry;
+    only JSON that is not JSON (NaN, a trailing comma, bytes that are not UTF-8, nesting too deep for a JSON
+    reader) is reported otherwise, on purpose (what came before it, and where it is)."""
+    body = path.read_bytes().removeprefix(b"\xef\xbb\xbf")
+    for name, data in _wrapped(body).items():
+        try:
+            orjson.loads(data.removeprefix(b"\xef\xbb\xbf"))
+        except orjson.JSONDecodeError:
+            continue
+        file = tmp_path / f"{name}.json"
+        file.write_bytes(data)
+        assert outputs([file], streamed=True) == outputs([file], streamed=False), name

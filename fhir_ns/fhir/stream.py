@@ -166,6 +166,8 @@ class _Buffer:
             orjson.loads(piece)
         except orjson.JSONDecodeError as exc:
             reason = exc.msg
+            if found and "end of data" not in reason:  # where orjson stops, as reading whole says (a trailing comma)
+                at = len(piece.decode()[: exc.pos].encode())
         else:
             reason = found.group(1) if found else "unexpected end of data"
         if not found:

@@ -88,12 +88,13 @@ class StreamedBundle:
         self.db: sqlite3.Connection | None = None  # made when first needed
         self.rows: dict[str, list[tuple[Any, ...]]] = {"url": [], "twin": [], "written": []}
         self.broken: Malformed | None = None
+        self.bom = False
+        self.entries_sound = True  # layer 2 finds nothing in any entry's own elements (`request`, `fullUrl` ...)
 
     def read(self, fh: BinaryIO, name: str, progress: Callable[[int], None] | None) -> None:
         """Validate the Bundle in `fh` (file `name`, open); raises OSError as reading does."""
         done = 0
-        if fh.peek(3)[:3] == UTF8_BOM:  # type: ignore[attr-defined]
-            self._add(0, _order(BOM), parse_json(UTF8_BOM + b"{}").issues[0], "")
+        self.bom = fh.peek(3)[:3] == UTF8_BOM  # type: ignore[attr-defined]
         try:
             for part in members(fh):
                 if isinstance(part, Member):
@@ -157,6 +158,7 @@ class StreamedBundle:
             typed = isinstance(resource, dict) and isinstance(resource.get("resourceType"), str)
             own = check_resource(resource, self.spec.version) if typed and not proven else []  # type: ignore[arg-type]
             own = [_under(i, join(at, "resource")) for i in own]
+        self.entries_sound = self.entries_sound and not found
         self._place(1, _layer(STRUCTURE, IN_ENTRY, index), found, group, "")
         self._place(1, _layer(STRUCTURE, ENTRY_RESOURCE, index), own, group, "")
         with v._timed("binding"):
@@ -233,6 +235,8 @@ class StreamedBundle:
             "is not read and the Bundle-wide checks are not made"
         )
         group = f"entry[{exc.element}]" if exc.element is not None else ""
+        if self.bom:
+            self._add(0, _order(BOM), parse_json(UTF8_BOM + b"{}").issues[0], "")
         self._add(0, _order(BROKEN), Issue("error", "structure", message, "syntax"), group)
         with self.validator._timed("output-profile"):
             self._written()
@@ -257,6 +261,8 @@ class StreamedBundle:
                 after, before = issues, []
             types = check_resource_types(value, self.spec.is_resource_type) if value is not None else []
         group = _name(value) if isinstance(value, dict) else ""
+        if self.bom:
+            self._add(0, _order(BOM), parse_json(UTF8_BOM + b"{}").issues[0], group)
         self._place(0, _order(AFTER), after, group, "")
         self._place(0, _order(BEFORE), before, group, "")
         self._place(0, _order(OWN_TYPES), types, group, "")
@@ -283,7 +289,13 @@ class StreamedBundle:
             value["entry"] = [{_MARKER: True}]
         with v._timed("structure"):
             found = check_bundle_shell(value, self.spec.version)
-        marker = next((i for i, x in enumerate(found) if x.path == f"entry[0].{_MARKER}"), len(found))
+            marker = next((i for i, x in enumerate(found) if x.path == f"entry[0].{_MARKER}"), len(found))
+            if streamed and found == [found[marker]] and self.entries_sound:
+                # fhir.resources checks a Bundle's own required elements only when nothing else in it is wrong,
+                # which the marker is: checked again without it
+                del value["entry"]
+                found = [*check_bundle_shell(value, self.spec.version), found[marker]]
+                marker = len(found) - 1
         self._place(1, _layer(STRUCTURE, OWN_BEFORE), found[:marker], group, "")
         self._place(1, _layer(STRUCTURE, OWN_AFTER), found[marker + 1 :], group, "")
         if streamed:
