@@ -32,7 +32,7 @@ from fhir_ns.validate.elements import walk
 from fhir_ns.validate.fastcheck import proves_clean
 from fhir_ns.validate.input_profile import InputProfile
 from fhir_ns.validate.invariants import check_invariants, is_plain
-from fhir_ns.validate.issues import LAYERS, Issue, Layer, join
+from fhir_ns.validate.issues import LAYERS, Issue, Layer, join, resource_name
 from fhir_ns.validate.other_version import other_version_words
 from fhir_ns.validate.output_profile import check_output
 from fhir_ns.validate.spec import FhirVersion, Spec, load_spec
@@ -269,7 +269,7 @@ class Validator:
                     resource = entry.get("resource") if isinstance(entry, dict) else None
                     if isinstance(resource, dict) and isinstance(resource.get("resourceType"), str):
                         prefix = f"entry[{index}].resource"
-                        issues += [_under(i, prefix) for i in check_resource(resource, self.spec.version)]
+                        issues += [i.under(prefix) for i in check_resource(resource, self.spec.version)]
             else:
                 issues += check_resource(value, self.spec.version)
         with self._timed("binding"):
@@ -363,10 +363,6 @@ def _within(path: str, prefix: str) -> bool:
     return not prefix or path == prefix or path.startswith(prefix + ".")
 
 
-def _under(issue: Issue, prefix: str) -> Issue:
-    return Issue(issue.severity, issue.code, issue.message, issue.layer, join(prefix, issue.path))
-
-
 def _group(label: str, doc: Any, base: str, path: str) -> str:
     """Which entry an issue belongs to, said the way a person finds it: `entry[3] Observation/o1`."""
     if not isinstance(doc, dict):
@@ -377,18 +373,8 @@ def _group(label: str, doc: Any, base: str, path: str) -> str:
         entries = doc.get("entry")
         entry = entries[index] if isinstance(entries, list) and index < len(entries) else None
         resource = entry.get("resource") if isinstance(entry, dict) else None
-        return " ".join(x for x in (label, f"entry[{index}]", _name(resource)) if x)
-    return " ".join(x for x in (label, _name(doc)) if x)
-
-
-def _name(resource: Any) -> str:
-    if not isinstance(resource, dict):
-        return ""
-    rtype = resource.get("resourceType")
-    rid = resource.get("id")
-    if not isinstance(rtype, str):
-        return ""
-    return f"{rtype}/{rid}" if isinstance(rid, str) else rtype
+        return " ".join(x for x in (label, f"entry[{index}]", resource_name(resource)) if x)
+    return " ".join(x for x in (label, resource_name(doc)) if x)
 
 
 def _count(doc: dict[str, Any]) -> int:

@@ -36,7 +36,7 @@ from fhir_ns.validate.bindings import check_bindings
 from fhir_ns.validate.elements import Node, Visitor, visit_element, walk
 from fhir_ns.validate.input_profile import InputProfile
 from fhir_ns.validate.invariants import check_element_invariants, check_invariants, is_plain
-from fhir_ns.validate.issues import Issue, join
+from fhir_ns.validate.issues import Issue, join, resource_name
 from fhir_ns.validate.native import Defer, bdl_7_key, model
 from fhir_ns.validate.output_profile import check_output_entry, writes
 from fhir_ns.validate.spool import Located, Place
@@ -157,7 +157,7 @@ class StreamedBundle:
             found = _renumbered(check_bundle_shell(_one_entry(shell), self.spec.version), index)
             typed = isinstance(resource, dict) and isinstance(resource.get("resourceType"), str)
             own = check_resource(resource, self.spec.version) if typed and not proven else []  # type: ignore[arg-type]
-            own = [_under(i, join(at, "resource")) for i in own]
+            own = [i.under(join(at, "resource")) for i in own]
         self.entries_sound = self.entries_sound and not found
         self._place(1, _layer(STRUCTURE, IN_ENTRY, index), found, group, "")
         self._place(1, _layer(STRUCTURE, ENTRY_RESOURCE, index), own, group, "")
@@ -183,7 +183,7 @@ class StreamedBundle:
         """One resource of an entry into the input profile, as `Validator._entry` does for a Bundle read whole."""
         loc = read.location
         issues = [self.validator._issue(problem) for problem in self.profile.add(read, text)]
-        group = _entry_group(loc.entry, entry) if loc.entry is not None else _name(self.bundle)
+        group = _entry_group(loc.entry, entry) if loc.entry is not None else resource_name(self.bundle)
         self.report.spool.place(loc.file, loc.entry, loc.line, Place(self.report.index, "Bundle", group))
         for issue in issues:
             self.report.spool.add(self.report.index, 3, Located(issue, group, issue.expression("Bundle")))
@@ -260,7 +260,7 @@ class StreamedBundle:
             else:
                 after, before = issues, []
             types = check_resource_types(value, self.spec.is_resource_type) if value is not None else []
-        group = _name(value) if isinstance(value, dict) else ""
+        group = resource_name(value) if isinstance(value, dict) else ""
         if self.bom:
             self._add(0, _order(BOM), parse_json(UTF8_BOM + b"{}").issues[0], group)
         self._place(0, _order(AFTER), after, group, "")
@@ -372,7 +372,7 @@ class StreamedBundle:
 
     def _place(self, phase: int, order: int, issues: list[Issue], group: str, prefix: str) -> None:
         for issue in issues:
-            self._add(phase, order, _under(issue, prefix) if prefix else issue, group)
+            self._add(phase, order, issue.under(prefix) if prefix else issue, group)
 
     def _add(self, phase: int, order: int, issue: Issue, group: str) -> None:
         located = Located(issue, group, issue.expression("Bundle"))
@@ -393,21 +393,9 @@ def _renumbered(issues: list[Issue], index: int) -> list[Issue]:
     return out
 
 
-def _under(issue: Issue, prefix: str) -> Issue:
-    return Issue(issue.severity, issue.code, issue.message, issue.layer, join(prefix, issue.path))
-
-
 def _entry_group(index: int, entry: Any) -> str:
     resource = entry.get("resource") if isinstance(entry, dict) else None
-    return " ".join(x for x in (f"entry[{index}]", _name(resource)) if x)
-
-
-def _name(resource: Any) -> str:
-    """`Observation/o1`, as issues name what they are about."""
-    if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
-        return ""
-    rid = resource.get("id")
-    return f"{resource['resourceType']}/{rid}" if isinstance(rid, str) else resource["resourceType"]
+    return " ".join(x for x in (f"entry[{index}]", resource_name(resource)) if x)
 
 
 def _into(nodes: list[Node]) -> Visitor:
