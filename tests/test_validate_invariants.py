@@ -174,6 +174,43 @@ def bundle_variants(bundle: dict[str, Any]) -> Iterator[dict[str, Any]]:
     yield extended
 
 
+VER_STATUS = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
+
+
+def condition_variants(condition: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """A problem-list Condition without a clinical status (con-3 fails), entered in error or not, coded in every
+    way where(system=... and code=...) reads: with the system, without it, the code only as an extension, codings
+    that are not objects; categories as codes, as text, as a string, as a resource, none."""
+    statuses: list[Any] = [
+        None,
+        {"coding": [{"system": VER_STATUS, "code": "entered-in-error"}]},
+        {"coding": [{"code": "entered-in-error"}]},
+        {"coding": [{"system": VER_STATUS, "code": "confirmed"}, {"system": VER_STATUS, "code": "entered-in-error"}]},
+        {"coding": [{"system": VER_STATUS, "_code": {"id": "c"}}, "entered-in-error"]},
+        {"coding": [{"system": [VER_STATUS, VER_STATUS], "code": "entered-in-error"}]},
+    ]
+    categories: list[Any] = [
+        None,
+        [{"coding": [{"code": "problem-list-item"}]}],
+        [{"text": "x"}, {"text": "y"}],
+        ["problem-list-item"],
+        [{"resourceType": "Observation"}],
+    ]
+    for clinical in (None, {"coding": [{"code": "active"}]}):
+        for status in statuses:
+            for category in categories:
+                variant = copy.deepcopy(condition)
+                for key, value in (
+                    ("clinicalStatus", clinical),
+                    ("verificationStatus", status),
+                    ("category", category),
+                ):
+                    variant.pop(key, None)
+                    if value is not None:
+                        variant[key] = copy.deepcopy(value)
+                yield variant
+
+
 REFERENCES: list[Any] = [
     "#c1",
     "#c2",
@@ -259,6 +296,8 @@ def all_documents(files: list[Path]) -> Iterator[dict[str, Any]]:
     for name in ("Observation-f001.json", "MedicationStatement-example001.json"):
         for resource in _documents(EXAMPLES / name):
             yield from resource_variants(resource)
+    for condition in _documents(EXAMPLES / "Condition-example.json"):
+        yield from condition_variants(condition)
 
 
 # -- the comparison ----------------------------------------------------------------------------------------

@@ -309,13 +309,22 @@ def _bundle_entries(name: str, bundle: dict[str, Any], problems: list[Problem]) 
         problems.append(Problem("error", "structure", "Bundle.entry is not a list", Location(name), "entry"))
         return
     for index, entry in enumerate(entries):
-        if not isinstance(entry, dict):
-            problems.append(
-                Problem("error", "structure", "entry is not an object", Location(name, entry=index), lost=True)
-            )
-            continue
-        full_url = entry.get("fullUrl") if isinstance(entry.get("fullUrl"), str) else None
-        yield from _bundle_entry(name, index, entry.get("resource"), entry.get("request"), full_url, problems)
+        yield from _entry_items(name, index, entry, problems)
+
+
+def entry_resources(name: str, index: int, entry: Any, problems: list[Problem]) -> Iterator[Entry]:
+    """The resources of one entry of a Bundle (`entry[index]` of file `name`, read on its own), as
+    `document_entries` gives those of the whole Bundle."""
+    for resource, _, source, at, line, full_url in _entry_items(name, index, entry, problems):
+        yield Entry(resource, Location(source, at, line), full_url)
+
+
+def _entry_items(name: str, index: int, entry: Any, problems: list[Problem]) -> Iterator[Item]:
+    if not isinstance(entry, dict):
+        problems.append(Problem("error", "structure", "entry is not an object", Location(name, entry=index), lost=True))
+        return
+    full_url = entry.get("fullUrl") if isinstance(entry.get("fullUrl"), str) else None
+    yield from _bundle_entry(name, index, entry.get("resource"), entry.get("request"), full_url, problems)
 
 
 def _typed_bundle_entries(name: str, bundle: _Bundle, problems: list[Problem]) -> Iterator[Item]:

@@ -34,6 +34,22 @@ class Node:
 Visitor = Callable[[str, str, str, tuple[str, ...], Any, dict[str, Any], dict[str, Any]], None]
 
 
+def visit_element(
+    resource: dict[str, Any],
+    key: str,
+    index: int,
+    item: Any,
+    spec: Spec,
+    on_node: Visitor,
+    primitives: bool = True,
+    prune: Prune | None = None,
+) -> None:
+    """Hand the nodes of `resource[key][index]`, given on its own (a Bundle's entry read one at a time, the
+    resource holding the rest), to `on_node` as `visit` of the whole resource hands them."""
+    walker = _Walker(element_paths(spec), on_node, primitives, prune)
+    walker.children({key: [item]}, resource["resourceType"], "", resource, resource, index)
+
+
 def walk(resource: dict[str, Any], spec: Spec) -> list[Node]:
     """All nodes of a resource, the resource first; contained resources included, with their own type."""
     out: list[Node] = []
@@ -115,8 +131,10 @@ class _Walker:
         self.children(res, rtype, loc, res, root)
 
     def children(
-        self, obj: dict[str, Any], base: str, loc: str, resource: dict[str, Any], root: dict[str, Any]
+        self, obj: dict[str, Any], base: str, loc: str, resource: dict[str, Any], root: dict[str, Any], first: int = 0
     ) -> None:
+        """The nodes under an object; `first`: the index its arrays' first elements have (not 0 only for the one
+        element of an array given on its own, `visit_element`)."""
         on_node = self.on_node
         skipped = self.skipped
         for key, value in obj.items():
@@ -147,17 +165,17 @@ class _Walker:
                 if typ == "Resource":
                     if isinstance(item, dict):
                         # a Bundle entry's resource is its own root; a contained one shares its container's
-                        where = join(loc, f"{key}[{i}]" if many else key)
+                        where = join(loc, f"{key}[{i + first}]" if many else key)
                         self.resource(item, where, root if key == "contained" else item)
                     continue
                 if isinstance(item, dict):
                     if not objects:
                         continue
-                    where = join(loc, f"{key}[{i}]" if many else key)
+                    where = join(loc, f"{key}[{i + first}]" if many else key)
                     on_node(where, path, child_base, contexts, item, resource, root)
                     self.children(item, child_base, where, resource, root)
                 elif self.primitives:
-                    where = join(loc, f"{key}[{i}]" if many else key)
+                    where = join(loc, f"{key}[{i + first}]" if many else key)
                     on_node(where, path, typ or "", _ELEMENT, item, resource, root)
 
     def _left_out(self, base: str, key: str) -> bool:

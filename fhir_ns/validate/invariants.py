@@ -29,7 +29,7 @@ from fhirpathpy.models import models
 from fhirpathpy.parser import parse
 
 from fhir_ns.fhir.problems import Severity
-from fhir_ns.validate.elements import Node, element_paths, visit
+from fhir_ns.validate.elements import Node, Visitor, element_paths, visit, visit_element
 from fhir_ns.validate.issues import Issue
 from fhir_ns.validate.native import NATIVE, Defer, Model, Native, has_value, model
 from fhir_ns.validate.spec import Invariant, Spec
@@ -148,9 +148,27 @@ def check_invariants(resource: dict[str, Any], spec: Spec, plain: bool = False) 
     text), so `Element`'s invariants cannot fail anywhere; the elements where no other invariant can apply,
     in them or under them (Coding, Meta, most of a resource), are then not visited at all.
     """
-    by_context = for_spec(spec)
     issues: list[Issue] = []
-    prune = _pruner(spec).prune if plain else None
+    on_node, primitives = _evaluator(spec, issues)
+    visit(resource, spec, on_node, primitives, _pruner(spec).prune if plain else None)
+    return issues
+
+
+def check_element_invariants(
+    resource: dict[str, Any], key: str, index: int, item: Any, spec: Spec, plain: bool = False
+) -> list[Issue]:
+    """`check_invariants` of the nodes of `resource[key][index]` given on its own (`elements.visit_element`):
+    a Bundle's entry read one at a time; `plain` as `is_plain` says of the element's JSON text."""
+    issues: list[Issue] = []
+    on_node, primitives = _evaluator(spec, issues)
+    visit_element(resource, key, index, item, spec, on_node, primitives, _pruner(spec).prune if plain else None)
+    return issues
+
+
+def _evaluator(spec: Spec, issues: list[Issue]) -> tuple[Visitor, bool]:
+    """A visitor evaluating the invariants that can fail at each node into `issues`, and whether primitive
+    values need visiting."""
+    by_context = for_spec(spec)
     primitives = any(rule.invariant.context != "Element" for rule in by_context.applicable(("Element",)))
 
     def on_node(
@@ -173,8 +191,7 @@ def check_invariants(resource: dict[str, Any], spec: Spec, plain: bool = False) 
                 if issue:
                     issues.append(issue)
 
-    visit(resource, spec, on_node, primitives, prune)
-    return issues
+    return on_node, primitives
 
 
 class _Pruner:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from fhir_ns.fhir.problems import Severity
 
@@ -28,6 +28,21 @@ class Issue:
     @property
     def is_error(self) -> bool:
         return self.severity in ("error", "fatal")
+
+    def under(self, prefix: str) -> Issue:
+        """The issue of something checked on its own, placed under where it is (`entry[3].resource`)."""
+        return Issue(self.severity, self.code, self.message, self.layer, join(prefix, self.path))
+
+
+def resource_name(resource: Any) -> str:
+    """How issues name the resource they are about: `Observation/o1`, `Bundle` ("" for what is no resource)."""
+    if not isinstance(resource, dict):
+        return ""
+    rtype = resource.get("resourceType")
+    rid = resource.get("id")
+    if not isinstance(rtype, str):
+        return ""
+    return f"{rtype}/{rid}" if isinstance(rid, str) else rtype
 
 
 def join(parent: str, child: str) -> str:

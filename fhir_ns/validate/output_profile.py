@@ -13,6 +13,7 @@ transaction a conditional update on the identifier.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote
 
@@ -56,17 +57,41 @@ def check_output(doc: dict[str, Any], rulesets: dict[str, RuleSet]) -> list[Issu
     issues: list[Issue] = []
     entries = [e for e in doc.get("entry") or [] if isinstance(e, dict)]
     by_url = {e.get("fullUrl"): e.get("resource") for e in entries if isinstance(e.get("resource"), dict)}
+
+    def kind_of(url: str) -> str | None:
+        return _kind(by_url[url]) if url in by_url else None
+
     for index, entry in enumerate(doc.get("entry") or []):
-        resource = entry.get("resource") if isinstance(entry, dict) else None
-        if not isinstance(resource, dict) or fhir_ns_base(resource) is None:
-            continue
-        where = f"entry[{index}]"
-        issues.extend(_check_resource(resource, join(where, "resource"), rulesets))
-        if doc.get("type") == "transaction":
-            issues.extend(_check_request(resource, entry.get("request"), where))
-        if resource.get("resourceType") == "Provenance":
-            issues.extend(_check_provenance_links(resource, by_url, join(where, "resource")))
+        issues.extend(check_output_entry(entry, index, doc.get("type"), kind_of, rulesets))
     return issues
+
+
+def writes(entry: Any) -> bool:
+    """Whether a Bundle entry holds a resource fhir-ns wrote (what `check_output_entry` checks)."""
+    resource = entry.get("resource") if isinstance(entry, dict) else None
+    return isinstance(resource, dict) and fhir_ns_base(resource) is not None
+
+
+def check_output_entry(
+    entry: Any, index: int, bundle_type: Any, kind_of: Callable[[str], str | None], rulesets: dict[str, RuleSet]
+) -> list[Issue]:
+    """Check one entry of a Bundle of type `bundle_type`, if fhir-ns wrote its resource; `kind_of`: the
+    resourceType of the Bundle's entry with a fullUrl (its last), "" when not a string, None when there is none."""
+    if not writes(entry):
+        return []
+    resource = entry["resource"]
+    where = f"entry[{index}]"
+    issues = _check_resource(resource, join(where, "resource"), rulesets)
+    if bundle_type == "transaction":
+        issues.extend(_check_request(resource, entry.get("request"), where))
+    if resource.get("resourceType") == "Provenance":
+        issues.extend(_check_provenance_links(resource, kind_of, join(where, "resource")))
+    return issues
+
+
+def _kind(resource: Any) -> str:
+    rtype = resource.get("resourceType") if isinstance(resource, dict) else None
+    return rtype if isinstance(rtype, str) else ""
 
 
 def _check_resource(res: dict[str, Any], at: str, rulesets: dict[str, RuleSet]) -> list[Issue]:
@@ -279,18 +304,16 @@ def _check_request(res: dict[str, Any], request: Any, where: str) -> list[Issue]
     return []
 
 
-def _check_provenance_links(res: dict[str, Any], by_url: dict[Any, Any], at: str) -> list[Issue]:
+def _check_provenance_links(res: dict[str, Any], kind_of: Callable[[str], str | None], at: str) -> list[Issue]:
     issues: list[Issue] = []
     for index, target in enumerate(res.get("target") or []):
         ref = target.get("reference") if isinstance(target, dict) else None
-        if isinstance(ref, str) and ref.startswith("urn:uuid:") and ref not in by_url:
+        if isinstance(ref, str) and ref.startswith("urn:uuid:") and kind_of(ref) is None:
             issues.append(_error(f"target {ref} is not in the Bundle", join(at, f"target[{index}]"), "not-found"))
     for index, agent in enumerate(res.get("agent") or []):
         ref = (agent.get("who") or {}).get("reference") if isinstance(agent, dict) else None
-        if isinstance(ref, str) and ref.startswith("urn:uuid:"):
-            device = by_url.get(ref)
-            if not isinstance(device, dict) or device.get("resourceType") != "Device":
-                issues.append(
-                    _error(f"agent {ref} is not a Device in the Bundle", join(at, f"agent[{index}].who"), "not-found")
-                )
+        if isinstance(ref, str) and ref.startswith("urn:uuid:") and kind_of(ref) != "Device":
+            issues.append(
+                _error(f"agent {ref} is not a Device in the Bundle", join(at, f"agent[{index}].who"), "not-found")
+            )
     return issues

@@ -1,5 +1,6 @@
 """Run the layers over files, one document (a file, or an NDJSON line) at a time: each through layers 1-4 and
 6, its entries into layer 5, whose problems come once every file is read. What is found goes to the Spool.
+A Bundle file larger than STREAM_ABOVE is read one entry at a time instead (streamed.py), reported alike.
 
 Every layer runs on every document even when an earlier one found errors; only a document that
 cannot be parsed (or is too deep to walk safely) stops after layer 1. A document proven clean for layers
@@ -15,7 +16,6 @@ import re
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -24,6 +24,7 @@ import orjson
 from fhir_ns.fhir.problems import Location, Problem
 from fhir_ns.fhir.reader import NDJSON_SUFFIXES, Entry, counted, document_entries, expand_paths
 from fhir_ns.fhir.store import SpillLimit
+from fhir_ns.fhir.stream import starts_as_bundle
 from fhir_ns.progress import NO_PROGRESS, Progress
 from fhir_ns.ruleset import RuleSet
 from fhir_ns.terminology import Terminology
@@ -32,22 +33,22 @@ from fhir_ns.validate.elements import walk
 from fhir_ns.validate.fastcheck import proves_clean
 from fhir_ns.validate.input_profile import InputProfile
 from fhir_ns.validate.invariants import check_invariants, is_plain
-from fhir_ns.validate.issues import LAYERS, Issue, Layer, join
+from fhir_ns.validate.issues import LAYERS, Issue, Layer, join, resource_name
 from fhir_ns.validate.other_version import other_version_words
 from fhir_ns.validate.output_profile import check_output
 from fhir_ns.validate.spec import FhirVersion, Spec, load_spec
 from fhir_ns.validate.spool import Located, Place, Spool
+from fhir_ns.validate.streamed import StreamedBundle
 from fhir_ns.validate.structure import check_bundle_shell, check_resource
-from fhir_ns.validate.syntax import MAX_EXACT_DIGITS, check_resource_types, parse_json
+from fhir_ns.validate.syntax import canonical, check_resource_types, parse_json
 
 __all__ = ["FileReport", "Located", "Validation", "Validator"]
 
 _ENTRY = re.compile(r"^entry\[(\d+)\]")
-# Digits as zeros: a run of more of them than layer 1 lets through in an integer (syntax.MAX_EXACT_DIGITS), or in
-# a string, is found with a plain substring search
-_ZEROED = bytes.maketrans(b"123456789", b"000000000")
-_LONG_DIGITS = b"0" * (MAX_EXACT_DIGITS + 1)
 _READ_BYTES = 1 << 20
+# A Bundle file larger than this is read one entry at a time (streamed.py), in memory that does not grow with it;
+# a smaller one whole (JSON that is not JSON then reported without what comes before it)
+STREAM_ABOVE = 8 * 1024**2
 # The input profile's collector keeps the records it files in memory up to this much, then on disk
 SPILL = SpillLimit(megabytes=64)
 
@@ -82,6 +83,24 @@ class Validation:
         return sum(c["fatal"] + c["error"] for c in map(self.spool.severity_counts, range(len(self.files))))
 
 
+class _Timed:
+    """Adds the time spent in a `with` block to a layer's seconds (a class: a context manager made of a generator
+    costs a microsecond more, and validate times several blocks per resource)."""
+
+    __slots__ = ("layer", "seconds", "start")
+
+    def __init__(self, seconds: dict[Layer, float], layer: Layer) -> None:
+        self.seconds = seconds
+        self.layer = layer
+        self.start = 0.0
+
+    def __enter__(self) -> None:
+        self.start = time.perf_counter()
+
+    def __exit__(self, *_: object) -> None:
+        self.seconds[self.layer] += time.perf_counter() - self.start
+
+
 @dataclass(slots=True)
 class _Document:
     report: FileReport
@@ -101,14 +120,10 @@ class Validator:
         self.rulesets = rulesets
         self.seconds: dict[Layer, float] = dict.fromkeys(LAYERS, 0.0)
         self.fast = True  # prove what can be proven clean cheaply (tests turn it off to compare)
+        self.stream_above = STREAM_ABOVE  # bytes (tests stream every Bundle to compare)
 
-    @contextmanager
-    def _timed(self, layer: Layer) -> Iterator[None]:
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds[layer] += time.perf_counter() - start
+    def _timed(self, layer: Layer) -> _Timed:
+        return _Timed(self.seconds, layer)
 
     def validate(self, paths: list[str], progress: Progress = NO_PROGRESS) -> Validation:
         """Validate files, directories (recursively), NDJSON and '-' (stdin), one document (an NDJSON line)
@@ -120,12 +135,38 @@ class Validator:
         for name in expand_paths(paths):
             report = FileReport(name, spool.new_report(), spool)
             reports.append(report)
+            if self._streams(name):
+                self._streamed(name, report, profile, told)
+                continue
             for label, data in self._documents(name, report, told):
                 self._document(report, label, data, profile)
         self._input_profile(profile, spool, reports)
         return Validation(reports, dict(self.seconds), sum(r.resources for r in reports), spool)
 
     # -- reading and layer 1 -------------------------------------------------------------------------
+    def _streams(self, name: str) -> bool:
+        """Whether a file is a Bundle to read one entry at a time: larger than `stream_above`, starting as one."""
+        if name == "-" or name.endswith(NDJSON_SUFFIXES):
+            return False
+        try:
+            if os.path.getsize(name) <= self.stream_above:
+                return False
+            with _open(name) as fh:
+                return starts_as_bundle(fh.read(4096))
+        except (OSError, EOFError):
+            return False  # reading it says what is wrong
+
+    def _streamed(
+        self, name: str, report: FileReport, profile: InputProfile, progress: Callable[[int], None] | None
+    ) -> None:
+        try:
+            with _open(name) as fh:
+                StreamedBundle(self, report, profile).read(fh, name, progress)
+        except (OSError, EOFError) as exc:
+            report.unreadable = True
+            message = f"cannot read: {getattr(exc, 'strerror', None) or exc}"
+            self._place(report, "", None, "", [Issue("fatal", "exception", message, "syntax")], 0)
+
     def _documents(
         self, name: str, report: FileReport, progress: Callable[[int], None] | None = None
     ) -> Iterator[tuple[str, bytes]]:
@@ -198,24 +239,17 @@ class Validator:
         the strict schema of fastcheck.py refuses nulls, empty arrays and deep nesting besides proving
         layers 2 and 3. Not a Bundle, which goes through the layers (their Bundle-wide checks read it whole).
         """
-        if _LONG_DIGITS in data.translate(_ZEROED):
-            return None
-        try:
-            value = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return None
-        if type(value) is not dict:
-            return None
-        rtype = value.get("resourceType")
-        if type(rtype) is not str or rtype == "Bundle" or not self.spec.is_resource_type(rtype):
-            return None
-        try:
-            canonical = orjson.dumps(value)
-        except orjson.JSONEncodeError:  # nested deeper than orjson writes
-            return None
-        if canonical != data or not proves_clean(data, rtype, self.spec.version):
+        value = canonical(data)
+        if value is None or not self.proven_resource(value, data):
             return None
         return value
+
+    def proven_resource(self, value: dict[str, Any], text: bytes) -> bool:
+        """Whether layers 1-3 provably find nothing in a resource whose JSON text (`text`) is `canonical`."""
+        rtype = value.get("resourceType")
+        if type(rtype) is not str or rtype == "Bundle" or not self.spec.is_resource_type(rtype):
+            return False
+        return proves_clean(text, rtype, self.spec.version)
 
     # -- layers 2, 3, 4, 6 ----------------------------------------------------------------------------
     def _per_document(self, doc: _Document) -> None:
@@ -236,7 +270,7 @@ class Validator:
                     resource = entry.get("resource") if isinstance(entry, dict) else None
                     if isinstance(resource, dict) and isinstance(resource.get("resourceType"), str):
                         prefix = f"entry[{index}].resource"
-                        issues += [_under(i, prefix) for i in check_resource(resource, self.spec.version)]
+                        issues += [i.under(prefix) for i in check_resource(resource, self.spec.version)]
             else:
                 issues += check_resource(value, self.spec.version)
         with self._timed("binding"):
@@ -259,16 +293,17 @@ class Validator:
             ]
         else:
             resources = [("", value)]
-        out = []
-        for prefix, resource in resources:
-            if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
-                continue
-            if not any(i.is_error and i.layer in ("structure", "binding") and _within(i.path, prefix) for i in issues):
-                continue
-            words = other_version_words(resource, self.spec.version)
-            if words is not None:
-                out.append(Issue("warning", "not-supported", words, "structure", prefix))
-        return out
+        return [found for prefix, resource in resources if (found := self.other_version(resource, prefix, issues))]
+
+    def other_version(self, resource: Any, prefix: str, issues: list[Issue]) -> Issue | None:
+        """For a resource (at `prefix`) refused by layers 2-3 (`issues`) but sound in the other FHIR version, an
+        issue saying so."""
+        if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
+            return None
+        if not any(i.is_error and i.layer in ("structure", "binding") and _within(i.path, prefix) for i in issues):
+            return None
+        words = other_version_words(resource, self.spec.version)
+        return None if words is None else Issue("warning", "not-supported", words, "structure", prefix)
 
     # -- layer 5 --------------------------------------------------------------------------------------
     def _entries(self, doc: _Document) -> list[Entry]:
@@ -329,10 +364,6 @@ def _within(path: str, prefix: str) -> bool:
     return not prefix or path == prefix or path.startswith(prefix + ".")
 
 
-def _under(issue: Issue, prefix: str) -> Issue:
-    return Issue(issue.severity, issue.code, issue.message, issue.layer, join(prefix, issue.path))
-
-
 def _group(label: str, doc: Any, base: str, path: str) -> str:
     """Which entry an issue belongs to, said the way a person finds it: `entry[3] Observation/o1`."""
     if not isinstance(doc, dict):
@@ -343,18 +374,8 @@ def _group(label: str, doc: Any, base: str, path: str) -> str:
         entries = doc.get("entry")
         entry = entries[index] if isinstance(entries, list) and index < len(entries) else None
         resource = entry.get("resource") if isinstance(entry, dict) else None
-        return " ".join(x for x in (label, f"entry[{index}]", _name(resource)) if x)
-    return " ".join(x for x in (label, _name(doc)) if x)
-
-
-def _name(resource: Any) -> str:
-    if not isinstance(resource, dict):
-        return ""
-    rtype = resource.get("resourceType")
-    rid = resource.get("id")
-    if not isinstance(rtype, str):
-        return ""
-    return f"{rtype}/{rid}" if isinstance(rid, str) else rtype
+        return " ".join(x for x in (label, f"entry[{index}]", resource_name(resource)) if x)
+    return " ".join(x for x in (label, resource_name(doc)) if x)
 
 
 def _count(doc: dict[str, Any]) -> int:

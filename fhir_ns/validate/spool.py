@@ -53,7 +53,7 @@ class Spool:
             PRAGMA synchronous = OFF;
             PRAGMA cache_size = -16000;
             CREATE TABLE issue (
-                report INTEGER, phase INTEGER, seq INTEGER, kind INTEGER, number INTEGER, grp TEXT,
+                report INTEGER, phase INTEGER, ord INTEGER, seq INTEGER, kind INTEGER, number INTEGER, grp TEXT,
                 severity INTEGER, code TEXT, message TEXT, layer TEXT, path TEXT, expression TEXT
             );
             CREATE TABLE place (file TEXT, entry INTEGER, line INTEGER, report INTEGER, base TEXT, grp TEXT);
@@ -70,14 +70,16 @@ class Spool:
         self.counts.append(dict.fromkeys(SEVERITIES, 0))
         return len(self.counts) - 1
 
-    def add(self, report: int, phase: int, located: Located) -> None:
+    def add(self, report: int, phase: int, located: Located, order: int = 0) -> None:
         """One issue of a file. `phase` orders issues as found: 0 syntax, 1 the other layers of each document,
-        2 and 3 the input profile's (the classifier's problems, then this layer's own)."""
+        2 and 3 the input profile's (the classifier's problems, then this layer's own); within a phase, `order`
+        and then the order of adding (a Bundle read entry by entry is checked in another order than it is
+        reported in: `order` puts its issues where reading it whole finds them)."""
         issue = located.issue
         self._seq += 1
         kind, number = _group_order(located.group)
         self._issues.append(
-            (report, phase, self._seq, kind, number, located.group, ORDER[issue.severity], issue.code)
+            (report, phase, order, self._seq, kind, number, located.group, ORDER[issue.severity], issue.code)
             + (issue.message, issue.layer, issue.path, located.expression)
         )
         self.counts[report][issue.severity] += 1
@@ -107,7 +109,7 @@ class Spool:
         first, then entries or lines in order, each by severity); `least`: the least severe one wanted."""
         self._flush()
         severity = "(CASE severity WHEN 2 THEN 1 ELSE severity END)" if self.strict else "severity"
-        order = f"kind, number, grp, {severity}, phase, seq" if grouped else "phase, seq"
+        order = f"kind, number, grp, {severity}, phase, ord, seq" if grouped else "phase, ord, seq"
         cursor = self._db.execute(
             "SELECT grp, severity, code, message, layer, path, expression FROM issue "  # noqa: S608 (fixed text)
             f"WHERE report = ? AND severity <= ? ORDER BY {order}",
@@ -129,7 +131,7 @@ class Spool:
 
     def _flush(self) -> None:
         if self._issues:
-            self._db.executemany(f"INSERT INTO issue VALUES ({', '.join('?' * 12)})", self._issues)
+            self._db.executemany(f"INSERT INTO issue VALUES ({', '.join('?' * 13)})", self._issues)
             self._issues = []
         if self._places:
             self._db.executemany("INSERT INTO place VALUES (?, ?, ?, ?, ?, ?)", self._places)

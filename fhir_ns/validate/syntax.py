@@ -23,6 +23,10 @@ from fhir_ns.validate.issues import Issue, join
 MAX_DEPTH = 100  # JSON nesting; real FHIR resources stay far below it (the HL7 examples: under 20)
 MAX_EXACT_DIGITS = 18  # an integer literal longer than this does not survive as a 64-bit number
 UTF8_BOM = b"\xef\xbb\xbf"
+# Digits as zeros: a run of more of them than layer 1 lets through in an integer, or in a string, is found with a
+# plain substring search
+_ZEROED = bytes.maketrans(b"123456789", b"000000000")
+_LONG_DIGITS = b"0" * (MAX_EXACT_DIGITS + 1)
 OTHER_BOMS = {b"\xff\xfe": "UTF-16 (little-endian)", b"\xfe\xff": "UTF-16 (big-endian)"}
 
 
@@ -38,8 +42,9 @@ class Parsed:
     issues: list[Issue] = field(default_factory=list)
 
 
-def parse_json(data: bytes) -> Parsed:
-    """Parse one JSON text (a file, or an NDJSON line) strictly."""
+def parse_json(data: bytes, depth: int = 1) -> Parsed:
+    """Parse one JSON text (a file, or an NDJSON line) strictly; `depth`: the nesting level of its value in
+    the document (3 for an entry of a Bundle read one entry at a time)."""
     out = Parsed()
     if len(data) > MAX_FILE_BYTES:
         out.issues.append(_error("too large for a single JSON document; use NDJSON", code="too-costly"))
@@ -79,9 +84,36 @@ def parse_json(data: bytes) -> Parsed:
     except ValueError as exc:  # orjson accepted it, so this is a limit of the standard library
         out.issues.append(_error(f"cannot be read: {exc}"))
         return out
-    if _scan(value, duplicates, out.issues):
+    if _scan(value, duplicates, out.issues, depth):
         out.value = value
     return out
+
+
+def scan(value: Any, depth: int = 1) -> Parsed:
+    """`parse_json` of a value already read from JSON text as orjson writes it with no integer too long (so with
+    no key twice): nulls, empty arrays, nesting too deep."""
+    out = Parsed()
+    if _scan(value, {}, out.issues, depth):
+        out.value = value
+    return out
+
+
+def canonical(data: bytes) -> dict[str, Any] | None:
+    """The JSON object in `data` when `data` is exactly what orjson writes for it (so no key twice, no byte order
+    mark, no odd encoding) with no integer longer than layer 1 lets through; None otherwise."""
+    if _LONG_DIGITS in data.translate(_ZEROED):
+        return None
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+    if type(value) is not dict:
+        return None
+    try:
+        written = orjson.dumps(value)
+    except orjson.JSONEncodeError:  # nested deeper than orjson writes
+        return None
+    return value if written == data else None
 
 
 def _position(data: bytes, offset: int) -> tuple[int, int]:
@@ -126,10 +158,10 @@ def _pairs(duplicates: dict[int, list[str]]) -> Callable[[list[tuple[str, Any]]]
     return build
 
 
-def _scan(value: Any, duplicates: dict[int, list[str]], issues: list[Issue]) -> bool:
+def _scan(value: Any, duplicates: dict[int, list[str]], issues: list[Issue], depth: int = 1) -> bool:
     """One iterative pass: depth, nulls, empty arrays, duplicate keys, huge integers.
     False when the document is too deep to hand to the other layers."""
-    stack: list[tuple[Any, str, int, bool]] = [(value, "", 1, False)]
+    stack: list[tuple[Any, str, int, bool]] = [(value, "", depth, False)]
     while stack:
         node, path, depth, null_ok = stack.pop()
         if depth > MAX_DEPTH:
