@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from fhir_ns.errors import ConfigError
-from fhir_ns.serve.links import LinkSigner, load_link_signer
+from fhir_ns.serve.links import PRUNE_EVERY_S, LinkSigner, load_link_signer
 
 SECRET = b"k" * 32
 PATIENT = "nephrotic-child-0042"
@@ -67,10 +67,15 @@ def test_a_link_expires(signer: LinkSigner, clock: Clock) -> None:
     assert signer.resolve(token) is None
 
 
-def test_expired_links_are_removed_from_the_database(tmp_path: Path, signer: LinkSigner, clock: Clock) -> None:
+def test_expired_links_are_removed_from_the_database_at_the_next_sweep(
+    tmp_path: Path, signer: LinkSigner, clock: Clock
+) -> None:
     signer.issue("old-patient", {})
     clock.now += 5
+    signer.issue("within-a-sweep", {})  # the old row waits for the next sweep (it is refused already)
+    clock.now += PRUNE_EVERY_S
     signer.issue(PATIENT, {})
+
     with sqlite3.connect(tmp_path / "links.sqlite") as db:
         assert [row[0] for row in db.execute("SELECT patient_id FROM timeline_link")] == [PATIENT]
 

@@ -59,14 +59,18 @@ class LinkSigner:
             "CREATE TABLE IF NOT EXISTS timeline_link (id_hash TEXT PRIMARY KEY, patient_id TEXT NOT NULL,"
             " payload TEXT NOT NULL, expires_at REAL NOT NULL)"
         )
+        self._db.execute("CREATE INDEX IF NOT EXISTS timeline_link_expiry ON timeline_link (expires_at)")
         self._lock = threading.Lock()
+        self._pruned = float("-inf")
 
     def issue(self, patient_id: str, payload: Mapping[str, Any]) -> str:
         """A URL-safe token that opens this patient's page with `payload` (JSON values) until it expires."""
         link_id = secrets.token_urlsafe(16)
         now = self.clock()
         with self._lock:
-            self._db.execute("DELETE FROM timeline_link WHERE expires_at <= ?", (now,))
+            if now - self._pruned >= PRUNE_EVERY_S:  # expired links go in one sweep now and then, not per card
+                self._db.execute("DELETE FROM timeline_link WHERE expires_at <= ?", (now,))
+                self._pruned = now
             self._db.execute(
                 "INSERT INTO timeline_link VALUES (?, ?, ?, ?)",
                 (_id_hash(link_id), patient_id, json.dumps(dict(payload)), now + self.ttl_s),
@@ -91,6 +95,9 @@ class LinkSigner:
 
     def _signature(self, link_id: str) -> str:
         return _b64(hmac.new(self._secret, _DOMAIN + link_id.encode(), hashlib.sha256).digest())
+
+
+PRUNE_EVERY_S = 60  # an expired link is refused by `resolve` at once; its row goes at the next sweep
 
 
 def _id_hash(link_id: str) -> str:
