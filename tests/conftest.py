@@ -61,3 +61,18 @@ def start_cds(tmp_path: Path) -> Iterator[Callable[..., CdsService]]:
 @pytest.fixture
 def cds(start_cds: Callable[..., CdsService]) -> CdsService:
     return start_cds()
+
+
+ARTEFACTS = Path(__file__).resolve().parent.parent / "test-artefacts"
+
+
+@pytest.fixture
+def artefact(request: pytest.FixtureRequest) -> Callable[[str], Path]:
+    """A path under test-artefacts/ (kept after the run, not committed) for what a person should look at:
+    the screenshots of the page tests, named after the test."""
+
+    def path(name: str) -> Path:
+        ARTEFACTS.mkdir(exist_ok=True)
+        return ARTEFACTS / f"{request.node.name}-{name}"
+
+    return path

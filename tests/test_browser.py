@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import http.server
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 PAGE = "<!doctype html><title>fhir-ns</title><h1 id='t'>Steroid-resistant</h1><p style='width:300px;height:80px;background:#000'></p>"
 
 
-def test_chromium_renders_a_page_served_on_loopback(browser: Any, tmp_path: Path) -> None:
+def test_chromium_renders_a_page_served_on_loopback(
+    browser: Any, tmp_path: Path, artefact: Callable[[str], Path]
+) -> None:
     (tmp_path / "index.html").write_text(PAGE)
 
     class Quiet(http.server.SimpleHTTPRequestHandler):
@@ -26,7 +29,7 @@ def test_chromium_renders_a_page_served_on_loopback(browser: Any, tmp_path: Path
         browser.get(f"http://127.0.0.1:{server.server_address[1]}/index.html")
         assert browser.title == "fhir-ns"
         assert browser.find_element("id", "t").text == "Steroid-resistant"
-        shot = tmp_path / "page.png"
+        shot = artefact("page.png")
         assert browser.save_screenshot(str(shot))
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     finally:

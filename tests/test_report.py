@@ -7,6 +7,7 @@ import csv
 import http.server
 import os
 import threading
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -318,7 +319,9 @@ def test_a_report_on_a_terminal_shows_its_progress_and_then_the_summary(tmp_path
     assert b"fhir-ns: reading" not in quiet
 
 
-def test_report_html_renders_tables_and_figures_in_a_real_browser(synthetic: Any, browser: Any) -> None:
+def test_report_html_renders_tables_and_figures_in_a_real_browser(
+    synthetic: Any, browser: Any, artefact: Callable[[str], Path]
+) -> None:
     root, _, out = synthetic
     handler = partial(_Quiet, directory=str(out))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -337,7 +340,7 @@ def test_report_html_renders_tables_and_figures_in_a_real_browser(synthetic: Any
         for image in images:
             assert browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth", image) > 0
         assert not browser.find_elements("css selector", "script, link[rel=stylesheet]")
-        shot = root / "report-screenshot.png"
+        shot = artefact("report.png")
         browser.execute_script("document.querySelectorAll('table')[1].scrollIntoView()")
         assert browser.save_screenshot(str(shot))
         assert shot.stat().st_size > 10_000

@@ -531,7 +531,7 @@ def test_browser_clients_of_an_allowed_origin_get_cors_headers(start_cds: Callab
 
 
 def test_the_card_link_opens_the_timeline_picture_and_explanation_in_a_browser(
-    cds: CdsService, browser: Any, tmp_path: Path
+    cds: CdsService, browser: Any, artefact: Callable[[str], Path]
 ) -> None:
     bundle = as_of_today("cni-nephrotoxicity")
     cards = cds.cards(PATIENT_VIEW, hook_request("patient-view", patient_id_of(bundle), prefetch_of(bundle)))
@@ -546,7 +546,7 @@ def test_the_card_link_opens_the_timeline_picture_and_explanation_in_a_browser(
     assert f"Patient {patient_id_of(bundle)}" in explanation
     assert info("cni-nephrotoxicity").display in explanation and "Observation/cnitox-leo-obs-" in explanation
     assert "ipna-2022-child|1.0.0" in browser.find_element("id", "ruleset").text
-    shot = tmp_path / "timeline-page.png"
+    shot = artefact("timeline-page.png")
     assert browser.save_screenshot(str(shot)) and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     browser.get(link.rsplit(".", 1)[0] + ".forged-signature")
     assert "expired" in browser.find_element("tag name", "h1").text
