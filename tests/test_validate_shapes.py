@@ -19,7 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bench.cohort import cohort
-from fhir_ns.validate import elements, invariants
+from fhir_ns.ruleset import load_rulesets
+from fhir_ns.terminology import load_terminology
+from fhir_ns.validate import Validator, elements, invariants
 from fhir_ns.validate.invariants import check_invariants, is_plain
 from fhir_ns.validate.spec import VERSIONS, FhirVersion, load_spec
 
@@ -147,3 +149,31 @@ def test_shapes_beyond_those_remembered_are_decided_alike(
         fast, full = both_ways(resource, "R4")
         assert fast == full
     assert not for_spec._failable and not any(paths.kept.values())  # nothing was remembered
+
+
+def test_a_dose_timing_with_a_period_and_no_unit_is_reported_from_ndjson(tmp_path: Path) -> None:
+    """tim-2 on a MedicationRequest read from a bulk export: "every 1" with no unit is an error, whether the line
+    goes the fast way (proven clean for layers 1-3, then the pruned visit) or through every layer."""
+    order = {
+        "resourceType": "MedicationRequest",
+        "id": "pred-1",
+        "status": "active",
+        "intent": "order",
+        "medicationCodeableConcept": {"text": "prednisolone"},
+        "subject": {"reference": "Patient/p1"},
+        "dosageInstruction": [{"timing": {"repeat": {"frequency": 1, "period": 1}}}],
+    }
+    path = tmp_path / "orders.ndjson"
+    path.write_bytes(orjson.dumps(order) + b"\n")
+    found = {}
+    for fast in (True, False):
+        validator = Validator("R4", load_terminology(), load_rulesets())
+        validator.fast = fast
+        [report] = validator.validate([str(path)]).files
+        found[fast] = [(x.expression, x.issue.message) for x in report.issues if x.issue.layer == "invariant"]
+    assert validator._proven(orjson.dumps(order)) is not None  # the fast way is taken for this line
+    assert (
+        "MedicationRequest.dosageInstruction[0].timing.repeat",
+        "tim-2: if there's a period, there needs to be period units",
+    ) in found[True]
+    assert found[True] == found[False]

@@ -228,8 +228,9 @@ class _Pruner:
         self.rules = for_spec(spec)
         self.children: dict[str, set[str]] = {}
         for path in [*spec.path_types, *spec.defined_elsewhere]:
-            parent, _, key = path.rpartition(".")
-            self.children.setdefault(parent, set()).add(key)
+            steps = path.split(".")
+            for depth in range(1, len(steps)):  # every step: `Timing.repeat` has no type of its own, yet is Timing's
+                self.children.setdefault(".".join(steps[:depth]), set()).add(steps[depth])
         self.pruned: dict[tuple[str, str], bool] = {}
 
     def prune(self, base: str, key: str) -> bool:
