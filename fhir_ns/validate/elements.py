@@ -7,7 +7,7 @@ One walk feeds layers 3 (bindings are keyed by element path: `Observation.status
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +15,10 @@ from fhir_ns.validate.issues import join
 from fhir_ns.validate.spec import Spec
 
 PRIMITIVE_PREFIX = "System."
+# How many shapes of object (its place and keys) a pruned visit remembers the kept keys of, and the invariant
+# layer which invariants can fail on: the few a bulk export's resources have, many times over; odd input beyond
+# that is decided key by key, node by node, so memory stays bounded
+SHAPES_REMEMBERED = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +82,8 @@ class ElementPaths:
         self.children: dict[tuple[str, str], tuple[str, str | None, tuple[str, ...], str]] = {}
         self.lineages: dict[str, tuple[str, ...]] = {}
         self.skipped: dict[Prune, dict[tuple[str, str], bool]] = {}  # by prune: elements left out whatever they hold
+        # by prune: the keys of an object (its base and keys) that are not left out, for the shapes seen first
+        self.kept: dict[Prune, dict[tuple[str, tuple[str, ...]], list[str]]] = {}
 
     def child(self, base: str, key: str) -> tuple[str, str | None, tuple[str, ...], str]:
         """(element path, its type, the contexts and the base of its children when it is an object)."""
@@ -122,6 +128,7 @@ class _Walker:
         # a visit of objects only, pruned: the elements left out whatever their values (pruned, or of a primitive
         # type, so holding no object that is not pruned), known from the element alone
         self.skipped = paths.skipped.setdefault(prune, {}) if prune is not None and not primitives else None
+        self.kept = paths.kept.setdefault(prune, {}) if prune is not None and not primitives else None
 
     def resource(self, res: dict[str, Any], loc: str, root: dict[str, Any]) -> None:
         rtype = res.get("resourceType")
@@ -136,14 +143,18 @@ class _Walker:
         """The nodes under an object; `first`: the index its arrays' first elements have (not 0 only for the one
         element of an array given on its own, `visit_element`)."""
         on_node = self.on_node
-        skipped = self.skipped
-        for key, value in obj.items():
-            if skipped is not None:
-                skip = skipped.get((base, key))
-                if skip is None:
-                    skip = skipped[(base, key)] = self._left_out(base, key)
-                if skip:
-                    continue
+        kept = self.kept
+        keys: Iterable[str] = obj
+        if kept is not None:
+            shape = (base, tuple(obj))
+            found = kept.get(shape)
+            if found is None:
+                found = [key for key in obj if not self._skipped(base, key)]
+                if len(kept) < SHAPES_REMEMBERED:
+                    kept[shape] = found
+            keys = found
+        for key in keys:
+            value = obj[key]
             if key == "resourceType":
                 continue
             if key.startswith("_"):  # a primitive's id and extensions
@@ -177,6 +188,14 @@ class _Walker:
                 elif self.primitives:
                     where = join(loc, f"{key}[{i + first}]" if many else key)
                     on_node(where, path, typ or "", _ELEMENT, item, resource, root)
+
+    def _skipped(self, base: str, key: str) -> bool:
+        """`_left_out`, remembered by element."""
+        assert self.skipped is not None
+        skip = self.skipped.get((base, key))
+        if skip is None:
+            skip = self.skipped[(base, key)] = self._left_out(base, key)
+        return skip
 
     def _left_out(self, base: str, key: str) -> bool:
         """Whether a visit of objects only leaves the element (base, key) out, whatever it holds."""

@@ -29,7 +29,7 @@ from fhirpathpy.models import models
 from fhirpathpy.parser import parse
 
 from fhir_ns.fhir.problems import Severity
-from fhir_ns.validate.elements import Node, Visitor, element_paths, visit, visit_element
+from fhir_ns.validate.elements import SHAPES_REMEMBERED, Node, Visitor, element_paths, visit, visit_element
 from fhir_ns.validate.issues import Issue
 from fhir_ns.validate.native import NATIVE, Defer, Model, Native, has_value, model
 from fhir_ns.validate.spec import Invariant, Spec
@@ -104,11 +104,25 @@ class Compiled(dict[str, list[CompiledInvariant]]):
     def __init__(self) -> None:
         super().__init__()
         self._applicable: dict[tuple[str, ...], list[CompiledInvariant]] = {}
+        self._failable: dict[tuple[tuple[str, ...], tuple[str, ...] | None], list[CompiledInvariant]] = {}
 
     def applicable(self, contexts: tuple[str, ...]) -> list[CompiledInvariant]:
         rules = self._applicable.get(contexts)
         if rules is None:
             rules = self._applicable[contexts] = [rule for context in contexts for rule in self.get(context, ())]
+        return rules
+
+    def failable(self, contexts: tuple[str, ...], value: Any) -> list[CompiledInvariant]:
+        """The applicable invariants that can fail on a node's value (`can_fail`), in order. Whether one can
+        depends only on the keys of an object (and on nothing of another value), so the answer is remembered
+        by (contexts, keys) for the objects of the first SHAPES_REMEMBERED shapes seen."""
+        shape = (contexts, tuple(value) if type(value) is dict else None)
+        rules = self._failable.get(shape)
+        if rules is None:
+            keys = key_text(value) if type(value) is dict else None
+            rules = [rule for rule in self.applicable(contexts) if rule.can_fail(value, keys)]
+            if len(self._failable) < SHAPES_REMEMBERED:
+                self._failable[shape] = rules
         return rules
 
 
@@ -138,7 +152,7 @@ def for_spec(spec: Spec) -> Compiled:
     return found[1]
 
 
-def check_invariants(resource: dict[str, Any], spec: Spec, plain: bool = False) -> list[Issue]:
+def check_invariants(resource: dict[str, Any], spec: Spec, plain: bool = False, remembered: bool = True) -> list[Issue]:
     """Evaluate every invariant whose context is an element's path or type, at every element of the resource
     (`elements.visit`); a Node is made only where an invariant can fail. Primitive values are visited only if
     an invariant other than those of `Element` (which look at objects only, see `can_fail`) applies to them.
@@ -147,9 +161,10 @@ def check_invariants(resource: dict[str, Any], spec: Spec, plain: bool = False) 
     `_name` element) and no object that is empty or holds nothing but an id (`is_plain` says so of its JSON
     text), so `Element`'s invariants cannot fail anywhere; the elements where no other invariant can apply,
     in them or under them (Coding, Meta, most of a resource), are then not visited at all.
+    `remembered`: as `_evaluator` takes it.
     """
     issues: list[Issue] = []
-    on_node, primitives = _evaluator(spec, issues)
+    on_node, primitives = _evaluator(spec, issues, remembered)
     visit(resource, spec, on_node, primitives, _pruner(spec).prune if plain else None)
     return issues
 
@@ -165,11 +180,13 @@ def check_element_invariants(
     return issues
 
 
-def _evaluator(spec: Spec, issues: list[Issue]) -> tuple[Visitor, bool]:
+def _evaluator(spec: Spec, issues: list[Issue], remembered: bool = True) -> tuple[Visitor, bool]:
     """A visitor evaluating the invariants that can fail at each node into `issues`, and whether primitive
-    values need visiting."""
+    values need visiting; `remembered`: which invariants can fail on a node taken from `Compiled.failable`'s
+    memory of shapes (else decided afresh at each node: tests compare the two)."""
     by_context = for_spec(spec)
     primitives = any(rule.invariant.context != "Element" for rule in by_context.applicable(("Element",)))
+    failable = by_context.failable if remembered else _failable(by_context)
 
     def on_node(
         path: str,
@@ -180,18 +197,26 @@ def _evaluator(spec: Spec, issues: list[Issue]) -> tuple[Visitor, bool]:
         res: dict[str, Any],
         root: dict[str, Any],
     ) -> None:
-        node = None
-        keys = None
-        for rule in by_context.applicable(contexts):
-            if keys is None and rule.vacuous_unless is not None and type(value) is dict:
-                keys = key_text(value)  # once for the node's guards, and only for nodes with guards
-            if rule.can_fail(value, keys):
-                node = node or Node(path, element, type_path, contexts, value, res, root)
-                issue = evaluate(rule, node)
-                if issue:
-                    issues.append(issue)
+        rules = failable(contexts, value)
+        if not rules:
+            return
+        node = Node(path, element, type_path, contexts, value, res, root)
+        for rule in rules:
+            issue = evaluate(rule, node)
+            if issue:
+                issues.append(issue)
 
     return on_node, primitives
+
+
+def _failable(by_context: Compiled) -> Callable[[tuple[str, ...], Any], list[CompiledInvariant]]:
+    """`Compiled.failable` decided afresh at each node."""
+
+    def failable(contexts: tuple[str, ...], value: Any) -> list[CompiledInvariant]:
+        keys = key_text(value) if type(value) is dict else None
+        return [rule for rule in by_context.applicable(contexts) if rule.can_fail(value, keys)]
+
+    return failable
 
 
 class _Pruner:
@@ -203,8 +228,9 @@ class _Pruner:
         self.rules = for_spec(spec)
         self.children: dict[str, set[str]] = {}
         for path in [*spec.path_types, *spec.defined_elsewhere]:
-            parent, _, key = path.rpartition(".")
-            self.children.setdefault(parent, set()).add(key)
+            steps = path.split(".")
+            for depth in range(1, len(steps)):  # every step: `Timing.repeat` has no type of its own, yet is Timing's
+                self.children.setdefault(".".join(steps[:depth]), set()).add(steps[depth])
         self.pruned: dict[tuple[str, str], bool] = {}
 
     def prune(self, base: str, key: str) -> bool:

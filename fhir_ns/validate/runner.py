@@ -119,7 +119,9 @@ class Validator:
         self.terminology = terminology
         self.rulesets = rulesets
         self.seconds: dict[Layer, float] = dict.fromkeys(LAYERS, 0.0)
-        self.fast = True  # prove what can be proven clean cheaply (tests turn it off to compare)
+        # prove what can be proven clean cheaply, and decide invariants by the shapes of objects seen before (tests
+        # turn it off to compare)
+        self.fast = True
         self.stream_above = STREAM_ABOVE  # bytes (tests stream every Bundle to compare)
 
     def _timed(self, layer: Layer) -> _Timed:
@@ -258,7 +260,7 @@ class Validator:
         issues: list[Issue] = []
         if doc.proven:
             with self._timed("invariant"):
-                issues += check_invariants(value, self.spec, plain=is_plain(doc.text))
+                issues += check_invariants(value, self.spec, plain=is_plain(doc.text), remembered=self.fast)
             with self._timed("output-profile"):
                 issues += check_output(value, self.rulesets)
             self._place(doc.report, doc.label, value, doc.base, issues, 1)
@@ -279,7 +281,7 @@ class Validator:
         with self._timed("structure"):
             issues += self._other_version(value, issues)
         with self._timed("invariant"):
-            issues += check_invariants(value, self.spec)
+            issues += check_invariants(value, self.spec, remembered=self.fast)
         with self._timed("output-profile"):
             issues += check_output(value, self.rulesets)
         self._place(doc.report, doc.label, value, doc.base, issues, 1)
