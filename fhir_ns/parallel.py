@@ -20,6 +20,7 @@ import gc
 import mmap
 import multiprocessing
 import os
+import pickle
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -82,9 +83,8 @@ def stream_parallel(
         with context.Pool(jobs, initializer=collector.store.reopen) as pool:
             progress.evaluating(len(cohort.patients))
             spans = ranges(len(cohort.patients), jobs)
-            for (first, last), (outputs, refused, problems, evaluated) in zip(
-                spans, pool.imap(_evaluate, spans), strict=True
-            ):
+            for first, last in pool.imap(_evaluate, spans):
+                outputs, refused, problems, evaluated = _results(first)
                 progress.evaluated(last - first)
                 collector.store.forget_seen()  # once the workers are busy
                 out.refused.extend(refused)
@@ -145,10 +145,25 @@ def _mapped(path: str) -> bytes | mmap.mmap:
         os.unlink(path)
 
 
-def _evaluate(span: tuple[int, int]) -> tuple[list[Any], list[PatientInput], list[Problem], int]:
-    """In a worker: assemble, classify and render one range of patients."""
+def _evaluate(span: tuple[int, int]) -> tuple[int, int]:
+    """In a worker: assemble, classify and render one range of patients; what comes of it goes to a file
+    (written at once, where a pipe would hold the worker until the parent has read it all)."""
     collector: FactCollector = _state["collector"]
     cohort = _state["cohort"]
     assembled = (collector.assemble(pid, refs, cohort.settled) for pid, refs in cohort.patients[span[0] : span[1]])
     evaluate: Evaluate[Any] = _state["evaluate"]
-    return evaluate(p for p in assembled if p is not None)
+    results = evaluate(p for p in assembled if p is not None)
+    with open(os.path.join(_state["buffers"], f"range-{span[0]}"), "wb") as fh:
+        pickle.dump(results, fh, pickle.HIGHEST_PROTOCOL)
+    return span
+
+
+def _results(first: int) -> tuple[list[Any], list[PatientInput], list[Problem], int]:
+    """What a worker made of the range of patients starting at `first` (and its file removed)."""
+    path = os.path.join(_state["buffers"], f"range-{first}")
+    try:
+        with open(path, "rb") as fh:
+            results: tuple[list[Any], list[PatientInput], list[Problem], int] = pickle.load(fh)
+            return results
+    finally:
+        os.unlink(path)
