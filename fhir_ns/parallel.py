@@ -24,6 +24,7 @@ import pickle
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from multiprocessing.pool import Pool
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from fhir_ns.fhir import reader
@@ -75,6 +76,7 @@ def stream_parallel(
                 collector.absorb(part, offset)
                 lines_before[unit.name] = offset + part.lines
                 progress.reading(unit.size())
+            _finish(pool)
         out.counts = collector.counts
         cohort = collector.prepare()
         _state.update(collector=collector, cohort=cohort, evaluate=evaluate)
@@ -91,11 +93,19 @@ def stream_parallel(
                 out.problems.extend(problems)
                 out.evaluated += evaluated
                 yield from outputs
+            _finish(pool)
     finally:
         gc.unfreeze()
         collector.store.close()
         shutil.rmtree(buffers, ignore_errors=True)
         _state.clear()
+
+
+def _finish(pool: Pool) -> None:
+    """Let the workers end once their work is done, rather than stopping them by signal as leaving the pool
+    does (a worker stopped as it takes the lock of the task queue has been seen to leave the run hanging)."""
+    pool.close()
+    pool.join()
 
 
 def unit_bytes(inputs: Sequence[str], jobs: int) -> int:
