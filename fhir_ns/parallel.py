@@ -70,7 +70,8 @@ def stream_parallel(
     try:
         with context.Pool(jobs) as pool:
             lines_before: dict[str, int] = {}  # lines in the pieces of a file merged so far
-            for unit, part in zip(units, pool.imap(_read, enumerate(units)), strict=True):
+            for unit, index in zip(units, pool.imap(_read, enumerate(units)), strict=True):
+                part: Part = _take(f"part-{index}")
                 part.records.blob = _mapped(os.path.join(buffers, str(part.unit)))
                 offset = lines_before.get(unit.name, 0)
                 collector.absorb(part, offset)
@@ -86,7 +87,7 @@ def stream_parallel(
             progress.evaluating(len(cohort.patients))
             spans = ranges(len(cohort.patients), jobs)
             for first, last in pool.imap(_evaluate, spans):
-                outputs, refused, problems, evaluated = _results(first)
+                outputs, refused, problems, evaluated = _take(f"range-{first}")
                 progress.evaluated(last - first)
                 collector.store.forget_seen()  # once the workers are busy
                 out.refused.extend(refused)
@@ -129,7 +130,7 @@ def ranges(count: int, jobs: int) -> list[tuple[int, int]]:
     return out
 
 
-def _read(job: tuple[int, Unit]) -> Part:
+def _read(job: tuple[int, Unit]) -> int:
     """In a worker: read one unit."""
     index, unit = job
     gate: EntryGate | None = _state["gate"]
@@ -141,7 +142,8 @@ def _read(job: tuple[int, Unit]) -> Part:
     with open(os.path.join(_state["buffers"], str(index)), "wb") as fh:
         fh.write(part.records.blob)
     part.records.blob = b""  # sent by the file
-    return part
+    _put(f"part-{index}", part)
+    return index
 
 
 def _mapped(path: str) -> bytes | mmap.mmap:
@@ -156,24 +158,27 @@ def _mapped(path: str) -> bytes | mmap.mmap:
 
 
 def _evaluate(span: tuple[int, int]) -> tuple[int, int]:
-    """In a worker: assemble, classify and render one range of patients; what comes of it goes to a file
-    (written at once, where a pipe would hold the worker until the parent has read it all)."""
+    """In a worker: assemble, classify and render one range of patients."""
     collector: FactCollector = _state["collector"]
     cohort = _state["cohort"]
     assembled = (collector.assemble(pid, refs, cohort.settled) for pid, refs in cohort.patients[span[0] : span[1]])
     evaluate: Evaluate[Any] = _state["evaluate"]
-    results = evaluate(p for p in assembled if p is not None)
-    with open(os.path.join(_state["buffers"], f"range-{span[0]}"), "wb") as fh:
-        pickle.dump(results, fh, pickle.HIGHEST_PROTOCOL)
+    _put(f"range-{span[0]}", evaluate(p for p in assembled if p is not None))
     return span
 
 
-def _results(first: int) -> tuple[list[Any], list[PatientInput], list[Problem], int]:
-    """What a worker made of the range of patients starting at `first` (and its file removed)."""
-    path = os.path.join(_state["buffers"], f"range-{first}")
+def _put(name: str, value: Any) -> None:
+    """In a worker: hand `value` to the parent through a file, written at once (where a pipe would hold the
+    worker until the parent has read it all)."""
+    with open(os.path.join(_state["buffers"], name), "wb") as fh:
+        pickle.dump(value, fh, pickle.HIGHEST_PROTOCOL)
+
+
+def _take(name: str) -> Any:
+    """In the parent: what a worker `_put` (and its file removed)."""
+    path = os.path.join(_state["buffers"], name)
     try:
         with open(path, "rb") as fh:
-            results: tuple[list[Any], list[PatientInput], list[Problem], int] = pickle.load(fh)
-            return results
+            return pickle.load(fh)
     finally:
         os.unlink(path)
