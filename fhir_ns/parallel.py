@@ -2,12 +2,15 @@
 
 Reading: the input is cut into units (NDJSON files between lines, other files whole); each worker
 reads units with a FactCollector of its own and sends back what it read (`Part`): its compact records
-as one buffer in a file the parent maps into memory, the rest through the pipe. The parent merges the
-parts in reading order, indexing each part's buffer by patient reference rather than copying it, so
-duplicates, aliases, line numbers and the order of problems come out as one process would have them.
+as one buffer in a file the parent maps into memory, the rest pickled to a file of its own (a pipe
+would hold the worker until the parent had read it all); only the unit's number goes through the
+pool's pipe. The parent merges the parts in reading order, indexing each part's buffer by patient
+reference rather than copying it, so duplicates, aliases, line numbers and the order of problems come
+out as one process would have them.
 Evaluating: workers forked from the parent see every record without a copy; each assembles,
-classifies and renders a contiguous range of patients, and the parent writes the ranges in order as
-they come. Processes are forked (POSIX only).
+classifies and renders a contiguous range of patients, pickled to a file as well, and the parent
+writes the ranges in order as they come. Processes are forked (POSIX only); the pools are closed and
+joined, not terminated, so that no worker is stopped by a signal.
 
 The pipeline hands in how a range of patients is evaluated (`Evaluate`): this module reads and
 distributes, and knows nothing of the rules.
