@@ -2,12 +2,15 @@
 
 Reading: the input is cut into units (NDJSON files between lines, other files whole); each worker
 reads units with a FactCollector of its own and sends back what it read (`Part`): its compact records
-as one buffer in a file the parent maps into memory, the rest through the pipe. The parent merges the
-parts in reading order, indexing each part's buffer by patient reference rather than copying it, so
-duplicates, aliases, line numbers and the order of problems come out as one process would have them.
+as one buffer in a file the parent maps into memory, the rest pickled to a file of its own (a pipe
+would hold the worker until the parent had read it all); only the unit's number goes through the
+pool's pipe. The parent merges the parts in reading order, indexing each part's buffer by patient
+reference rather than copying it, so duplicates, aliases, line numbers and the order of problems come
+out as one process would have them.
 Evaluating: workers forked from the parent see every record without a copy; each assembles,
-classifies and renders a contiguous range of patients, and the parent writes the ranges in order as
-they come. Processes are forked (POSIX only).
+classifies and renders a contiguous range of patients, pickled to a file as well, and the parent
+writes the ranges in order as they come. Processes are forked (POSIX only); the pools are closed and
+joined, not terminated, so that no worker is stopped by a signal.
 
 The pipeline hands in how a range of patients is evaluated (`Evaluate`): this module reads and
 distributes, and knows nothing of the rules.
@@ -20,9 +23,11 @@ import gc
 import mmap
 import multiprocessing
 import os
+import pickle
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from multiprocessing.pool import Pool
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from fhir_ns.fhir import reader
@@ -68,12 +73,14 @@ def stream_parallel(
     try:
         with context.Pool(jobs) as pool:
             lines_before: dict[str, int] = {}  # lines in the pieces of a file merged so far
-            for unit, part in zip(units, pool.imap(_read, enumerate(units)), strict=True):
+            for unit, index in zip(units, pool.imap(_read, enumerate(units)), strict=True):
+                part: Part = _take(f"part-{index}")
                 part.records.blob = _mapped(os.path.join(buffers, str(part.unit)))
                 offset = lines_before.get(unit.name, 0)
                 collector.absorb(part, offset)
                 lines_before[unit.name] = offset + part.lines
                 progress.reading(unit.size())
+            _finish(pool)
         out.counts = collector.counts
         cohort = collector.prepare()
         _state.update(collector=collector, cohort=cohort, evaluate=evaluate)
@@ -82,20 +89,27 @@ def stream_parallel(
         with context.Pool(jobs, initializer=collector.store.reopen) as pool:
             progress.evaluating(len(cohort.patients))
             spans = ranges(len(cohort.patients), jobs)
-            for (first, last), (outputs, refused, problems, evaluated) in zip(
-                spans, pool.imap(_evaluate, spans), strict=True
-            ):
+            for first, last in pool.imap(_evaluate, spans):
+                outputs, refused, problems, evaluated = _take(f"range-{first}")
                 progress.evaluated(last - first)
                 collector.store.forget_seen()  # once the workers are busy
                 out.refused.extend(refused)
                 out.problems.extend(problems)
                 out.evaluated += evaluated
                 yield from outputs
+            _finish(pool)
     finally:
         gc.unfreeze()
         collector.store.close()
         shutil.rmtree(buffers, ignore_errors=True)
         _state.clear()
+
+
+def _finish(pool: Pool) -> None:
+    """Let the workers end once their work is done, rather than stopping them by signal as leaving the pool
+    does (a worker stopped as it takes the lock of the task queue has been seen to leave the run hanging)."""
+    pool.close()
+    pool.join()
 
 
 def unit_bytes(inputs: Sequence[str], jobs: int) -> int:
@@ -119,7 +133,7 @@ def ranges(count: int, jobs: int) -> list[tuple[int, int]]:
     return out
 
 
-def _read(job: tuple[int, Unit]) -> Part:
+def _read(job: tuple[int, Unit]) -> int:
     """In a worker: read one unit."""
     index, unit = job
     gate: EntryGate | None = _state["gate"]
@@ -131,7 +145,8 @@ def _read(job: tuple[int, Unit]) -> Part:
     with open(os.path.join(_state["buffers"], str(index)), "wb") as fh:
         fh.write(part.records.blob)
     part.records.blob = b""  # sent by the file
-    return part
+    _put(f"part-{index}", part)
+    return index
 
 
 def _mapped(path: str) -> bytes | mmap.mmap:
@@ -145,10 +160,28 @@ def _mapped(path: str) -> bytes | mmap.mmap:
         os.unlink(path)
 
 
-def _evaluate(span: tuple[int, int]) -> tuple[list[Any], list[PatientInput], list[Problem], int]:
+def _evaluate(span: tuple[int, int]) -> tuple[int, int]:
     """In a worker: assemble, classify and render one range of patients."""
     collector: FactCollector = _state["collector"]
     cohort = _state["cohort"]
     assembled = (collector.assemble(pid, refs, cohort.settled) for pid, refs in cohort.patients[span[0] : span[1]])
     evaluate: Evaluate[Any] = _state["evaluate"]
-    return evaluate(p for p in assembled if p is not None)
+    _put(f"range-{span[0]}", evaluate(p for p in assembled if p is not None))
+    return span
+
+
+def _put(name: str, value: Any) -> None:
+    """In a worker: hand `value` to the parent through a file, written at once (where a pipe would hold the
+    worker until the parent has read it all)."""
+    with open(os.path.join(_state["buffers"], name), "wb") as fh:
+        pickle.dump(value, fh, pickle.HIGHEST_PROTOCOL)
+
+
+def _take(name: str) -> Any:
+    """In the parent: what a worker `_put` (and its file removed)."""
+    path = os.path.join(_state["buffers"], name)
+    try:
+        with open(path, "rb") as fh:
+            return pickle.load(fh)
+    finally:
+        os.unlink(path)

@@ -117,7 +117,6 @@ class Exported:
     names: list[str]
     unkeyed: set[str]  # references holding a record without an id
     repeated: set[int]  # hashes occurring more than once among these records
-    distinct: int  # how many different hashes there are
 
 
 @dataclass(frozen=True, slots=True)
@@ -381,7 +380,7 @@ class RecordStore:
         repeated = {h for h, n in counted.items() if n > 1} if len(counted) < len(hashes) else set()
         self.close()
         blob = b"".join(pieces)
-        return Exported(blob, index, hashes, buckets, self._names, self.unkeyed, repeated, len(counted))
+        return Exported(blob, index, hashes, buckets, self._names, self.unkeyed, repeated)
 
     def load(self, exported: Exported) -> None:
         """Take in the records another store exported (read after those held here): its buffer kept whole,
@@ -401,13 +400,10 @@ class RecordStore:
         self._size += len(exported.blob)
         self._held += sum(count for _, count, _ in exported.index)
         if self._seen is not None:
-            before = len(self._seen)
-            self._seen.update(exported.hashes)
+            # read before, or twice in this store: one pass over its hashes each, whatever was read before
+            self._repeated |= self._seen.intersection(exported.hashes)
             self._repeated |= exported.repeated
-            if len(self._seen) - before < exported.distinct:  # some were read before (rare): which
-                these = set(exported.hashes)
-                for earlier, _, _ in self._keyed:
-                    self._repeated |= these.intersection(earlier)
+            self._seen.update(exported.hashes)
         self._keyed.append((exported.hashes, exported.buckets, exported.names))
         self.unkeyed |= exported.unkeyed
         if self._over_limit():
