@@ -26,20 +26,12 @@ from typing import Any
 import orjson
 
 from bench.cohort import AS_OF, PatientStory
-from tests.cds_client import PATIENT_VIEW, CdsService, hook_request, searchset
+from tests.cds_client import KEYS, PATIENT_VIEW, CdsService, hook_request, searchset
 from tests.fhir_server import FhirServer
 from tests.test_serve_auth import SigningKey
 
 TWO_YEARS = 148  # the cohort story (seed 5) whose record spans 2021-09-15 to 2023-09-15
 _DAY = re.compile(rb"(?<![0-9])(\d{4}-\d{2}-\d{2})(?![0-9])")
-KEYS = {
-    "observations": "Observation",
-    "conditions": "Condition",
-    "medicationrequests": "MedicationRequest",
-    "medicationstatements": "MedicationStatement",
-    "medicationadministrations": "MedicationAdministration",
-    "procedures": "Procedure",
-}
 
 
 def two_year_record() -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ import orjson
 import requests
 import yaml
 
+from fhir_ns.serve.prefetch import SEARCHES
 from tests.fhir_server import free_port, stop_process, wait_until_answering
 from tests.test_serve_auth import EHR, SigningKey, jwks_file
 
@@ -27,14 +28,7 @@ PATIENT_VIEW = "fhir-ns-patient-view"
 ORDER_SELECT = "fhir-ns-order-select"
 ORDER_SIGN = "fhir-ns-order-sign"
 # the prefetch keys of the patient-view service and the resource types each holds
-KEYS = {
-    "observations": "Observation",
-    "conditions": "Condition",
-    "medicationrequests": "MedicationRequest",
-    "medicationstatements": "MedicationStatement",
-    "medicationadministrations": "MedicationAdministration",
-    "procedures": "Procedure",
-}
+KEYS = {key: rtype for key, (rtype, _, _) in SEARCHES.items()}
 
 
 class CdsService:

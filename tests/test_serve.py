@@ -27,6 +27,7 @@ from tests.cds_client import (
     patient_id_of,
     prefetch_of,
     resources_of,
+    searchset,
 )
 from tests.test_serve_auth import KeyServer, key_server  # noqa: F401, F811 - a server recording every request
 
@@ -123,6 +124,23 @@ def test_a_child_with_cni_nephrotoxicity_gets_the_category_and_one_warning_with_
     )
 
 
+def test_an_allergy_to_a_cni_in_the_prefetch_makes_the_child_cni_intolerant_in_the_info_card(cds: CdsService) -> None:
+    bundle = as_of_today("cni-nephrotoxicity")
+    prefetch = prefetch_of(bundle)
+    assert prefetch["allergyintolerances"] is None  # the sample has none
+    allergy = {
+        "resourceType": "AllergyIntolerance",
+        "id": "cnitox-leo-allergy-tacrolimus",
+        "patient": {"reference": f"Patient/{patient_id_of(bundle)}"},
+        "code": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "42316"}]},
+        "recordedDate": str(date.today()),
+    }
+    prefetch["allergyintolerances"] = searchset([allergy])
+    cards = cds.cards(PATIENT_VIEW, hook_request("patient-view", patient_id_of(bundle), prefetch))
+    assert info("cni-intolerant").display in cards[0]["detail"]
+    assert "AllergyIntolerance/cnitox-leo-allergy-tacrolimus" in cards[0]["detail"]
+
+
 def test_suggested_resources_are_the_ones_convert_writes(cds: CdsService) -> None:
     from fhir_ns.fhir.writer import Settings, device_entry, patient_entries
     from fhir_ns.pipeline import Config, explain_resources
@@ -198,6 +216,7 @@ def test_absent_keys_are_fetched_from_the_fhir_server_and_give_the_same_cards(
         "expires_in": 300,
         "scope": "patient/Patient.read patient/Observation.read patient/Condition.read patient/MedicationRequest.read "
         "patient/MedicationStatement.read patient/MedicationAdministration.read patient/Procedure.read "
+        "patient/AllergyIntolerance.read "
         "patient/Medication.read",
         "subject": "fhir-ns",
     }

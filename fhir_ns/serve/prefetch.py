@@ -35,6 +35,7 @@ SEARCHES = {
         "&_include=MedicationAdministration:medication",
     ),
     "procedures": ("Procedure", "-date", ""),
+    "allergyintolerances": ("AllergyIntolerance", "-date", ""),  # a CNI named in one: cni-intolerant
 }
 PATIENT_TOKEN = "{{context.patientId}}"
 FHIR_JSON = "application/fhir+json"
