@@ -292,7 +292,7 @@ def _stretches(tl: Timeline, period: TherapyPeriod) -> list[_Stretch]:
                 sources += dose.sources
         per_kg: float | None = None
         if unknown:
-            pass
+            pass  # a dose of the day could not be had: `unknown` says why
         elif mg == 0:
             per_kg = 0.0
         elif (weight := tl.body_size(first)).weight_kg is None:
@@ -317,61 +317,39 @@ def _time_to_remission(tl: Timeline, period: TherapyPeriod, result: PatientResul
         None,
     )
     if remission is None:
-        days = (period.end - period.start).days
-        result.measures.append(
-            Measure(
-                "time-to-remission",
-                period.start,
-                period.end,
-                period.therapy,
-                days,
-                "d",
-                period.sources,
-                f"no complete remission in {days} days {period.words}: censored at {period.end}",
-                censored=True,
-            )
-        )
+        _time_to_event("time-to-remission", period, result, "no complete remission", None)
         return
-    days = (remission.on - period.start).days
-    result.measures.append(
-        Measure(
-            "time-to-remission",
-            period.start,
-            period.end,
-            period.therapy,
-            days,
-            "d",
-            tuple(dict.fromkeys([*remission.sources, *period.sources])),
-            f"complete remission on {remission.on}, {days} days after the start of {period.therapy} on "
-            f"{period.start}: {remission.text}",
-            censored=False,
-        )
+    _time_to_event(
+        "time-to-remission", period, result, "complete remission", (remission.on, remission.sources, remission.text)
     )
 
 
 def _time_to_first_relapse(period: TherapyPeriod, relapses: list[Relapse], result: PatientResult) -> None:
     """Days from the therapy's start to its first relapse, censored at the period's end."""
-    if relapses:
-        first = relapses[0]
-        days = (first.on - period.start).days
-        evidence = tuple(dict.fromkeys([*first.sources, *period.sources]))
-        reason = f"first relapse on {first.on}, {days} days after the start of {period.name} on {period.start}"
-    else:
+    first = (relapses[0].on, relapses[0].sources, "") if relapses else None
+    _time_to_event("time-to-first-relapse", period, result, "first relapse" if relapses else "no relapse", first)
+
+
+def _time_to_event(
+    code: str,
+    period: TherapyPeriod,
+    result: PatientResult,
+    what: str,
+    event: tuple[date, tuple[str, ...], str] | None,
+) -> None:
+    """Days from the period's start to the event (its day, sources and words), or censored at the period's end."""
+    if event is None:
         days = (period.end - period.start).days
         evidence = period.sources
-        reason = f"no relapse in {days} days {period.words}: censored at {period.end}"
+        reason = f"{what} in {days} days {period.words}: censored at {period.end}"
+    else:
+        day, sources, words = event
+        days = (day - period.start).days
+        evidence = tuple(dict.fromkeys([*sources, *period.sources]))
+        reason = f"{what} on {day}, {days} days after the start of {period.name} on {period.start}"
+        reason += f": {words}" if words else ""
     result.measures.append(
-        Measure(
-            "time-to-first-relapse",
-            period.start,
-            period.end,
-            period.therapy,
-            days,
-            "d",
-            evidence,
-            reason,
-            censored=not relapses,
-        )
+        Measure(code, period.start, period.end, period.therapy, days, "d", evidence, reason, censored=event is None)
     )
 
 
