@@ -74,13 +74,12 @@ def stream_parallel(
         with context.Pool(jobs) as pool:
             lines_before: dict[str, int] = {}  # lines in the pieces of a file merged so far
             for unit, index in zip(units, pool.imap(_read, enumerate(units)), strict=True):
-                part: Part = _take(f"part-{index}")
-                part.records.blob = _mapped(os.path.join(buffers, str(part.unit)))
+                part = take_part(buffers, index)
                 offset = lines_before.get(unit.name, 0)
                 collector.absorb(part, offset)
                 lines_before[unit.name] = offset + part.lines
                 progress.reading(unit.size())
-            _finish(pool)
+            finish(pool)
         out.counts = collector.counts
         cohort = collector.prepare()
         _state.update(collector=collector, cohort=cohort, evaluate=evaluate)
@@ -90,14 +89,14 @@ def stream_parallel(
             progress.evaluating(len(cohort.patients))
             spans = ranges(len(cohort.patients), jobs)
             for first, last in pool.imap(_evaluate, spans):
-                outputs, refused, problems, evaluated = _take(f"range-{first}")
+                outputs, refused, problems, evaluated = take(buffers, f"range-{first}")
                 progress.evaluated(last - first)
                 collector.store.forget_seen()  # once the workers are busy
                 out.refused.extend(refused)
                 out.problems.extend(problems)
                 out.evaluated += evaluated
                 yield from outputs
-            _finish(pool)
+            finish(pool)
     finally:
         gc.unfreeze()
         collector.store.close()
@@ -105,7 +104,7 @@ def stream_parallel(
         _state.clear()
 
 
-def _finish(pool: Pool) -> None:
+def finish(pool: Pool) -> None:
     """Let the workers end once their work is done, rather than stopping them by signal as leaving the pool
     does (a worker stopped as it takes the lock of the task queue has been seen to leave the run hanging)."""
     pool.close()
@@ -142,11 +141,24 @@ def _read(job: tuple[int, Unit]) -> int:
     lines: dict[Unit, int] = {}
     collector.read([unit], gate, lines)
     part = collector.export(index, lines[unit] if unit in lines else unit.lines())  # (counted unless cut short)
-    with open(os.path.join(_state["buffers"], str(index)), "wb") as fh:
+    put_part(_state["buffers"], index, part)
+    return index
+
+
+def put_part(directory: str, index: int, part: Part) -> None:
+    """In a worker: hand the Part read from unit `index` to the parent (its records' buffer in a file of its own,
+    to be mapped rather than copied)."""
+    with open(os.path.join(directory, str(index)), "wb") as fh:
         fh.write(part.records.blob)
     part.records.blob = b""  # sent by the file
-    _put(f"part-{index}", part)
-    return index
+    put(directory, f"part-{index}", part)
+
+
+def take_part(directory: str, index: int) -> Part:
+    """In the parent: the Part a worker `put_part`, its records' buffer mapped into memory."""
+    part: Part = take(directory, f"part-{index}")
+    part.records.blob = _mapped(os.path.join(directory, str(part.unit)))
+    return part
 
 
 def _mapped(path: str) -> bytes | mmap.mmap:
@@ -166,20 +178,20 @@ def _evaluate(span: tuple[int, int]) -> tuple[int, int]:
     cohort = _state["cohort"]
     assembled = (collector.assemble(pid, refs, cohort.settled) for pid, refs in cohort.patients[span[0] : span[1]])
     evaluate: Evaluate[Any] = _state["evaluate"]
-    _put(f"range-{span[0]}", evaluate(p for p in assembled if p is not None))
+    put(_state["buffers"], f"range-{span[0]}", evaluate(p for p in assembled if p is not None))
     return span
 
 
-def _put(name: str, value: Any) -> None:
+def put(directory: str, name: str, value: Any) -> None:
     """In a worker: hand `value` to the parent through a file, written at once (where a pipe would hold the
     worker until the parent has read it all)."""
-    with open(os.path.join(_state["buffers"], name), "wb") as fh:
+    with open(os.path.join(directory, name), "wb") as fh:
         pickle.dump(value, fh, pickle.HIGHEST_PROTOCOL)
 
 
-def _take(name: str) -> Any:
-    """In the parent: what a worker `_put` (and its file removed)."""
-    path = os.path.join(_state["buffers"], name)
+def take(directory: str, name: str) -> Any:
+    """In the parent: what a worker `put` (and its file removed)."""
+    path = os.path.join(directory, name)
     try:
         with open(path, "rb") as fh:
             return pickle.load(fh)

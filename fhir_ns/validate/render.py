@@ -12,6 +12,7 @@ import orjson
 
 from fhir_ns.fhir.problems import Severity
 from fhir_ns.validate.runner import FileReport, Validation
+from fhir_ns.validate.spool import Spool
 
 _HOLE = "\x00"  # where the streamed part goes in a JSON skeleton (orjson writes it as \u0000)
 _INDENT = orjson.OPT_INDENT_2
@@ -55,6 +56,7 @@ def _counts(report: FileReport, by: dict[Severity, int]) -> str:
 def outcome_issues(report: FileReport) -> Iterator[dict[str, Any]]:
     """The issues of one file's OperationOutcome (an `information` issue when there are none)."""
     found = False
+    assert isinstance(report.spool, Spool)  # (read back in the process that holds the Spool)
     for x in report.spool.issues(report.index):
         found = True
         issue: dict[str, Any] = {

@@ -37,7 +37,7 @@ from fhir_ns.validate.issues import LAYERS, Issue, Layer, join, resource_name
 from fhir_ns.validate.other_version import other_version_words
 from fhir_ns.validate.output_profile import check_output
 from fhir_ns.validate.spec import FhirVersion, Spec, load_spec
-from fhir_ns.validate.spool import Located, Place, Spool
+from fhir_ns.validate.spool import Located, Place, Sink, Spool
 from fhir_ns.validate.streamed import StreamedBundle
 from fhir_ns.validate.structure import check_bundle_shell, check_resource
 from fhir_ns.validate.syntax import canonical, check_resource_types, parse_json
@@ -57,13 +57,14 @@ SPILL = SpillLimit(megabytes=64)
 class FileReport:
     name: str
     index: int  # in the spool
-    spool: Spool
+    spool: Sink  # the Spool, or in a worker process a record of what is added to it
     unreadable: bool = False  # an I/O problem, not a validation finding
     resources: int = 0
 
     @property
     def issues(self) -> list[Located]:
         """Every issue of the file, in the order found."""
+        assert isinstance(self.spool, Spool)  # (read back in the process that holds the Spool)
         return list(self.spool.issues(self.index))
 
 
@@ -127,9 +128,14 @@ class Validator:
     def _timed(self, layer: Layer) -> _Timed:
         return _Timed(self.seconds, layer)
 
-    def validate(self, paths: list[str], progress: Progress = NO_PROGRESS) -> Validation:
+    def validate(self, paths: list[str], progress: Progress = NO_PROGRESS, jobs: int = 1) -> Validation:
         """Validate files, directories (recursively), NDJSON and '-' (stdin), one document (an NDJSON line)
-        at a time; what is found goes to a Spool, read back by the caller. `progress` is told the bytes read."""
+        at a time; what is found goes to a Spool, read back by the caller. `progress` is told the bytes read.
+        `jobs` > 1: in that many worker processes (parallel.py), not when reading standard input."""
+        if jobs > 1 and "-" not in paths:
+            from fhir_ns.validate.parallel import validate_parallel
+
+            return validate_parallel(self, paths, jobs, progress)
         spool = Spool()
         profile = InputProfile(self.terminology, SPILL)
         reports: list[FileReport] = []
@@ -137,13 +143,41 @@ class Validator:
         for name in expand_paths(paths):
             report = FileReport(name, spool.new_report(), spool)
             reports.append(report)
-            if self._streams(name):
-                self._streamed(name, report, profile, told)
-                continue
-            for label, data in self._documents(name, report, told):
-                self._document(report, label, data, profile)
+            self.read_file(name, report, profile, told)
+        return self.finish(profile, spool, reports)
+
+    def finish(self, profile: InputProfile, spool: Spool, reports: list[FileReport]) -> Validation:
+        """Once every file is read: the input profile's problems with the whole, and the result."""
         self._input_profile(profile, spool, reports)
         return Validation(reports, dict(self.seconds), sum(r.resources for r in reports), spool)
+
+    def read_file(
+        self, name: str, report: FileReport, profile: InputProfile, progress: Callable[[int], None] | None = None
+    ) -> None:
+        """One file through the layers (its entries into `profile`), what is found to `report`."""
+        if self._streams(name):
+            self._streamed(name, report, profile, progress)
+            return
+        for label, data in self._documents(name, report, progress):
+            self._document(report, label, data, profile)
+
+    def read_piece(self, name: str, start: int, end: int, report: FileReport, profile: InputProfile) -> int:
+        """The lines of an NDJSON file that start in the byte range [start, end), as reading the whole file
+        reads them but numbered from the first of them; how many lines the piece holds."""
+        try:
+            with open(name, "rb") as fh:
+                fh.seek(start)
+                data = fh.read(end - start)
+        except OSError as exc:
+            report.unreadable = True
+            message = f"cannot read: {getattr(exc, 'strerror', None) or exc}"
+            self._place(report, "", None, "", [Issue("fatal", "exception", message, "syntax")], 0)
+            return 0
+        count = 0
+        for count, line in enumerate(_lines(io.BytesIO(data)), start=1):  # noqa: B007 (the count is the answer)
+            if line.strip():
+                self._document(report, f"line {count}", line, profile)
+        return count
 
     # -- reading and layer 1 -------------------------------------------------------------------------
     def _streams(self, name: str) -> bool:

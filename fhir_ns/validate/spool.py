@@ -13,7 +13,7 @@ import re
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from fhir_ns.fhir.problems import Severity
 from fhir_ns.validate.issues import Issue
@@ -42,6 +42,14 @@ class Place:
     group: str
 
 
+class Sink(Protocol):
+    """Where the layers put what they find about a file: a Spool, or a worker's record of it (`--jobs`)."""
+
+    def add(self, report: int, phase: int, located: Located, order: int = 0) -> None: ...
+
+    def place(self, file: str, entry: int | None, line: int | None, place: Place) -> None: ...
+
+
 class Spool:
     """Located issues by file and in the order found, and the place of every entry read."""
 
@@ -53,7 +61,7 @@ class Spool:
             PRAGMA synchronous = OFF;
             PRAGMA cache_size = -16000;
             CREATE TABLE issue (
-                report INTEGER, phase INTEGER, ord INTEGER, seq INTEGER, kind INTEGER, number INTEGER, grp TEXT,
+                report INTEGER, seq INTEGER, phase INTEGER, ord INTEGER, kind INTEGER, number INTEGER, grp TEXT,
                 severity INTEGER, code TEXT, message TEXT, layer TEXT, path TEXT, expression TEXT
             );
             CREATE TABLE place (file TEXT, entry INTEGER, line INTEGER, report INTEGER, base TEXT, grp TEXT);
@@ -75,16 +83,27 @@ class Spool:
         2 and 3 the input profile's (the classifier's problems, then this layer's own); within a phase, `order`
         and then the order of adding (a Bundle read entry by entry is checked in another order than it is
         reported in: `order` puts its issues where reading it whole finds them)."""
-        issue = located.issue
         self._seq += 1
-        kind, number = _group_order(located.group)
-        self._issues.append(
-            (report, phase, order, self._seq, kind, number, located.group, ORDER[issue.severity], issue.code)
-            + (issue.message, issue.layer, issue.path, located.expression)
-        )
-        self.counts[report][issue.severity] += 1
+        self._issues.append((report, self._seq, *_issue_row(phase, located, order)))
+        self.counts[report][located.issue.severity] += 1
         if len(self._issues) >= _BATCH:
             self._flush()
+
+    def replay(self, report: int, recorded: Recorder, line_offset: int = 0) -> None:
+        """What a Recorder took in (a worker's, for a piece of a file), as if added here now; `line_offset`: the
+        lines of the file before the piece, added to the line numbers the piece's groups and places carry."""
+        counts = self.counts[report]
+        for phase, order, kind, number, group, *rest in recorded.issues:
+            if line_offset and group.startswith("line "):
+                group, number = _renumbered(group, line_offset), number + line_offset
+            self._seq += 1
+            self._issues.append((report, self._seq, phase, order, kind, number, group, *rest))
+            counts[SEVERITIES[rest[0]]] += 1
+        for file, entry, line, base, group in recorded.places:
+            if line_offset and line >= 0:
+                line, group = line + line_offset, _renumbered(group, line_offset)
+            self._places.append((file, entry, line, report, base, group))
+        self._flush()
 
     def place(self, file: str, entry: int | None, line: int | None, place: Place) -> None:
         """Note where an entry was read (a later entry at the same location takes its place)."""
@@ -139,6 +158,47 @@ class Spool:
 
     def close(self) -> None:
         self._db.close()
+
+
+class Recorder:
+    """Takes in what the layers find about one file, or a piece of one, as a Spool would (`Sink`), and keeps it
+    in order as plain rows, for the Spool of another process to `replay` (`validate --jobs`)."""
+
+    __slots__ = ("issues", "places")
+
+    def __init__(self) -> None:
+        self.issues: list[tuple[Any, ...]] = []
+        self.places: list[tuple[Any, ...]] = []
+
+    def add(self, report: int, phase: int, located: Located, order: int = 0) -> None:
+        self.issues.append(_issue_row(phase, located, order))
+
+    def place(self, file: str, entry: int | None, line: int | None, place: Place) -> None:
+        self.places.append((file, _key(entry), _key(line), place.base, place.group))
+
+    def __getstate__(self) -> tuple[Any, ...]:
+        return (self.issues, self.places)
+
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
+        self.issues, self.places = state
+
+
+def _issue_row(phase: int, located: Located, order: int) -> tuple[Any, ...]:
+    """An issue as the Spool stores it, but for its report and its sequence number."""
+    issue = located.issue
+    kind, number = _group_order(located.group)
+    return (phase, order, kind, number, located.group, ORDER[issue.severity], issue.code) + (
+        issue.message,
+        issue.layer,
+        issue.path,
+        located.expression,
+    )
+
+
+def _renumbered(group: str, offset: int) -> str:
+    """`line 4 Observation/o1` of a piece of a file, as named in the whole file."""
+    number, space, rest = group[5:].partition(" ")
+    return f"line {int(number) + offset}{space}{rest}"
 
 
 def _key(number: int | None) -> int:
