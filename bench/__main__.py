@@ -360,7 +360,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--data", type=Path, default=Path(tempfile.gettempdir()) / "fhir-ns-bench", help="where cohorts are kept"
     )
-    parser.add_argument("--jobs", type=int, default=2, help="also run classify --jobs N (1: skip)")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=2,
+        help="also run classify --jobs N (and validate --jobs N with --validate; 1: skip)",
+    )
     parser.add_argument(
         "--no-spill", dest="spill", action="store_false", help="skip the run with every patient spilled to SQLite"
     )

@@ -3,9 +3,11 @@
 The cohort's NDJSON files (bench/cohort.py) are joined into one file (kept beside them), and its collection
 Bundles into one large Bundle (10,000 patients: 594 MB of NDJSON, a Bundle of about 660 MB); `fhir-ns validate`
 runs on each as a user runs it, in its own process, and the rows give resources/s, MB/s and the peak RSS, and a
-last line whether each input of 500 MB or more stayed within 300 MB. `--before DIR` also runs the validate of
+last line whether each input of 500 MB or more stayed within 300 MB; with `--jobs N` (default 2) also
+`validate --jobs N` on the NDJSON, and its speed-up over one process. `--before DIR` also runs the validate of
 another checkout (a `git archive` of an earlier commit unpacked in DIR, run with PYTHONPATH=DIR) on the
-smallest cohort's NDJSON, and the current code on the same file right after, for the speed-up on one input.
+smallest cohort's NDJSON, and the current code on the same file right after (in one process, and with
+`--jobs N`), for the speed-up on one input.
 """
 
 from __future__ import annotations
@@ -74,10 +76,19 @@ def measure(cohorts: dict[int, CohortFiles], args: argparse.Namespace, add: Call
         cpu[name] = got.cpu
         add(found)
 
+    jobs = ["--jobs", str(args.jobs)]
     for size, files in sorted(cohorts.items()):
         ndjson = joined_ndjson(files)
         resources = files.resources()
         row(run_cli(["validate", str(ndjson)], args.repeat), size, "fhir-ns validate (NDJSON)", resources, ndjson)
+        if args.jobs > 1:
+            name = f"fhir-ns validate --jobs {args.jobs} (NDJSON)"
+            row(run_cli(["validate", *jobs, str(ndjson)], args.repeat), size, name, resources, ndjson)
+            print(
+                f"validate --jobs {args.jobs} on {size:,} patients: {rows[-2].seconds / rows[-1].seconds:.2f} x one "
+                f"process (CPU {cpu[name]:.1f} s against {cpu['fhir-ns validate (NDJSON)']:.1f} s)",
+                flush=True,
+            )
         bundle = large_bundle(files)
         got = run_cli(["validate", str(bundle)], 1)
         row(got, size, "fhir-ns validate (Bundle)", bundle_resources(bundle), bundle, "one collection Bundle")
@@ -94,6 +105,14 @@ def measure(cohorts: dict[int, CohortFiles], args: argparse.Namespace, add: Call
             f"({cpu['validate before (NDJSON)'] / cpu['validate now (same NDJSON)']:.2f} x by CPU time)",
             flush=True,
         )
+        if args.jobs > 1:
+            name = f"validate now --jobs {args.jobs} (same NDJSON)"
+            row(run_cli(["validate", *jobs, str(ndjson)], 1), size, name, resources, ndjson)
+            print(
+                f"validate --jobs {args.jobs} on the same NDJSON: {rows[-1].per_second / before.per_second:.2f} x "
+                "the throughput before",
+                flush=True,
+            )
     large = [r for r in rows if r.megabytes >= 500]
     if large:
         within = ", ".join(f"{r.name} {r.megabytes:,.0f} MB: {r.rss_mb:,.0f} MB" for r in large)
