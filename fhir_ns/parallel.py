@@ -72,12 +72,13 @@ def stream_parallel(
     _state.update(terminology=terminology, gate=gate, buffers=buffers)
     try:
         with context.Pool(jobs) as pool:
-            lines_before: dict[str, int] = {}  # lines in the pieces of a file merged so far
+            offset = 0  # lines in the pieces of the current file merged so far
             for unit, index in zip(units, pool.imap(_read, enumerate(units)), strict=True):
                 part = take_part(buffers, index)
-                offset = lines_before.get(unit.name, 0)
+                if unit.start == 0:  # a file begins (a file named twice is numbered from its start again)
+                    offset = 0
                 collector.absorb(part, offset)
-                lines_before[unit.name] = offset + part.lines
+                offset += part.lines
                 progress.reading(unit.size())
             finish(pool)
         out.counts = collector.counts

@@ -185,6 +185,19 @@ def test_jobs_and_spill_print_the_same_as_one_process_in_memory(
     assert invoke([*base, "--jobs", "3", "--spill-above", "0"]) == one
 
 
+def test_jobs_number_a_file_named_twice_from_its_start_each_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its second reading's copies are named by their own lines, not by lines after the end of the first."""
+    monkeypatch.setattr(reader, "UNIT_BYTES", 4096)
+    observations = split_cohort(tmp_path) / "Observation.ndjson"
+    assert len(reader.split_units([str(observations)], 4096)) > 5
+    base = ["classify", str(observations), str(observations), "--as-of", AS_OF, "-v"]
+    one = invoke(base)
+    assert f"identical copy at {observations} line 1 ignored" in one[2]
+    assert invoke([*base, "--jobs", "2"]) == one
+
+
 def test_convert_with_jobs_and_spill_writes_the_same_bundle(tmp_path: Path) -> None:
     outputs = []
     for extra in ([], ["--jobs", "2", "--spill-above", "0"]):
