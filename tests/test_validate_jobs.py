@@ -60,11 +60,23 @@ def messy(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     export.write_bytes(b"\n".join(lines) + b"\n")
     crlf = root / "crlf.jsonl"
     crlf.write_bytes(b"\r\n".join(lines[100:160]) + b"\r\n")
+    mixed = root / "mixed.ndjson"  # line ends of every kind (a lone \r ends a line too, but a piece only at \n)
+    ends = (b"\n", b"\r", b"\r\n", b"\r\r\n")
+    mixed.write_bytes(b"".join(line + ends[n % 4] for n, line in enumerate(lines[300:420])))
     entries = [{"fullUrl": f"urn:uuid:r{n}", "resource": orjson.loads(line)} for n, line in enumerate(lines[200:260])]
     large = root / "large-bundle.json"
     large.write_bytes(orjson.dumps({"resourceType": "Bundle", "type": "collection", "entry": entries}))
     missing = root / "missing.ndjson"
-    return [str(export), str(crlf), str(large), str(missing), str(export), str(CORPUS), str(SAMPLES / "bundles")]
+    return [
+        str(export),
+        str(crlf),
+        str(mixed),
+        str(large),
+        str(missing),
+        str(export),
+        str(CORPUS),
+        str(SAMPLES / "bundles"),
+    ]
 
 
 @pytest.mark.parametrize("unit", [700, 5000])
@@ -122,26 +134,39 @@ def test_standard_input_is_read_in_one_process(tmp_path: Path) -> None:
     assert b"resource(s)" in one.stdout_bytes
 
 
-def test_a_recorder_replays_a_piece_renumbered() -> None:
-    """What a worker recorded about a piece, replayed with the lines before it: the same rows as added whole."""
+def test_a_recorder_replays_what_it_took_in_as_a_spool_takes_it() -> None:
+    """What a worker recorded, replayed into the parent's Spool: the same rows, order and counts as added there."""
     from fhir_ns.validate.issues import Issue
     from fhir_ns.validate.spool import Located, Place, Spool
 
     issue = Issue("error", "value", "bad", "invariant", "status")
-    whole, pieces = Spool(), Spool()
-    for spool in (whole, pieces):
+    note = Issue("information", "informational", "dom-6", "invariant", "")
+    direct, replayed = Spool(), Spool()
+    for spool in (direct, replayed):
         spool.new_report()
+        spool.new_report()
+        spool.add(1, 0, Located(note, "", "Observation"))  # the report the recorded rows go to has one already
     recorder = Recorder()
-    for line, sink in ((3, whole), (1, recorder)):
-        sink.add(0, 1, Located(issue, f"line {line} Observation/o1", "Observation.status"))
-        sink.place("f.ndjson", None, line, Place(0, "Observation", f"line {line} Observation/o1"))
-    whole.add(0, 1, Located(issue, "", "Observation.status"))
-    recorder.add(0, 1, Located(issue, "", "Observation.status"))
-    pieces.replay(0, recorder, line_offset=2)
-    assert list(pieces.issues(0, grouped=True)) == list(whole.issues(0, grouped=True))
+    for sink in (direct, recorder):
+        for line in (3, 12, 4):
+            sink.add(1, 1, Located(issue, f"line {line} Observation/o{line}", "Observation.status"), order=line % 2)
+            sink.place("f.ndjson", None, line, Place(1, "Observation", f"line {line} Observation/o{line}"))
+        sink.add(1, 1, Located(note, "", "Observation"))
+    replayed.replay(1, recorder)
+    for grouped in (False, True):
+        assert list(replayed.issues(1, grouped=grouped)) == list(direct.issues(1, grouped=grouped))
     assert (
-        pieces.find("f.ndjson", None, 3)
-        == whole.find("f.ndjson", None, 3)
-        == Place(0, "Observation", "line 3 Observation/o1")
+        replayed.find("f.ndjson", None, 12)
+        == direct.find("f.ndjson", None, 12)
+        == Place(1, "Observation", "line 12 Observation/o12")
     )
-    assert pieces.severity_counts(0) == whole.severity_counts(0)
+    assert (
+        replayed.severity_counts(1)
+        == direct.severity_counts(1)
+        == {
+            "fatal": 0,
+            "error": 3,
+            "warning": 0,
+            "information": 2,
+        }
+    )

@@ -4,10 +4,10 @@ The input is cut into units as `classify --jobs` cuts it (`fhir_ns.fhir.reader.s
 NDJSON files between lines, other files whole). Each worker takes a unit through layers 1-4 and 6 and feeds
 its entries to an input profile (layer 5) of its own; what the layers find is recorded in the order found
 (`spool.Recorder`) rather than spooled, and the profile's collector is exported as a Part, both handed back
-through files (`fhir_ns.parallel.put`). The parent takes the units in reading order: it absorbs each Part
-into its own input profile (line numbers moved by the lines of the pieces before), and replays what was
-recorded into its Spool, renumbered the same way, so that every issue gets the place and the order reading
-in one process gives it. The input profile's problems with the whole come, as ever, once every unit is in.
+through files (`fhir_ns.parallel.put`). Each piece's lines are numbered from the start of its file (the parent
+counts the line ends of the pieces before as it hands the pieces out). The parent takes the units in reading
+order: it absorbs each Part into its own input profile and replays what was recorded into its Spool, so that
+every issue gets the place and the order reading in one process gives it. The input profile's problems with the whole come, as ever, once every unit is in.
 Standard input is read in one process (worker processes cannot read it).
 """
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 import multiprocessing
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -25,10 +25,11 @@ from fhir_ns.parallel import finish, put, put_part, take, take_part, unit_bytes
 from fhir_ns.progress import NO_PROGRESS, Progress
 from fhir_ns.validate.input_profile import InputProfile
 from fhir_ns.validate.issues import Layer
+from fhir_ns.validate.runner import SPILL, FileReport, line_breaks
 from fhir_ns.validate.spool import Recorder, Spool
 
 if TYPE_CHECKING:
-    from fhir_ns.validate.runner import FileReport, Validation, Validator
+    from fhir_ns.validate.runner import Validation, Validator
 
 _state: dict[str, Any] = {}  # what the forked workers inherit
 
@@ -38,7 +39,6 @@ class Found:
     """What a worker hands back about one unit besides its Part."""
 
     recorded: Recorder
-    lines: int  # lines in the unit (a piece of an NDJSON file): the next piece's numbering starts after
     resources: int
     unreadable: bool
     seconds: dict[Layer, float]  # time spent in each layer
@@ -48,8 +48,6 @@ def validate_parallel(
     validator: Validator, paths: Sequence[str], jobs: int, progress: Progress = NO_PROGRESS
 ) -> Validation:
     """`Validator.validate` in `jobs` worker processes (no progress display: see `pipeline.stream`)."""
-    from fhir_ns.validate.runner import SPILL, FileReport
-
     progress.close()
     units = split_units(expand_paths(paths), unit_bytes(paths, jobs))
     spool = Spool()
@@ -60,21 +58,18 @@ def validate_parallel(
     _state.update(validator=validator, buffers=buffers)
     try:
         with multiprocessing.get_context("fork").Pool(jobs) as pool:
-            offset = 0  # lines in the pieces of the current file before this one
-            for unit, index in zip(units, pool.imap(_validate, enumerate(units)), strict=True):
+            for unit, index in zip(units, pool.imap(_validate, _numbered(units)), strict=True):
                 part = take_part(buffers, index)
                 found: Found = take(buffers, f"found-{index}")
                 if unit.start == 0:  # a file begins (a file named twice is read twice, as in one process)
                     reports.append(FileReport(unit.name, spool.new_report(), spool))
-                    offset = 0
                 report = reports[-1]
-                profile.collector.absorb(part, offset)
-                spool.replay(report.index, found.recorded, offset)
+                profile.collector.absorb(part, 0)  # (numbered in the file already)
+                spool.replay(report.index, found.recorded)
                 report.resources += found.resources
                 report.unreadable |= found.unreadable
                 for layer, seconds in found.seconds.items():
                     validator.seconds[layer] += seconds
-                offset += found.lines
             finish(pool)
         return validator.finish(profile, spool, reports)
     finally:
@@ -82,11 +77,26 @@ def validate_parallel(
         _state.clear()
 
 
-def _validate(job: tuple[int, Unit]) -> int:
-    """In a worker: one unit through the layers."""
-    from fhir_ns.validate.runner import FileReport
+def _numbered(units: list[Unit]) -> Iterator[tuple[int, Unit, int]]:
+    """Each unit with its index and the number in its file of its first line (the lines of the pieces before
+    it counted here, as the pool hands the units out, so that no line number has to be changed afterwards)."""
+    first = 1
+    for index, unit in enumerate(units):
+        if unit.start == 0:
+            first = 1
+        yield index, unit, first
+        if unit.end is not None:
+            try:
+                with open(unit.name, "rb") as fh:
+                    fh.seek(unit.start)
+                    first += line_breaks(fh.read(unit.end - unit.start))
+            except OSError:
+                pass  # (the worker says what is wrong with the file)
 
-    index, unit = job
+
+def _validate(job: tuple[int, Unit, int]) -> int:
+    """In a worker: one unit through the layers."""
+    index, unit, first = job
     validator: Validator = _state["validator"]
     recorder = Recorder()
     report = FileReport(unit.name, 0, recorder)
@@ -95,10 +105,9 @@ def _validate(job: tuple[int, Unit]) -> int:
     before = dict(validator.seconds)
     if unit.end is None:
         validator.read_file(unit.name, report, profile)
-        lines = 0
     else:
-        lines = validator.read_piece(unit.name, unit.start, unit.end, report, profile)
+        validator.read_piece(unit.name, unit.start, unit.end, first, report, profile)
     seconds = {layer: validator.seconds[layer] - before[layer] for layer in before}
-    put_part(_state["buffers"], index, profile.collector.export(index, lines))
-    put(_state["buffers"], f"found-{index}", Found(recorder, lines, report.resources, report.unreadable, seconds))
+    put_part(_state["buffers"], index, profile.collector.export(index, 0))
+    put(_state["buffers"], f"found-{index}", Found(recorder, report.resources, report.unreadable, seconds))
     return index

@@ -161,9 +161,11 @@ class Validator:
         for label, data in self._documents(name, report, progress):
             self._document(report, label, data, profile)
 
-    def read_piece(self, name: str, start: int, end: int, report: FileReport, profile: InputProfile) -> int:
+    def read_piece(
+        self, name: str, start: int, end: int, first: int, report: FileReport, profile: InputProfile
+    ) -> None:
         """The lines of an NDJSON file that start in the byte range [start, end), as reading the whole file
-        reads them but numbered from the first of them; how many lines the piece holds."""
+        reads them; `first`: the number of the piece's first line in the file (`line_breaks` before it, + 1)."""
         try:
             with open(name, "rb") as fh:
                 fh.seek(start)
@@ -172,12 +174,10 @@ class Validator:
             report.unreadable = True
             message = f"cannot read: {getattr(exc, 'strerror', None) or exc}"
             self._place(report, "", None, "", [Issue("fatal", "exception", message, "syntax")], 0)
-            return 0
-        count = 0
-        for count, line in enumerate(_lines(io.BytesIO(data)), start=1):  # noqa: B007 (the count is the answer)
+            return
+        for number, line in enumerate(_lines(io.BytesIO(data)), start=first):
             if line.strip():
-                self._document(report, f"line {count}", line, profile)
-        return count
+                self._document(report, f"line {number}", line, profile)
 
     # -- reading and layer 1 -------------------------------------------------------------------------
     def _streams(self, name: str) -> bool:
@@ -436,6 +436,12 @@ def _lines(fh: BinaryIO) -> Iterator[bytes]:
             yield piece[:-2] if piece.endswith(b"\r\n") else piece[:-1]
     if rest:
         yield rest.rstrip(b"\r\n") if rest.endswith((b"\n", b"\r")) else rest
+
+
+def line_breaks(data: bytes) -> int:
+    """How many line ends `_lines` finds in `data` (\\n, \\r\\n or \\r): the lines of a piece of a file that ends
+    with one, so the first line of the next piece is numbered one more than all the pieces' before it."""
+    return data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
 
 
 def _numbered(lines: Iterator[bytes]) -> Iterator[tuple[str, bytes]]:

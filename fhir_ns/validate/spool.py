@@ -89,20 +89,18 @@ class Spool:
         if len(self._issues) >= _BATCH:
             self._flush()
 
-    def replay(self, report: int, recorded: Recorder, line_offset: int = 0) -> None:
-        """What a Recorder took in (a worker's, for a piece of a file), as if added here now; `line_offset`: the
-        lines of the file before the piece, added to the line numbers the piece's groups and places carry."""
+    def replay(self, report: int, recorded: Recorder) -> None:
+        """What a Recorder took in (a worker's, for a piece of a file), as if added here now."""
         counts = self.counts[report]
-        for phase, order, kind, number, group, *rest in recorded.issues:
-            if line_offset and group.startswith("line "):
-                group, number = _renumbered(group, line_offset), number + line_offset
-            self._seq += 1
-            self._issues.append((report, self._seq, phase, order, kind, number, group, *rest))
-            counts[SEVERITIES[rest[0]]] += 1
-        for file, entry, line, base, group in recorded.places:
-            if line_offset and line >= 0:
-                line, group = line + line_offset, _renumbered(group, line_offset)
-            self._places.append((file, entry, line, report, base, group))
+        seq = self._seq
+        for row in recorded.issues:
+            seq += 1
+            self._issues.append((report, seq, *row))
+            counts[SEVERITIES[row[5]]] += 1
+        self._seq = seq
+        self._places.extend(
+            (file, entry, line, report, base, group) for file, entry, line, base, group in recorded.places
+        )
         self._flush()
 
     def place(self, file: str, entry: int | None, line: int | None, place: Place) -> None:
@@ -193,12 +191,6 @@ def _issue_row(phase: int, located: Located, order: int) -> tuple[Any, ...]:
         issue.path,
         located.expression,
     )
-
-
-def _renumbered(group: str, offset: int) -> str:
-    """`line 4 Observation/o1` of a piece of a file, as named in the whole file."""
-    number, space, rest = group[5:].partition(" ")
-    return f"line {int(number) + offset}{space}{rest}"
 
 
 def _key(number: int | None) -> int:
