@@ -79,13 +79,12 @@ def messy(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     ]
 
 
-@pytest.mark.parametrize("unit", [700, 5000])
-def test_jobs_report_what_one_process_reports(messy: list[str], monkeypatch: pytest.MonkeyPatch, unit: int) -> None:
-    monkeypatch.setattr(reader, "UNIT_BYTES", unit)  # the NDJSON files in many pieces
-    assert len(reader.split_units(messy, unit)) > 20
-    for stream_above in (None, 10_000):
+def test_jobs_report_what_one_process_reports(messy: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(reader, "UNIT_BYTES", 3000)  # the NDJSON files in many pieces
+    assert len(reader.split_units(messy, 3000)) > 50
+    for stream_above, many in ((10_000, (2,)), (None, (2, 3))):  # the large Bundle read entry by entry, or whole
         one = report(messy, 1, stream_above)
-        for jobs in (2, 3):
+        for jobs in many:
             assert report(messy, jobs, stream_above) == one, (jobs, stream_above)
     printed = one[0].decode()
     for words in (  # each case is there to be merged
