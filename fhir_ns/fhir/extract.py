@@ -280,7 +280,8 @@ class FactCollector:
 
     def add(self, entry: Entry, found: Sequence[Problem] = ()) -> None:
         """Read one entry. `found`: problems already found with it (fhir-ns validate's entry gate); they
-        follow the entry's patient like the collector's own, so an error refuses that patient."""
+        follow the entry's patient like the collector's own, so an error refuses that patient. The usual
+        Observation with nothing found is filed at once, as `read` files it."""
         resource, location = entry.resource, entry.location
         raw = entry.raw
         if isinstance(resource, dict):
@@ -293,6 +294,12 @@ class FactCollector:
             resource = shapes.from_dict(resource)
         elif raw is None:
             raw = msgspec.json.encode(resource)
+        if (
+            not found
+            and type(resource) is shapes.Observation
+            and self._usual_observation(resource, raw, location.file, location.entry, location.line)
+        ):
+            return
         self._add(resource, raw, location.file, location.entry, location.line, entry.full_url, found)
 
     def add_json(self, raw: bytes, location: Location) -> None:

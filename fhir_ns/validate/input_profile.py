@@ -11,7 +11,6 @@ plausible range for.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import suppress
 from typing import Any
 
 import msgspec
@@ -49,10 +48,10 @@ class InputProfile:
             return []
         if fhir_ns_base(entry.resource) is not None:  # a measure fhir-ns wrote: output, held to the output profile
             return []
-        shaped = None
-        if text is not None:
-            with suppress(msgspec.DecodeError, msgspec.ValidationError):  # then the dict is read as `add` reads it
-                shaped = shapes.decode(text)
+        try:  # (not contextlib.suppress, which costs a microsecond a resource)
+            shaped = None if text is None else shapes.decode(text)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            shaped = None  # then the dict is read as `add` reads it
         if shaped is None:
             self.collector.add(entry)
         else:  # what `add` files for the dict: its shape, and its text with sorted keys
@@ -74,7 +73,8 @@ class InputProfile:
 def _extra(entry: Entry, term: Terminology) -> list[Problem]:
     res = entry.resource
     rtype = res["resourceType"]
-    source = f"{rtype}/{res['id']}" if isinstance(res.get("id"), str) else None
+    rid = res.get("id")
+    source = f"{rtype}/{rid}" if isinstance(rid, str) else None
     out: list[Problem] = []
 
     def say(severity: Any, code: str, message: str, element: str) -> None:
@@ -82,7 +82,9 @@ def _extra(entry: Entry, term: Terminology) -> list[Problem]:
 
     subject = res.get("subject") or (res.get("patient") if rtype != "Patient" else None)
     reference = subject.get("reference") if isinstance(subject, dict) else None
-    if isinstance(reference, str) and not reference.startswith(("urn:", "#")):
+    # `Patient/<id>` (the usual subject) is a Patient's reference whatever the id: its parts need no splitting
+    usual = isinstance(reference, str) and reference.startswith("Patient/") and reference.count("/") == 1
+    if isinstance(reference, str) and not usual and not reference.startswith(("urn:", "#")):
         parts = reference.split("/_history/")[0].rstrip("/").split("/")
         if len(parts) >= 2 and parts[-2] != "Patient":
             say(
@@ -93,7 +95,13 @@ def _extra(entry: Entry, term: Terminology) -> list[Problem]:
             )
     if rtype == "Observation":
         codings = _codings(res.get("code"))
-        concept = next((term.observation_codes[k] for k in map(_key, codings) if k in term.observation_codes), None)
+        known = term.observation_codes
+        concept = None
+        for coding in codings:
+            key = _key(coding)
+            if key in known:
+                concept = known[key]
+                break
         loinc = [c.get("code") for c in codings if c.get("system") == LOINC]
         if concept is None and loinc:
             say(

@@ -50,19 +50,24 @@ class Model:
         """`obj.key` as fhirpathpy's member invocation collects it: the value (a list's items) and the
         primitive extension `_key`. A dict's fhirpathpy type is its `resourceType` when it has one:
         should that make `key` a choice element (`Observation.value`), defer."""
-        if not isinstance(obj, Mapping):
+        if type(obj) is not dict and not isinstance(obj, Mapping):  # (the first test spares the ABC's for a dict)
             return []
         if key in self.choice_names and "resourceType" in obj:
             path = f"{obj['resourceType']}.{key}"
             if self.choice_paths.get(self.elsewhere.get(path, path)):
                 raise Defer
+        value = obj.get(key)
+        twin = obj.get(_TWINS.get(key) or _twin(key))
+        if twin is None:  # the usual case: no primitive extension
+            if value is None:
+                return []
+            return list(value) if isinstance(value, list) else [value]
         out: list[Any] = []
-        for name in (key, "_" + key):
-            value = obj.get(name)
-            if isinstance(value, list):
-                out.extend(value)
-            elif value is not None:
-                out.append(value)
+        for found in (value, twin):
+            if isinstance(found, list):
+                out.extend(found)
+            elif found is not None:
+                out.append(found)
         return out
 
     def nav(self, coll: Iterable[Any], key: str) -> list[Any]:
@@ -81,6 +86,14 @@ class Model:
                 return True
             name = self.type2parent.get(name) or self.path2type.get(name)
         raise Defer
+
+
+_TWINS: dict[str, str] = {}  # key -> `_key`, made once
+
+
+def _twin(key: str) -> str:
+    twin = _TWINS[key] = "_" + key
+    return twin
 
 
 @cache
