@@ -294,13 +294,20 @@ class FactCollector:
             resource = shapes.from_dict(resource)
         elif raw is None:
             raw = msgspec.json.encode(resource)
+        self.add_shaped(resource, raw, location, entry.full_url, found)
+
+    def add_shaped(
+        self, resource: Any, raw: bytes, location: Location, full_url: str | None = None, found: Sequence[Problem] = ()
+    ) -> None:
+        """`add` of a resource already typed (a `shapes` Struct) with its JSON text `raw` (whose hash tells
+        identical copies apart), without an Entry made for it."""
         if (
             not found
             and type(resource) is shapes.Observation
             and self._usual_observation(resource, raw, location.file, location.entry, location.line)
         ):
             return
-        self._add(resource, raw, location.file, location.entry, location.line, entry.full_url, found)
+        self._add(resource, raw, location.file, location.entry, location.line, full_url, found)
 
     def add_json(self, raw: bytes, location: Location) -> None:
         """Read one resource from its JSON text as `read` reads a file's entries: typed, the usual Observation

@@ -56,7 +56,7 @@ class InputProfile:
             self.collector.add(entry)
         else:  # what `add` files for the dict: its shape, and its text with sorted keys
             raw = orjson.dumps(entry.resource, option=orjson.OPT_SORT_KEYS)
-            self.collector.add(Entry(shaped, entry.location, entry.full_url, raw))
+            self.collector.add_shaped(shaped, raw, entry.location, entry.full_url)
         return _extra(entry, self.terminology)
 
     def finish(self) -> Iterator[Problem]:
@@ -102,26 +102,28 @@ def _extra(entry: Entry, term: Terminology) -> list[Problem]:
             if key in known:
                 concept = known[key]
                 break
-        loinc = [c.get("code") for c in codings if c.get("system") == LOINC]
-        if concept is None and loinc:
-            say(
-                "information",
-                "code-unknown",
-                f"LOINC {', '.join(map(str, loinc))} is not a code fhir-ns reads; the Observation is not used",
-                "code",
-            )
-        if concept and term.concepts[concept].panel:
-            out.extend(_panel_components(res, term, entry, source))
-        quantity = res.get("valueQuantity")
-        value = quantity.get("value") if isinstance(quantity, dict) else None
-        negative = isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0
-        if concept and negative and not term.concepts[concept].plausible:
-            say(
-                "error",
-                "value",
-                f"a negative {term.concepts[concept].label} ({value:g}) is not a measurement",
-                "valueQuantity.value",
-            )
+        if concept is None:
+            loinc = [c.get("code") for c in codings if c.get("system") == LOINC]
+            if loinc:
+                say(
+                    "information",
+                    "code-unknown",
+                    f"LOINC {', '.join(map(str, loinc))} is not a code fhir-ns reads; the Observation is not used",
+                    "code",
+                )
+        elif concept:
+            if term.concepts[concept].panel:
+                out.extend(_panel_components(res, term, entry, source))
+            quantity = res.get("valueQuantity")
+            value = quantity.get("value") if isinstance(quantity, dict) else None
+            negative = isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0
+            if negative and not term.concepts[concept].plausible:
+                say(
+                    "error",
+                    "value",
+                    f"a negative {term.concepts[concept].label} ({value:g}) is not a measurement",
+                    "valueQuantity.value",
+                )
     elif rtype == "Procedure":
         concept = res.get("code")
         coded = any(_key(c) in term.procedure_codes for c in _codings(concept))
