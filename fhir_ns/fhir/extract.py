@@ -1017,6 +1017,18 @@ class FactCollector:
             return start, start + _duration(supply, "dispenseRequest.expectedSupplyDuration") - timedelta(days=1)
         return start, None
 
+    def drug_named(self, text: str) -> str | None:
+        """`Terminology.drug_for_text`, remembered with the answers `_drug` looks up (a name is tens of regular
+        expressions)."""
+        known = self._drugs
+        return known[text] if text in known else known.setdefault(text, self.term.drug_for_text(text))
+
+    def drug_coded(self, system: str, code: str) -> str | None:
+        """`Terminology.drug_for_code`, remembered as `drug_named`."""
+        key = (system, code)
+        known = self._drugs
+        return known[key] if key in known else known.setdefault(key, self.term.drug_for_code(system, code))
+
     def _drug(self, concept: Any) -> tuple[str | None, bool]:
         """The drug a medication concept names, and whether by name only. A code wins over a name, except
         where the name is a form dosed as the coded drug (ATC L04AA06 with "mycophenolate sodium")."""

@@ -11,6 +11,7 @@ plausible range for.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import msgspec
@@ -18,7 +19,7 @@ import orjson
 
 from fhir_ns.fhir import shapes
 from fhir_ns.fhir.extract import READ_TYPES, FactCollector
-from fhir_ns.fhir.problems import Problem
+from fhir_ns.fhir.problems import Location, Problem
 from fhir_ns.fhir.reader import Entry
 from fhir_ns.fhir.store import SpillLimit
 from fhir_ns.terminology import ATC, Terminology
@@ -57,7 +58,7 @@ class InputProfile:
         else:  # what `add` files for the dict: its shape, and its text with sorted keys
             raw = orjson.dumps(entry.resource, option=orjson.OPT_SORT_KEYS)
             self.collector.add_shaped(shaped, raw, entry.location, entry.full_url)
-        return _extra(entry, self.terminology)
+        return _extra(entry, self.collector)
 
     def finish(self) -> Iterator[Problem]:
         """The classifier's problems: those of the input as a whole, then each patient's, one patient at a time."""
@@ -70,15 +71,16 @@ class InputProfile:
             yield from patient.problems
 
 
-def _extra(entry: Entry, term: Terminology) -> list[Problem]:
+def _extra(entry: Entry, collector: FactCollector) -> list[Problem]:
+    """This layer's own problems with an entry of a type the classifier reads (the collector's terminology, and its
+    memory of the drugs codes and names name)."""
+    term = collector.term
     res = entry.resource
     rtype = res["resourceType"]
     rid = res.get("id")
     source = f"{rtype}/{rid}" if isinstance(rid, str) else None
     out: list[Problem] = []
-
-    def say(severity: Any, code: str, message: str, element: str) -> None:
-        out.append(Problem(severity, code, message, entry.location, element, source))
+    say = partial(_say, out, entry.location, source)  # (a partial: a closure would make every local here a cell)
 
     subject = res.get("subject") or (res.get("patient") if rtype != "Patient" else None)
     reference = subject.get("reference") if isinstance(subject, dict) else None
@@ -139,7 +141,7 @@ def _extra(entry: Entry, term: Terminology) -> list[Problem]:
             )
     elif rtype in MEDICATION_USE or rtype == "Medication":
         concept = res.get("code") if rtype == "Medication" else _medication_concept(res)
-        if concept is not None and _drug_unknown(concept, term):
+        if concept is not None and _drug_unknown(concept, collector):
             codes = [
                 f"{DRUG_SYSTEMS[str(c.get('system'))]} {c.get('code')}"
                 for c in _codings(concept)
@@ -149,6 +151,12 @@ def _extra(entry: Entry, term: Terminology) -> list[Problem]:
                 element = "code" if rtype == "Medication" else "medication[x]"
                 say("information", "code-unknown", f"{', '.join(codes)} is not a drug fhir-ns knows; not used", element)
     return out
+
+
+def _say(
+    out: list[Problem], location: Location, source: str | None, severity: Any, code: str, message: str, element: str
+) -> None:
+    out.append(Problem(severity, code, message, location, element, source))
 
 
 def _panel_components(res: dict[str, Any], term: Terminology, entry: Entry, source: str | None) -> list[Problem]:
@@ -173,13 +181,13 @@ def _medication_concept(res: dict[str, Any]) -> Any:
     return r5.get("concept") if isinstance(r5, dict) else None
 
 
-def _drug_unknown(concept: Any, term: Terminology) -> bool:
+def _drug_unknown(concept: Any, collector: FactCollector) -> bool:
     for coding in _codings(concept):
         system, code = coding.get("system"), coding.get("code")
-        if isinstance(system, str) and isinstance(code, str) and term.drug_for_code(system, code):
+        if isinstance(system, str) and isinstance(code, str) and collector.drug_coded(system, code):
             return False
     texts = [concept.get("text")] + [c.get("display") for c in _codings(concept)]
-    return not any(isinstance(t, str) and term.drug_for_text(t) for t in texts)
+    return not any(isinstance(t, str) and collector.drug_named(t) for t in texts)
 
 
 def _codings(concept: Any) -> list[dict[str, Any]]:
