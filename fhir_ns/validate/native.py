@@ -235,10 +235,14 @@ def ref_1(node: Node, m: Model) -> bool:
     contained in %rootResource has the id `x`: without a reference every term is empty or the
     `implies` true; a reference not starting with '#' makes the first term true; `'#'.substring(1)` is
     empty, so a bare '#' never fails either; `reference='#'` is false for `#x`."""
-    refs = m.members(node.value, "reference")
-    if not refs:
-        return True
-    reference = single_string(refs)  # startsWith() raises otherwise
+    value = node.value
+    reference = value.get("reference") if type(value) is dict else None
+    if type(reference) is not str or "_reference" in value or "reference" in m.choice_names:
+        # anything but the usual Reference's one string (which is what `members` would give): as it collects it
+        refs = m.members(value, "reference")
+        if not refs:
+            return True
+        reference = single_string(refs)  # startsWith() raises otherwise
     if not reference.startswith("#") or len(reference) == 1:
         return True
     target = reference[1:]
