@@ -267,17 +267,27 @@ def dom_5(node: Node, m: Model) -> bool:
 
 @implements("dom-6", "text.`div`.exists()")
 def dom_6(node: Node, m: Model) -> bool:
-    return bool(m.nav(m.members(node.value, "text"), "div"))
+    value = node.value
+    if type(value) is dict and "text" not in value and "_text" not in value and "text" not in m.choice_names:
+        return False  # no narrative (the usual case): `text` collects nothing, so neither does its `div`
+    return bool(m.nav(m.members(value, "text"), "div"))
 
 
 @implements("qty-3", "code.empty() or system.exists()")
 def qty_3(node: Node, m: Model) -> bool:
-    return holds(or_(not m.members(node.value, "code"), bool(m.members(node.value, "system"))))
+    value = node.value
+    # where `members` can neither defer nor find a twin, a system, or no code, makes the expression true
+    plain = type(value) is dict and "resourceType" not in value and "_code" not in value and "_system" not in value
+    if plain and (type(value.get("system")) is str or value.get("code") is None):
+        return True
+    return holds(or_(not m.members(value, "code"), bool(m.members(value, "system"))))
 
 
 @implements("obs-3", "low.exists() or high.exists() or text.exists()")
 def obs_3(node: Node, m: Model) -> bool:
     value = node.value
+    if type(value) is dict and "resourceType" not in value and type(value.get("text")) is str:
+        return True  # (`members` can defer only where there is a resourceType) the usual range: a text
     return any(m.members(value, key) for key in ("low", "high", "text"))
 
 
