@@ -145,10 +145,14 @@ def test_shapes_beyond_those_remembered_are_decided_alike(
     monkeypatch.setattr(elements, "SHAPES_REMEMBERED", 0)
     monkeypatch.setattr(for_spec, "_failable", {})
     monkeypatch.setattr(paths, "kept", {})
+    monkeypatch.setattr(invariants, "_VISITS", {})
     for resource in everything:
         fast, full = both_ways(resource, "R4")
         assert fast == full
     assert not for_spec._failable and not any(paths.kept.values())  # nothing was remembered
+    visits = [visit for _, visit in invariants._VISITS.values() if visit is not None]
+    steps = [step for visit in visits for step in [*visit.roots.values(), *(step for step, _ in visit.steps.values())]]
+    assert steps and not any(step.shapes for step in steps)
 
 
 def test_a_dose_timing_with_a_period_and_no_unit_is_reported_from_ndjson(tmp_path: Path) -> None:

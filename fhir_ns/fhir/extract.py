@@ -280,7 +280,8 @@ class FactCollector:
 
     def add(self, entry: Entry, found: Sequence[Problem] = ()) -> None:
         """Read one entry. `found`: problems already found with it (fhir-ns validate's entry gate); they
-        follow the entry's patient like the collector's own, so an error refuses that patient."""
+        follow the entry's patient like the collector's own, so an error refuses that patient. The usual
+        Observation with nothing found is filed at once, as `read` files it."""
         resource, location = entry.resource, entry.location
         raw = entry.raw
         if isinstance(resource, dict):
@@ -293,7 +294,20 @@ class FactCollector:
             resource = shapes.from_dict(resource)
         elif raw is None:
             raw = msgspec.json.encode(resource)
-        self._add(resource, raw, location.file, location.entry, location.line, entry.full_url, found)
+        self.add_shaped(resource, raw, location, entry.full_url, found)
+
+    def add_shaped(
+        self, resource: Any, raw: bytes, location: Location, full_url: str | None = None, found: Sequence[Problem] = ()
+    ) -> None:
+        """`add` of a resource already typed (a `shapes` Struct) with its JSON text `raw` (whose hash tells
+        identical copies apart), without an Entry made for it."""
+        if (
+            not found
+            and type(resource) is shapes.Observation
+            and self._usual_observation(resource, raw, location.file, location.entry, location.line)
+        ):
+            return
+        self._add(resource, raw, location.file, location.entry, location.line, full_url, found)
 
     def add_json(self, raw: bytes, location: Location) -> None:
         """Read one resource from its JSON text as `read` reads a file's entries: typed, the usual Observation
@@ -1002,6 +1016,18 @@ class FactCollector:
         if isinstance(supply, Quantity):
             return start, start + _duration(supply, "dispenseRequest.expectedSupplyDuration") - timedelta(days=1)
         return start, None
+
+    def drug_named(self, text: str) -> str | None:
+        """`Terminology.drug_for_text`, remembered with the answers `_drug` looks up (a name is tens of regular
+        expressions)."""
+        known = self._drugs
+        return known[text] if text in known else known.setdefault(text, self.term.drug_for_text(text))
+
+    def drug_coded(self, system: str, code: str) -> str | None:
+        """`Terminology.drug_for_code`, remembered as `drug_named`."""
+        key = (system, code)
+        known = self._drugs
+        return known[key] if key in known else known.setdefault(key, self.term.drug_for_code(system, code))
 
     def _drug(self, concept: Any) -> tuple[str | None, bool]:
         """The drug a medication concept names, and whether by name only. A code wins over a name, except

@@ -21,9 +21,10 @@ PRIMITIVE_PREFIX = "System."
 SHAPES_REMEMBERED = 4096
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Node:
-    """One element (or resource) in a resource."""
+    """One element (or resource) in a resource. (Not frozen: the invariant layer makes one for every node where
+    an invariant can fail, and a frozen dataclass costs twice as much to make; it is only read.)"""
 
     path: str  # location relative to the walked resource: dosage[0].timing.repeat.periodUnit
     element: str  # element path in the spec: Timing.repeat.periodUnit, Observation.status

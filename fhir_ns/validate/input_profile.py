@@ -11,7 +11,7 @@ plausible range for.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import suppress
+from functools import partial
 from typing import Any
 
 import msgspec
@@ -19,7 +19,7 @@ import orjson
 
 from fhir_ns.fhir import shapes
 from fhir_ns.fhir.extract import READ_TYPES, FactCollector
-from fhir_ns.fhir.problems import Problem
+from fhir_ns.fhir.problems import Location, Problem
 from fhir_ns.fhir.reader import Entry
 from fhir_ns.fhir.store import SpillLimit
 from fhir_ns.terminology import ATC, Terminology
@@ -49,16 +49,16 @@ class InputProfile:
             return []
         if fhir_ns_base(entry.resource) is not None:  # a measure fhir-ns wrote: output, held to the output profile
             return []
-        shaped = None
-        if text is not None:
-            with suppress(msgspec.DecodeError, msgspec.ValidationError):  # then the dict is read as `add` reads it
-                shaped = shapes.decode(text)
+        try:  # (not contextlib.suppress, which costs a microsecond a resource)
+            shaped = None if text is None else shapes.decode(text)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            shaped = None  # then the dict is read as `add` reads it
         if shaped is None:
             self.collector.add(entry)
         else:  # what `add` files for the dict: its shape, and its text with sorted keys
             raw = orjson.dumps(entry.resource, option=orjson.OPT_SORT_KEYS)
-            self.collector.add(Entry(shaped, entry.location, entry.full_url, raw))
-        return _extra(entry, self.terminology)
+            self.collector.add_shaped(shaped, raw, entry.location, entry.full_url)
+        return _extra(entry, self.collector)
 
     def finish(self) -> Iterator[Problem]:
         """The classifier's problems: those of the input as a whole, then each patient's, one patient at a time."""
@@ -71,18 +71,22 @@ class InputProfile:
             yield from patient.problems
 
 
-def _extra(entry: Entry, term: Terminology) -> list[Problem]:
+def _extra(entry: Entry, collector: FactCollector) -> list[Problem]:
+    """This layer's own problems with an entry of a type the classifier reads (the collector's terminology, and its
+    memory of the drugs codes and names name)."""
+    term = collector.term
     res = entry.resource
     rtype = res["resourceType"]
-    source = f"{rtype}/{res['id']}" if isinstance(res.get("id"), str) else None
+    rid = res.get("id")
+    source = f"{rtype}/{rid}" if isinstance(rid, str) else None
     out: list[Problem] = []
-
-    def say(severity: Any, code: str, message: str, element: str) -> None:
-        out.append(Problem(severity, code, message, entry.location, element, source))
+    say = partial(_say, out, entry.location, source)  # (a partial: a closure would make every local here a cell)
 
     subject = res.get("subject") or (res.get("patient") if rtype != "Patient" else None)
     reference = subject.get("reference") if isinstance(subject, dict) else None
-    if isinstance(reference, str) and not reference.startswith(("urn:", "#")):
+    # `Patient/<id>` (the usual subject) is a Patient's reference whatever the id: its parts need no splitting
+    usual = isinstance(reference, str) and reference.startswith("Patient/") and reference.count("/") == 1
+    if isinstance(reference, str) and not usual and not reference.startswith(("urn:", "#")):
         parts = reference.split("/_history/")[0].rstrip("/").split("/")
         if len(parts) >= 2 and parts[-2] != "Patient":
             say(
@@ -93,27 +97,35 @@ def _extra(entry: Entry, term: Terminology) -> list[Problem]:
             )
     if rtype == "Observation":
         codings = _codings(res.get("code"))
-        concept = next((term.observation_codes[k] for k in map(_key, codings) if k in term.observation_codes), None)
-        loinc = [c.get("code") for c in codings if c.get("system") == LOINC]
-        if concept is None and loinc:
-            say(
-                "information",
-                "code-unknown",
-                f"LOINC {', '.join(map(str, loinc))} is not a code fhir-ns reads; the Observation is not used",
-                "code",
-            )
-        if concept and term.concepts[concept].panel:
-            out.extend(_panel_components(res, term, entry, source))
-        quantity = res.get("valueQuantity")
-        value = quantity.get("value") if isinstance(quantity, dict) else None
-        negative = isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0
-        if concept and negative and not term.concepts[concept].plausible:
-            say(
-                "error",
-                "value",
-                f"a negative {term.concepts[concept].label} ({value:g}) is not a measurement",
-                "valueQuantity.value",
-            )
+        known = term.observation_codes
+        concept = None
+        for coding in codings:
+            key = _key(coding)
+            if key in known:
+                concept = known[key]
+                break
+        if concept is None:
+            loinc = [c.get("code") for c in codings if c.get("system") == LOINC]
+            if loinc:
+                say(
+                    "information",
+                    "code-unknown",
+                    f"LOINC {', '.join(map(str, loinc))} is not a code fhir-ns reads; the Observation is not used",
+                    "code",
+                )
+        elif concept:
+            if term.concepts[concept].panel:
+                out.extend(_panel_components(res, term, entry, source))
+            quantity = res.get("valueQuantity")
+            value = quantity.get("value") if isinstance(quantity, dict) else None
+            negative = isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0
+            if negative and not term.concepts[concept].plausible:
+                say(
+                    "error",
+                    "value",
+                    f"a negative {term.concepts[concept].label} ({value:g}) is not a measurement",
+                    "valueQuantity.value",
+                )
     elif rtype == "Procedure":
         concept = res.get("code")
         coded = any(_key(c) in term.procedure_codes for c in _codings(concept))
@@ -129,7 +141,7 @@ def _extra(entry: Entry, term: Terminology) -> list[Problem]:
             )
     elif rtype in MEDICATION_USE or rtype == "Medication":
         concept = res.get("code") if rtype == "Medication" else _medication_concept(res)
-        if concept is not None and _drug_unknown(concept, term):
+        if concept is not None and _drug_unknown(concept, collector):
             codes = [
                 f"{DRUG_SYSTEMS[str(c.get('system'))]} {c.get('code')}"
                 for c in _codings(concept)
@@ -139,6 +151,12 @@ def _extra(entry: Entry, term: Terminology) -> list[Problem]:
                 element = "code" if rtype == "Medication" else "medication[x]"
                 say("information", "code-unknown", f"{', '.join(codes)} is not a drug fhir-ns knows; not used", element)
     return out
+
+
+def _say(
+    out: list[Problem], location: Location, source: str | None, severity: Any, code: str, message: str, element: str
+) -> None:
+    out.append(Problem(severity, code, message, location, element, source))
 
 
 def _panel_components(res: dict[str, Any], term: Terminology, entry: Entry, source: str | None) -> list[Problem]:
@@ -163,13 +181,13 @@ def _medication_concept(res: dict[str, Any]) -> Any:
     return r5.get("concept") if isinstance(r5, dict) else None
 
 
-def _drug_unknown(concept: Any, term: Terminology) -> bool:
+def _drug_unknown(concept: Any, collector: FactCollector) -> bool:
     for coding in _codings(concept):
         system, code = coding.get("system"), coding.get("code")
-        if isinstance(system, str) and isinstance(code, str) and term.drug_for_code(system, code):
+        if isinstance(system, str) and isinstance(code, str) and collector.drug_coded(system, code):
             return False
     texts = [concept.get("text")] + [c.get("display") for c in _codings(concept)]
-    return not any(isinstance(t, str) and term.drug_for_text(t) for t in texts)
+    return not any(isinstance(t, str) and collector.drug_named(t) for t in texts)
 
 
 def _codings(concept: Any) -> list[dict[str, Any]]:

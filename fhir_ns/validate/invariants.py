@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
@@ -29,7 +29,15 @@ from fhirpathpy.models import models
 from fhirpathpy.parser import parse
 
 from fhir_ns.fhir.problems import Severity
-from fhir_ns.validate.elements import SHAPES_REMEMBERED, Node, Visitor, element_paths, visit, visit_element
+from fhir_ns.validate.elements import (
+    SHAPES_REMEMBERED,
+    Node,
+    Prune,
+    Visitor,
+    element_paths,
+    visit,
+    visit_element,
+)
 from fhir_ns.validate.issues import Issue
 from fhir_ns.validate.native import NATIVE, Defer, Model, Native, has_value, model
 from fhir_ns.validate.spec import Invariant, Spec
@@ -42,6 +50,7 @@ OPTIONS: dict[str, Any] = {
 # element stays empty.
 _EMPTY_PRESERVING = {"where", "select", "trace", "ofType", "as", "first", "last", "tail", "distinct", "single"}
 Alternatives = list[frozenset[str]]  # true whenever every element of any one set is absent
+FAILURES_REMEMBERED = 64  # paths an invariant's failure issue is kept for (see CompiledInvariant.failures)
 
 
 def compile_invariant(expression: str, fhirpath_model: str) -> Callable[..., list[Any]]:
@@ -58,6 +67,18 @@ class CompiledInvariant:
     vacuous_unless: Alternatives | None  # None: always evaluate
     native: Native | None = None  # native code for this exact expression (native.py), or fhirpathpy only
     model: Model | None = None
+    # the issue of its failure at a path, made once for each of the first FAILURES_REMEMBERED paths (an Issue is
+    # immutable; dom-6 fails on the resource itself, path "", of every resource without narrative)
+    failures: dict[str, Issue] = field(default_factory=dict, compare=False, repr=False)
+
+    def failure(self, path: str) -> Issue:
+        """The issue of this invariant failing at `path`."""
+        issue = self.failures.get(path)
+        if issue is None:
+            issue = _failure(self.invariant, path)
+            if len(self.failures) < FAILURES_REMEMBERED:
+                self.failures[path] = issue
+        return issue
 
     def holds_natively(self, node: Node) -> bool | None:
         """The native verdict (True: the invariant holds), or None where fhirpathpy must decide."""
@@ -161,9 +182,15 @@ def check_invariants(resource: dict[str, Any], spec: Spec, plain: bool = False, 
     `_name` element) and no object that is empty or holds nothing but an id (`is_plain` says so of its JSON
     text), so `Element`'s invariants cannot fail anywhere; the elements where no other invariant can apply,
     in them or under them (Coding, Meta, most of a resource), are then not visited at all.
-    `remembered`: as `_evaluator` takes it.
+    `remembered`: as `_evaluator` takes it; the objects are then visited by `_ObjectVisit`, which remembers
+    both by the shape of an object.
     """
     issues: list[Issue] = []
+    if remembered:
+        shaped = _object_visit(spec, plain)
+        if shaped is not None:
+            shaped.resource(resource, "", resource, issues)
+            return issues
     on_node, primitives = _evaluator(spec, issues, remembered)
     visit(resource, spec, on_node, primitives, _pruner(spec).prune if plain else None)
     return issues
@@ -266,12 +293,154 @@ def is_plain(text: bytes) -> bool:
     """Whether a resource's JSON text, as orjson writes it, shows no extension (`extension`, `modifierExtension`,
     `_name`) and no object that is empty or holds nothing but an id: then it is `plain` for check_invariants.
     (The same text in a string only costs the pruning.)"""
-    if b"{}" in text or b'"_' in text or b'"extension"' in text or b'"modifierExtension"' in text:
+    if b"{}" in text or (b"_" in text and b'"_' in text):  # (one byte is found faster than two)
+        return False
+    if b'xtension"' in text and (b'"extension"' in text or b'"modifierExtension"' in text):
         return False
     return b'{"id":' not in text or _ID_ONLY.search(text) is None
 
 
 _PRUNERS: dict[int, tuple[Spec, _Pruner]] = {}
+
+
+class _Step:
+    """A place where the visit of objects meets objects: the node it makes of each (element path, type path,
+    contexts), the base of their children, and what it has learned there of each shape (the object's keys)."""
+
+    __slots__ = ("base", "contexts", "element", "shapes", "type_path")
+
+    def __init__(self, element: str, type_path: str, contexts: tuple[str, ...], base: str) -> None:
+        self.element = element
+        self.type_path = type_path
+        self.contexts = contexts
+        self.base = base
+        # keys -> (the invariants that can fail on the object, (key, step, how its items are met) of each key
+        # whose objects are visited)
+        self.shapes: dict[tuple[str, ...], tuple[list[CompiledInvariant], list[tuple[str, _Step, int]]]] = {}
+
+
+# How the objects of a key are met: as elements, as resources sharing the root of the one holding them
+# (contained), or as resources of their own (a Bundle's entries)
+_ELEMENTS, _CONTAINED, _OWN_ROOT = 0, 1, 2
+
+
+class _ObjectVisit:
+    """`check_invariants` when only objects need visiting (no invariant but Element's applies to a primitive):
+    the nodes `elements.visit` hands `_evaluator`'s visitor, in the same order, with the same verdicts. What
+    `Compiled.failable` and the pruned visit's kept keys (`elements._Walker`) decide by the shape of an object is
+    decided here by one look-up per object: its keys at its place (a `_Step`). At most SHAPES_REMEMBERED shapes
+    are remembered; beyond that each object is decided afresh, the same way."""
+
+    def __init__(self, spec: Spec, prune: Prune | None) -> None:
+        self.paths = element_paths(spec)
+        self.rules = for_spec(spec)
+        self.prune = prune
+        self.roots: dict[str, _Step] = {}
+        self.steps: dict[tuple[str, str], tuple[_Step, int]] = {}
+        self.remembered = 0
+
+    def resource(self, res: dict[str, Any], loc: str, root: dict[str, Any], issues: list[Issue]) -> None:
+        rtype = res.get("resourceType")
+        if not isinstance(rtype, str):
+            return
+        step = self.roots.get(rtype)
+        if step is None:
+            step = self.roots[rtype] = _Step(rtype, rtype, self.paths.lineage(rtype), rtype)
+        self.object(res, step, loc, res, root, issues)
+
+    def object(
+        self,
+        obj: dict[str, Any],
+        step: _Step,
+        loc: str,
+        resource: dict[str, Any],
+        root: dict[str, Any],
+        issues: list[Issue],
+    ) -> None:
+        """The node of one object at `loc`, then those under it."""
+        keys = tuple(obj)
+        shape = step.shapes.get(keys)
+        if shape is None:
+            shape = self._shape(step, obj, keys)
+            if self.remembered < SHAPES_REMEMBERED:
+                step.shapes[keys] = shape
+                self.remembered += 1
+        rules, children = shape
+        if rules:
+            node = Node(loc, step.element, step.type_path, step.contexts, obj, resource, root)
+            for rule in rules:  # `evaluate`, written out: this runs at most nodes
+                holds = rule.holds_natively(node)
+                if holds is None:
+                    issue = by_fhirpath(rule, node)
+                    if issue:
+                        issues.append(issue)
+                elif not holds:
+                    issues.append(rule.failure(loc))
+        for key, child, meeting in children:
+            value = obj[key]
+            if isinstance(value, list):
+                for i, item in enumerate(value):
+                    if isinstance(item, dict):
+                        where = f"{loc}.{key}[{i}]" if loc else f"{key}[{i}]"
+                        if meeting == _ELEMENTS:
+                            self.object(item, child, where, resource, root, issues)
+                        else:
+                            self.resource(item, where, root if meeting == _CONTAINED else item, issues)
+            elif isinstance(value, dict):
+                where = f"{loc}.{key}" if loc else key
+                if meeting == _ELEMENTS:
+                    self.object(value, child, where, resource, root, issues)
+                else:
+                    self.resource(value, where, root if meeting == _CONTAINED else value, issues)
+
+    def _shape(
+        self, step: _Step, obj: dict[str, Any], keys: tuple[str, ...]
+    ) -> tuple[list[CompiledInvariant], list[tuple[str, _Step, int]]]:
+        """What an object of these keys at this step needs: the invariants that can fail on it (`can_fail`), and
+        the keys whose objects are visited (every key but resourceType, less those the pruning leaves out)."""
+        text = key_text(obj)
+        rules = [rule for rule in self.rules.applicable(step.contexts) if rule.can_fail(obj, text)]
+        children = []
+        for key in keys:
+            if key == "resourceType":
+                continue
+            child, meeting = self._child(step.base, key)
+            if (
+                meeting == _ELEMENTS
+                and self.prune is not None
+                and not key.startswith("_")
+                and self.prune(step.base, key)
+            ):
+                continue
+            children.append((key, child, meeting))
+        return rules, children
+
+    def _child(self, base: str, key: str) -> tuple[_Step, int]:
+        """The step of the objects of `key` under an object of `base`, and how they are met."""
+        found = self.steps.get((base, key))
+        if found is None:
+            if key.startswith("_"):  # a primitive's id and extensions
+                found = (_Step("Element", "Element", _ELEMENT_CONTEXTS, "Element"), _ELEMENTS)
+            else:
+                path, typ, contexts, child_base = self.paths.child(base, key)
+                meeting = _ELEMENTS if typ != "Resource" else _CONTAINED if key == "contained" else _OWN_ROOT
+                found = (_Step(path, child_base, contexts, child_base), meeting)
+            self.steps[(base, key)] = found
+        return found
+
+
+_ELEMENT_CONTEXTS = ("Element",)
+_VISITS: dict[tuple[int, bool], tuple[Spec, _ObjectVisit | None]] = {}
+
+
+def _object_visit(spec: Spec, plain: bool) -> _ObjectVisit | None:
+    """The visit of objects of a spec, pruned for a `plain` resource; None where primitives need visiting."""
+    found = _VISITS.get((id(spec), plain))
+    if found is None or found[0] is not spec:
+        objects_only = not any(r.invariant.context != "Element" for r in for_spec(spec).applicable(("Element",)))
+        shaped = _ObjectVisit(spec, _pruner(spec).prune if plain else None) if objects_only else None
+        found = _VISITS[(id(spec), plain)] = (spec, shaped)
+    return found[1]
 
 
 def _pruner(spec: Spec) -> _Pruner:
@@ -286,10 +455,15 @@ FHIRPATH_MODEL_NAME = {"R4": "r4", "R4B": "r4", "R5": "r5"}
 
 def evaluate(rule: CompiledInvariant, node: Node) -> Issue | None:
     """One invariant at one node: natively where it can, else with fhirpathpy."""
-    inv = rule.invariant
     native = rule.holds_natively(node)
     if native is not None:
-        return None if native else _failure(inv, node)
+        return None if native else rule.failure(node.path)
+    return by_fhirpath(rule, node)
+
+
+def by_fhirpath(rule: CompiledInvariant, node: Node) -> Issue | None:
+    """One invariant at one node, evaluated by fhirpathpy."""
+    inv = rule.invariant
     try:
         result = evaluate_fhirpath(rule, node)
     except Exception as exc:  # an expression fhirpathpy cannot evaluate on this input is said, not hidden
@@ -300,7 +474,7 @@ def evaluate(rule: CompiledInvariant, node: Node) -> Issue | None:
     # FHIR: the constraint holds when the expression is true; an empty result is not a failure.
     if result != [False]:
         return None
-    return _failure(inv, node)
+    return rule.failure(node.path)
 
 
 def evaluate_fhirpath(rule: CompiledInvariant, node: Node) -> list[Any]:
@@ -309,9 +483,9 @@ def evaluate_fhirpath(rule: CompiledInvariant, node: Node) -> list[Any]:
     return rule.evaluate(data, {"resource": node.resource, "rootResource": node.root, "context": node.value})
 
 
-def _failure(inv: Invariant, node: Node) -> Issue:
+def _failure(inv: Invariant, path: str) -> Issue:
     severity: Severity = "information" if inv.best_practice else ("error" if inv.severity == "error" else "warning")
-    return Issue(severity, "invariant", f"{inv.key}: {inv.human}", "invariant", node.path)
+    return Issue(severity, "invariant", f"{inv.key}: {inv.human}", "invariant", path)
 
 
 # -- guards read off the parse tree -------------------------------------------------------------------

@@ -50,19 +50,24 @@ class Model:
         """`obj.key` as fhirpathpy's member invocation collects it: the value (a list's items) and the
         primitive extension `_key`. A dict's fhirpathpy type is its `resourceType` when it has one:
         should that make `key` a choice element (`Observation.value`), defer."""
-        if not isinstance(obj, Mapping):
+        if type(obj) is not dict and not isinstance(obj, Mapping):  # (the first test spares the ABC's for a dict)
             return []
         if key in self.choice_names and "resourceType" in obj:
             path = f"{obj['resourceType']}.{key}"
             if self.choice_paths.get(self.elsewhere.get(path, path)):
                 raise Defer
+        value = obj.get(key)
+        twin = obj.get(_TWINS.get(key) or _twin(key))
+        if twin is None:  # the usual case: no primitive extension
+            if value is None:
+                return []
+            return list(value) if isinstance(value, list) else [value]
         out: list[Any] = []
-        for name in (key, "_" + key):
-            value = obj.get(name)
-            if isinstance(value, list):
-                out.extend(value)
-            elif value is not None:
-                out.append(value)
+        for found in (value, twin):
+            if isinstance(found, list):
+                out.extend(found)
+            elif found is not None:
+                out.append(found)
         return out
 
     def nav(self, coll: Iterable[Any], key: str) -> list[Any]:
@@ -81,6 +86,14 @@ class Model:
                 return True
             name = self.type2parent.get(name) or self.path2type.get(name)
         raise Defer
+
+
+_TWINS: dict[str, str] = {}  # key -> `_key`, made once
+
+
+def _twin(key: str) -> str:
+    twin = _TWINS[key] = "_" + key
+    return twin
 
 
 @cache
@@ -222,10 +235,14 @@ def ref_1(node: Node, m: Model) -> bool:
     contained in %rootResource has the id `x`: without a reference every term is empty or the
     `implies` true; a reference not starting with '#' makes the first term true; `'#'.substring(1)` is
     empty, so a bare '#' never fails either; `reference='#'` is false for `#x`."""
-    refs = m.members(node.value, "reference")
-    if not refs:
-        return True
-    reference = single_string(refs)  # startsWith() raises otherwise
+    value = node.value
+    reference = value.get("reference") if type(value) is dict else None
+    if type(reference) is not str or "_reference" in value or "reference" in m.choice_names:
+        # anything but the usual Reference's one string (which is what `members` would give): as it collects it
+        refs = m.members(value, "reference")
+        if not refs:
+            return True
+        reference = single_string(refs)  # startsWith() raises otherwise
     if not reference.startswith("#") or len(reference) == 1:
         return True
     target = reference[1:]
@@ -250,17 +267,27 @@ def dom_5(node: Node, m: Model) -> bool:
 
 @implements("dom-6", "text.`div`.exists()")
 def dom_6(node: Node, m: Model) -> bool:
-    return bool(m.nav(m.members(node.value, "text"), "div"))
+    value = node.value
+    if type(value) is dict and "text" not in value and "_text" not in value and "text" not in m.choice_names:
+        return False  # no narrative (the usual case): `text` collects nothing, so neither does its `div`
+    return bool(m.nav(m.members(value, "text"), "div"))
 
 
 @implements("qty-3", "code.empty() or system.exists()")
 def qty_3(node: Node, m: Model) -> bool:
-    return holds(or_(not m.members(node.value, "code"), bool(m.members(node.value, "system"))))
+    value = node.value
+    # where `members` can neither defer nor find a twin, a system, or no code, makes the expression true
+    plain = type(value) is dict and "resourceType" not in value and "_code" not in value and "_system" not in value
+    if plain and (type(value.get("system")) is str or value.get("code") is None):
+        return True
+    return holds(or_(not m.members(value, "code"), bool(m.members(value, "system"))))
 
 
 @implements("obs-3", "low.exists() or high.exists() or text.exists()")
 def obs_3(node: Node, m: Model) -> bool:
     value = node.value
+    if type(value) is dict and "resourceType" not in value and type(value.get("text")) is str:
+        return True  # (`members` can defer only where there is a resourceType) the usual range: a text
     return any(m.members(value, key) for key in ("low", "high", "text"))
 
 
