@@ -1172,6 +1172,7 @@ class FactCollector:
     def prepare(self) -> Cohort:
         """Once everything is read: settle duplicates, report the records without a patient, and list the
         patients to assemble."""
+        self.store.seal()  # (before settling: what went to disk is then found by reference, not by a scan)
         settled = self._settle_duplicates()
         by_patient: dict[str, list[str]] = {}
         for ref in self.store.refs():
@@ -1188,7 +1189,6 @@ class FactCollector:
         for p in self.problems:
             if p.lost:
                 self._lost.setdefault(self._input(p.location.file), []).append(p)
-        self.store.seal()
         pids = sorted(by_patient.keys() | self._patients.keys())
         return Cohort([(pid, by_patient.get(pid, [])) for pid in pids], settled)
 
