@@ -378,3 +378,18 @@ def test_the_validator_reports_the_same_with_and_without_native_code(
     monkeypatch.setattr(CompiledInvariant, "holds_natively", lambda self, node: None)
     assert fast == issues()
     assert any(m.startswith("ref-1") for _, _, _, m, _ in fast) and any(m.startswith("bdl-7") for _, _, _, m, _ in fast)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_every_invariant_compiles_though_compiled_only_when_first_evaluated(version: FhirVersion) -> None:
+    """An expression fhirpathpy cannot compile is found here, not at the first resource that needs it."""
+    spec = load_spec(version)
+    rules = [
+        rule
+        for found in compiled(spec.version, FHIRPATH_MODEL_NAME[version], tuple(spec.invariants)).values()
+        for rule in found
+    ]
+    assert len(rules) > 50
+    for rule in rules:
+        fn = rule.evaluate.compile()  # type: ignore[attr-defined]
+        assert fn({"resourceType": "Basic"}, {"resource": {}, "rootResource": {}}) is not None, rule.invariant.key
