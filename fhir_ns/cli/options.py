@@ -71,6 +71,18 @@ def jobs_option(value: int) -> int:
     return value
 
 
+def jobs_flag(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The --jobs option of a command that does `what` in that many processes."""
+    return click.option(
+        "--jobs",
+        type=click.IntRange(min=1),
+        default=1,
+        show_default=True,
+        callback=lambda ctx, param, value: jobs_option(value),
+        help=f"{what} in this many processes (the output is the same).",
+    )
+
+
 MAPPINGS = click.option(
     "--mappings",
     "mapping_dirs",
@@ -113,16 +125,9 @@ SPILL = click.option(
 def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """INPUT..., --ruleset, --as-of, --mappings, --outcome, --verbose (`evaluation_options`), --quiet, --jobs,
     --skip-unreadable, --spill-above."""
-    decorators = [
+    decorators: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
         QUIET,
-        click.option(
-            "--jobs",
-            type=click.IntRange(min=1),
-            default=1,
-            show_default=True,
-            callback=lambda ctx, param, value: jobs_option(value),
-            help="Read and classify in this many processes (the output is the same).",
-        ),
+        jobs_flag("Read and classify"),
         SKIP_UNREADABLE,
         SPILL,
     ]

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from fhir_ns.cli.options import jobs_option, load_config
+from fhir_ns.cli.options import jobs_flag, load_config
 from fhir_ns.errors import INPUT_SKIPPED, OK, USAGE
 from fhir_ns.progress import Progress
 from fhir_ns.validate import VERSIONS, Validator
@@ -30,14 +30,7 @@ UNREADABLE = USAGE  # 2: usage or I/O problem (a file missing or unreadable)
 )
 @click.option("-v", "--verbose", is_flag=True, help="List informational issues too (text format).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress display (shown only when stderr is a terminal).")
-@click.option(
-    "--jobs",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    callback=lambda ctx, param, value: jobs_option(value),
-    help="Validate in this many processes (the report is the same; no progress display).",
-)
+@jobs_flag("Validate (no progress display)")
 def validate(
     paths: tuple[str, ...],
     version: str,
