@@ -7,8 +7,9 @@ its entries to an input profile (layer 5) of its own; what the layers find is re
 through files (`fhir_ns.parallel.put`). Each piece's lines are numbered from the start of its file (the parent
 counts the line ends of the pieces before as it hands the pieces out). The parent takes the units in reading
 order: it absorbs each Part into its own input profile and replays what was recorded into its Spool, so that
-every issue gets the place and the order reading in one process gives it. The input profile's problems with the whole come, as ever, once every unit is in.
-Standard input is read in one process (worker processes cannot read it).
+every issue gets the place and the order reading in one process gives it. The input profile's problems with
+the whole come, as ever, once every unit is in. Standard input is read in one process (worker processes
+cannot read it).
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """Run the layers over files, one document (a file, or an NDJSON line) at a time: each through layers 1-4 and
 6, its entries into layer 5, whose problems come once every file is read. What is found goes to the Spool.
-A Bundle file larger than STREAM_ABOVE is read one entry at a time instead (streamed.py), reported alike.
+A Bundle file larger than STREAM_ABOVE is read one entry at a time instead (streamed.py), reported alike; with
+`jobs` above 1, pieces of the input go through the layers in worker processes (parallel.py), reported alike.
 
 Every layer runs on every document even when an earlier one found errors; only a document that
 cannot be parsed (or is too deep to walk safely) stops after layer 1. A document proven clean for layers
