@@ -777,13 +777,7 @@ class FactCollector:
             if concept is None:
                 return None
             by_name = True
-            self._note(
-                draft,
-                "information",
-                "code-unknown",
-                f"procedure matched to {self.term.procedures[concept].display} by its name, not by a known code",
-                "code",
-            )
+            self._matched_by_name(draft, "procedure", self.term.procedures[concept].display, "code")
         start, end = self._period(
             proc, ("performedDateTime", "performedPeriod", "occurrenceDateTime", "occurrencePeriod")
         )
@@ -793,6 +787,16 @@ class FactCollector:
         if end is not None and end < start:
             raise _Refused(f"ends ({end}) before it starts ({start})", "performedPeriod", "value")
         return ProcedureFact(concept, start, end, source, by_name)
+
+    def _matched_by_name(self, draft: _Draft, what: str, display: str, element: str) -> None:
+        """Information that a record was recognised by its name (text or display), not by a code the mappings know."""
+        self._note(
+            draft,
+            "information",
+            "code-unknown",
+            f"{what} matched to {display} by its name, not by a known code",
+            element,
+        )
 
     def _intolerance(self, allergy: shapes.AllergyIntolerance, source: str, draft: _Draft) -> Intolerance | None:
         """An allergy or intolerance naming a drug fhir-ns knows (a CNI's feeds `cni-intolerant`); others are
@@ -804,13 +808,7 @@ class FactCollector:
             return None
         drug = self.term.drugs[drug_name]
         if by_name:
-            self._note(
-                draft,
-                "information",
-                "code-unknown",
-                f"allergy or intolerance matched to {drug.display} by its name, not by a known code",
-                "code",
-            )
+            self._matched_by_name(draft, "allergy or intolerance", drug.display, "code")
         on = _onset(allergy)
         if on is None:
             self._note(draft, "warning", "required", "allergy or intolerance has no onset or recorded date", "onset[x]")
@@ -846,13 +844,7 @@ class FactCollector:
             return None
         drug = self.term.drugs[drug_name]
         if by_name:
-            self._note(
-                draft,
-                "information",
-                "code-unknown",
-                f"medication matched to {drug.display} by its name, not by a known code",
-                "medication[x]",
-            )
+            self._matched_by_name(draft, "medication", drug.display, "medication[x]")
         status = res.status
         if rtype == "MedicationAdministration":
             given = [res.dosage] if isinstance(res.dosage, AdministrationDosage) else []
