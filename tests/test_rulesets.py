@@ -78,6 +78,28 @@ def test_onset_at_17_and_a_half_years_chooses_ipna_2022_child():
     assert "age 17.5 years at onset" in result.ruleset_choice
 
 
+def test_a_child_rule_set_open_above_hands_over_where_the_adult_rule_set_begins() -> None:
+    """A site's child default with no upper age: the adult default's lower age parts them, not a number in code."""
+    from fhir_ns.rules import evaluate
+    from tests.chart import TERMINOLOGY
+
+    child = RULESETS["ipna-2022-child"]
+    adult = RULESETS["kdigo-2021-adult"]
+    rulesets = {
+        **RULESETS,
+        child.id: child.model_copy(
+            update={"population": child.population.model_copy(update={"onset_age_max_years": None})}
+        ),
+        adult.id: adult.model_copy(
+            update={"population": adult.population.model_copy(update={"onset_age_min_years": 16})}
+        ),
+    }
+    for years, chosen in ((15.5, child.id), (16.5, adult.id), (17.5, adult.id)):
+        chart = nephrotic_at(years)
+        chart.facts.sort()
+        assert evaluate(chart.facts, rulesets, TERMINOLOGY, day(10)).ruleset.id == chosen, years
+
+
 def test_the_rule_set_follows_the_age_at_onset_not_the_age_at_evaluation():
     result = nephrotic_at(17).evaluate(3 * 365)
     assert result.ruleset.id == "ipna-2022-child"

@@ -60,12 +60,14 @@ def _choose(
         if timeline.episodes:
             onset = timeline.episodes[0].start
             break
+    # the age that parts the two populations: where the child rule set ends, or else where the adult one begins
+    limit = child.population.onset_age_max_years
+    limit = adult.population.onset_age_min_years if limit is None else limit
     if onset is None:
         age = age_years(facts.birth_date, as_of)
-        chosen = child if age < (child.population.onset_age_max_years or 18) else adult
+        chosen = child if age < limit else adult
         return chosen, f"no onset on record; age {age:.1f} years at {as_of}", None, built.get(chosen.id)
     age = age_years(facts.birth_date, onset)
-    limit = child.population.onset_age_max_years or 18
     chosen = child if age < limit else adult
     return chosen, f"age {age:.1f} years at onset ({onset})", None, built.get(chosen.id)
 
